@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-run: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+
+## Serve web + embedded worker on http://127.0.0.1:8000 with SQLite (no Redis needed).
+run: $(VENV)/.installed-run
+	$(BIN)/entitle db migrate
+	$(BIN)/entitle run
+
+## The whole suite (a throwaway Redis is started when REDIS_URL is not set).
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The database-facing tests on SQLite, whatever DATABASE_URL says.
+test-sqlite: $(VENV)/.installed-test
+	env -u DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS) tests/app tests/workers tests/cli
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

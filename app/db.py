@@ -1,0 +1,74 @@
+"""The database: a Peewee proxy bound from `DATABASE_URL`."""
+from __future__ import annotations
+
+import contextlib
+from urllib.parse import urlsplit
+
+import peewee
+from playhouse.db_url import connect as connect_url
+
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 15000,
+    "synchronous": "normal",
+    "foreign_keys": 1,
+}
+
+
+def make_database(url: str) -> peewee.Database:
+    """A Peewee database for a URL: SQLite tuned for several processes, or PostgreSQL."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ":memory:"
+        # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the
+        # busy timeout instead of failing to upgrade a read lock mid-transaction.
+        return peewee.SqliteDatabase(
+            path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=15, lock_type="IMMEDIATE", check_same_thread=False
+        )
+    if scheme in ("postgres", "postgresql"):
+        return connect_url(url.replace("postgres://", "postgresql://", 1), autorollback=True)
+    raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)")
+
+
+def bind(url: str) -> peewee.Database:
+    """Bind the proxy to the database at `url` and return it."""
+    current = database.obj
+    if current is not None and not current.is_closed():
+        current.close()
+    db = make_database(url)
+    database.initialize(db)
+    return db
+
+
+def is_postgres() -> bool:
+    """True when the bound database is PostgreSQL."""
+    return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def transaction():
+    """A write transaction (IMMEDIATE on SQLite)."""
+    return database.atomic()
+
+
+def for_update(query):
+    """Lock the selected rows until the transaction ends, where the database can."""
+    return query.for_update() if is_postgres() else query
+
+
+@contextlib.contextmanager
+def connection():
+    """Open a connection for the duration of a block when none is open."""
+    opened = database.connect(reuse_if_open=True)
+    try:
+        yield
+    finally:
+        if opened and not database.in_transaction():
+            database.close()
+
+
+def ping() -> None:
+    """Raise when the database cannot answer a trivial query."""
+    with connection():
+        database.execute_sql("SELECT 1").fetchone()

@@ -1,0 +1,227 @@
+"""Entitlements as the union of grants: grant, extend, revoke, and what is active now."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import peewee
+
+from app import metrics
+from app.clock import iso, utcnow
+from app.db import transaction
+from app.models import Grant, LedgerEntry, User
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    grant: Grant
+    created: bool
+
+
+def _is_active(grant: Grant, now: datetime) -> bool:
+    return grant.revoked_at is None and grant.starts_at <= now and (grant.ends_at is None or grant.ends_at > now)
+
+
+def active_grants(user: User, entitlement: str | None = None, now: datetime | None = None) -> list[Grant]:
+    """Grants of a user that hold now."""
+    now = now or utcnow()
+    query = Grant.select().where(
+        (Grant.user == user)
+        & Grant.revoked_at.is_null()
+        & (Grant.starts_at <= now)
+        & (Grant.ends_at.is_null() | (Grant.ends_at > now))
+    )
+    if entitlement:
+        query = query.where(Grant.entitlement == entitlement)
+    return list(query.order_by(Grant.starts_at))
+
+
+def current_end(user: User, entitlement: str, now: datetime | None = None) -> datetime | None:
+    """When the entitlement's unbroken run of grants from now ends (None: not held; datetime.max: lifetime)."""
+    now = now or utcnow()
+    grants = Grant.select().where(
+        (Grant.user == user)
+        & (Grant.entitlement == entitlement)
+        & Grant.revoked_at.is_null()
+        & (Grant.ends_at.is_null() | (Grant.ends_at > now))
+    ).order_by(Grant.starts_at)
+    end: datetime | None = None
+    for grant in grants:
+        cover_from = end or now
+        if grant.starts_at > cover_from:
+            break
+        if grant.ends_at is None:
+            return datetime.max
+        end = max(end or now, grant.ends_at)
+    return end
+
+
+def grant(
+    user: User,
+    entitlement: str,
+    *,
+    source: str,
+    reference: str,
+    days: int | None = None,
+    until: datetime | None = None,
+    plan: str | None = None,
+    subscription_id: str | None = None,
+    stack: bool = True,
+    actor: str = "system",
+    detail: dict | None = None,
+) -> GrantResult:
+    """Grant an entitlement for one payment or action; a second grant for the same reference is a no-op.
+
+    `until` sets the end outright (subscriptions); `days` counts from now, or from the end
+    of what the user already holds when `stack` is true, so a second purchase extends.
+    Neither: a lifetime grant.
+    """
+    now = utcnow()
+    with transaction():
+        existing = Grant.get_or_none((Grant.source == source) & (Grant.reference == reference))
+        if existing is not None:
+            return GrantResult(existing, False)
+        starts_at = now
+        ends_at = until
+        action = "grant"
+        if until is None and days is not None:
+            held_until = current_end(user, entitlement, now) if stack else None
+            if held_until is not None and held_until != datetime.max:
+                starts_at = held_until
+                action = "extend"
+            ends_at = starts_at + timedelta(days=days)
+        try:
+            with transaction():
+                row = Grant.create(
+                    user=user,
+                    entitlement=entitlement,
+                    source=source,
+                    reference=reference,
+                    plan=plan,
+                    subscription_id=subscription_id,
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    created_at=now,
+                )
+        except peewee.IntegrityError:
+            # Another worker granted the same payment a moment ago.
+            return GrantResult(Grant.get((Grant.source == source) & (Grant.reference == reference)), False)
+        LedgerEntry.create(
+            user=user,
+            action=action,
+            entitlement=entitlement,
+            source=source,
+            reference=reference,
+            detail={"actor": actor, "plan": plan, "starts_at": iso(starts_at), "ends_at": iso(ends_at), **(detail or {})},
+        )
+    metrics.entitlements_granted.labels(source=source).inc()
+    return GrantResult(row, True)
+
+
+def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke") -> list[Grant]:
+    now = utcnow()
+    revoked = []
+    for row in grants:
+        updated = (
+            Grant.update(revoked_at=now, revoke_reason=reason)
+            .where((Grant.id == row.id) & Grant.revoked_at.is_null())
+            .execute()
+        )
+        if updated:
+            row.revoked_at, row.revoke_reason = now, reason
+            LedgerEntry.create(
+                user=row.user_id,
+                action=action,
+                entitlement=row.entitlement,
+                source=row.source,
+                reference=row.reference,
+                detail={"actor": actor, "reason": reason},
+            )
+            metrics.entitlements_revoked.labels(source=row.source, reason=reason).inc()
+            revoked.append(row)
+    return revoked
+
+
+def revoke_reference(source: str, reference: str, *, reason: str, actor: str = "system") -> list[Grant]:
+    """Revoke what one payment granted, and nothing else; returns the grants revoked now."""
+    with transaction():
+        rows = list(Grant.select().where((Grant.source == source) & (Grant.reference == reference)))
+        return _revoke(rows, reason, actor)
+
+
+def find_grant(source: str, reference: str) -> Grant | None:
+    """The grant made for one payment, or None."""
+    return Grant.get_or_none((Grant.source == source) & (Grant.reference == reference))
+
+
+def revoke_subscription(subscription_id: str, *, reason: str, actor: str = "system") -> list[Grant]:
+    """Revoke every grant of one subscription."""
+    with transaction():
+        rows = list(Grant.select().where(Grant.subscription_id == subscription_id))
+        return _revoke(rows, reason, actor)
+
+
+def revoke_entitlement(user: User, entitlement: str, *, reason: str = "manual", actor: str = "operator") -> list[Grant]:
+    """Revoke every grant of an entitlement a user holds now or later."""
+    now = utcnow()
+    with transaction():
+        rows = list(
+            Grant.select().where(
+                (Grant.user == user)
+                & (Grant.entitlement == entitlement)
+                & Grant.revoked_at.is_null()
+                & (Grant.ends_at.is_null() | (Grant.ends_at > now))
+            )
+        )
+        return _revoke(rows, reason, actor)
+
+
+def grant_manually(user: User, entitlement: str, *, days: int | None, actor: str = "operator") -> GrantResult:
+    """An operator's grant, recorded in the ledger under its own reference."""
+    return grant(user, entitlement, source="manual", reference=f"manual-{uuid.uuid4().hex}", days=days, actor=actor)
+
+
+def record(user: User | None, action: str, *, source: str, reference: str | None, entitlement: str | None = None, detail: dict | None = None) -> None:
+    """Add a line to the audit ledger (refunds, disputes and other events that are not grants)."""
+    LedgerEntry.create(user=user, action=action, entitlement=entitlement, source=source, reference=reference, detail=detail)
+
+
+def summary(user: User, now: datetime | None = None) -> list[dict]:
+    """What a user holds now: each entitlement with its end (None for lifetime)."""
+    now = now or utcnow()
+    keys = sorted({g.entitlement for g in active_grants(user, now=now)})
+    result = []
+    for key in keys:
+        end = current_end(user, key, now)
+        result.append({"entitlement": key, "active": True, "expires_at": None if end == datetime.max else iso(end)})
+    return result
+
+
+def grant_to_dict(row: Grant, now: datetime | None = None) -> dict:
+    """A grant as JSON, with whether it holds now."""
+    now = now or utcnow()
+    return {
+        "id": row.id,
+        "user": row.user.telegram_id,
+        "entitlement": row.entitlement,
+        "active": _is_active(row, now),
+        "starts_at": iso(row.starts_at),
+        "expires_at": iso(row.ends_at),
+        "source": row.source,
+        "reference": row.reference,
+        "plan": row.plan,
+        "subscription_id": row.subscription_id,
+        "revoked_at": iso(row.revoked_at),
+        "revoke_reason": row.revoke_reason,
+    }
+
+
+def list_grants(telegram_id: int | None = None, limit: int | None = None) -> list[Grant]:
+    """Grants, newest first, optionally for one user."""
+    query = Grant.select(Grant, User).join(User).order_by(Grant.created_at.desc(), Grant.id.desc())
+    if telegram_id is not None:
+        query = query.where(User.telegram_id == int(telegram_id))
+    if limit:
+        query = query.limit(limit)
+    return list(query)

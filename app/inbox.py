@@ -1,0 +1,242 @@
+"""The event inbox: every accepted webhook is a row, processed once by its provider's handler."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable, Iterable
+
+import peewee
+
+from app import metrics
+from app.clock import utcnow
+from app.db import for_update, transaction
+from app.models import Event, EventLog, EventStatus
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], object]
+_handlers: dict[tuple[str, str], Handler] = {}
+
+
+class Ignore(Exception):
+    """Raised by a handler that has nothing to do for this event; the row is marked ignored."""
+
+
+class PermanentError(Exception):
+    """Raised by a handler when retrying cannot help; the row is marked failed at once."""
+
+
+def handles(provider: str, *types: str) -> Callable[[Handler], Handler]:
+    """Register a function as the handler of these event types of a provider."""
+
+    def register(fn: Handler) -> Handler:
+        for type_ in types:
+            _handlers[(provider, type_)] = fn
+        return fn
+
+    return register
+
+
+def handler_for(provider: str, type_: str) -> Handler | None:
+    """The handler registered for an event type, or None."""
+    return _handlers.get((provider, type_))
+
+
+def unregister(provider: str, *types: str) -> None:
+    """Forget the handlers of these event types."""
+    for type_ in types:
+        _handlers.pop((provider, type_), None)
+
+
+def _log(event_id: int, action: str, detail: str | None = None) -> None:
+    EventLog.create(event=event_id, action=action, detail=detail)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    event: Event
+    created: bool
+    should_enqueue: bool
+
+
+def record(provider: str, external_id: str, type_: str, payload: dict, *, status: str = EventStatus.PENDING, note: str | None = None) -> Recorded:
+    """Store an accepted delivery once per (provider, external id).
+
+    A duplicate of a pending or failed event is queued again; a duplicate of a
+    processed or ignored one changes nothing.
+    """
+    external_id = str(external_id)
+    with transaction():
+        try:
+            with transaction():
+                event = Event.create(provider=provider, external_id=external_id, type=type_, payload=payload, status=status)
+                _log(event.id, "received", note)
+                if status == EventStatus.IGNORED:
+                    Event.update(processed_at=utcnow()).where(Event.id == event.id).execute()
+            return Recorded(event, True, status == EventStatus.PENDING)
+        except peewee.IntegrityError:
+            pass
+        event = for_update(Event.select().where((Event.provider == provider) & (Event.external_id == external_id))).get()
+        if event.status in EventStatus.DONE:
+            _log(event.id, "duplicate", f"already {event.status}; nothing to do")
+            return Recorded(event, False, False)
+        if event.status == EventStatus.FAILED:
+            Event.update(status=EventStatus.PENDING, updated_at=utcnow()).where(Event.id == event.id).execute()
+            event.status = EventStatus.PENDING
+            _log(event.id, "duplicate", "was failed; queued again")
+        else:
+            _log(event.id, "duplicate", "still pending; queued again")
+        return Recorded(event, False, True)
+
+
+def log_enqueued(event_id: int, ok: bool, detail: str | None = None) -> None:
+    """Note in the event's history whether handing it to the broker worked."""
+    with transaction():
+        _log(event_id, "enqueued" if ok else "enqueue_failed", detail)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming an exception, short enough to store."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text[:2000]
+
+
+def process(event_id: int, *, final_attempt: bool) -> str:
+    """Run an event's handler and record the outcome; returns the event's status afterwards.
+
+    The handler's writes and the row's `processed` mark commit together. A failure is
+    recorded (error, attempts) and re-raised so the broker retries, unless this was the
+    final attempt or the handler says retrying cannot help, when the row is `failed`.
+    """
+    event = Event.get_or_none(Event.id == event_id)
+    if event is None:
+        log.warning("event %s does not exist; dropping the message", event_id)
+        return "missing"
+    if event.status in EventStatus.DONE:
+        return event.status
+    provider = event.provider
+    handler = handler_for(provider, event.type)
+    started = time.perf_counter()
+    try:
+        with transaction():
+            event = for_update(Event.select().where(Event.id == event_id)).get()
+            if event.status in EventStatus.DONE:
+                return event.status
+            status, detail = EventStatus.PROCESSED, None
+            if handler is None:
+                status, detail = EventStatus.IGNORED, f"no handler for {provider} {event.type}"
+            else:
+                try:
+                    with transaction():
+                        handler(event)
+                except Ignore as reason:
+                    status, detail = EventStatus.IGNORED, str(reason) or None
+            now = utcnow()
+            Event.update(
+                status=status, attempts=Event.attempts + 1, processed_at=now, updated_at=now, error=detail if status == EventStatus.IGNORED else None
+            ).where(Event.id == event_id).execute()
+            _log(event_id, status, detail)
+    except Exception as exc:
+        permanent = isinstance(exc, PermanentError)
+        status = EventStatus.FAILED if (final_attempt or permanent) else EventStatus.PENDING
+        with transaction():
+            Event.update(status=status, attempts=Event.attempts + 1, error=describe_error(exc), updated_at=utcnow()).where(
+                Event.id == event_id
+            ).execute()
+            _log(event_id, "failed" if status == EventStatus.FAILED else "attempt_failed", describe_error(exc))
+        metrics.events_processed.labels(provider=provider, result="failed" if status == EventStatus.FAILED else "retry").inc()
+        metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
+        raise
+    metrics.events_processed.labels(provider=provider, result=status).inc()
+    metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
+    return status
+
+
+def mark_for_replay(event_ids: Iterable[int]) -> list[int]:
+    """Set events back to pending so they run again; returns the ids that exist."""
+    found = []
+    with transaction():
+        for event_id in event_ids:
+            updated = Event.update(status=EventStatus.PENDING, updated_at=utcnow()).where(Event.id == event_id).execute()
+            if updated:
+                _log(event_id, "replayed", "queued again by an operator")
+                found.append(event_id)
+    return found
+
+
+def failed_ids(provider: str | None = None) -> list[int]:
+    """Ids of every failed event, oldest first."""
+    query = Event.select(Event.id).where(Event.status == EventStatus.FAILED)
+    if provider:
+        query = query.where(Event.provider == provider)
+    return [row.id for row in query.order_by(Event.id)]
+
+
+def stale_pending(*, older_than: float, retry_grace: float, limit: int = 1000) -> list[int]:
+    """Pending events nobody seems to be working on: never tried for `older_than` seconds, or
+    last tried longer ago than the longest retry backoff."""
+    now = utcnow()
+    fresh_cutoff = now - timedelta(seconds=older_than)
+    retry_cutoff = now - timedelta(seconds=older_than + retry_grace)
+    query = (
+        Event.select(Event.id)
+        .where(
+            (Event.status == EventStatus.PENDING)
+            & (((Event.attempts == 0) & (Event.updated_at < fresh_cutoff)) | (Event.updated_at < retry_cutoff))
+        )
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return [row.id for row in query]
+
+
+def touch(event_ids: Iterable[int]) -> None:
+    """Mark events as just handed to the broker, so the sweeper leaves them alone for a while."""
+    ids = list(event_ids)
+    if ids:
+        with transaction():
+            Event.update(updated_at=utcnow()).where(Event.id.in_(ids)).execute()
+
+
+def list_events(*, provider: str | None = None, status: str | None = None, limit: int = 50) -> list[Event]:
+    """Events, newest first, filtered by provider and status."""
+    query = Event.select()
+    if provider:
+        query = query.where(Event.provider == provider)
+    if status:
+        query = query.where(Event.status == status)
+    return list(query.order_by(Event.id.desc()).limit(limit))
+
+
+def counts() -> dict[str, int]:
+    """How many events are in each status."""
+    rows = Event.select(Event.status, peewee.fn.COUNT(Event.id).alias("n")).group_by(Event.status)
+    result = {status: 0 for status in EventStatus.ALL}
+    result.update({row.status: row.n for row in rows})
+    return result
+
+
+def event_to_dict(event: Event, *, with_payload: bool = False) -> dict:
+    """An event as JSON."""
+    from app.clock import iso
+
+    data = {
+        "id": event.id,
+        "provider": event.provider,
+        "type": event.type,
+        "external_id": event.external_id,
+        "status": event.status,
+        "attempts": event.attempts,
+        "received_at": iso(event.received_at),
+        "processed_at": iso(event.processed_at),
+        "error": event.error,
+    }
+    if with_payload:
+        data["payload"] = event.payload
+        data["history"] = [
+            {"at": iso(h.at), "action": h.action, "detail": h.detail}
+            for h in EventLog.select().where(EventLog.event == event.id).order_by(EventLog.id)
+        ]
+    return data

@@ -1,0 +1,55 @@
+"""Versioned schema migrations, applied in order and recorded in `schema_migration`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from app.db import database, transaction
+from app.models import Event, EventLog, Grant, LedgerEntry, SchemaMigration, User
+
+
+def _initial() -> None:
+    database.create_tables([User, Event, EventLog, Grant, LedgerEntry])
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[], None]
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "initial schema", _initial),
+]
+
+
+def applied_versions() -> set[int]:
+    """Versions already applied to the bound database."""
+    if not database.table_exists(SchemaMigration._meta.table_name):
+        return set()
+    return {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+
+
+def pending() -> list[Migration]:
+    """Migrations not yet applied, in order."""
+    done = applied_versions()
+    return [m for m in MIGRATIONS if m.version not in done]
+
+
+def migrate() -> list[Migration]:
+    """Apply every pending migration, each in its own transaction; return what was applied."""
+    database.create_tables([SchemaMigration], safe=True)
+    applied = []
+    for migration in pending():
+        with transaction():
+            migration.apply()
+            SchemaMigration.create(version=migration.version, name=migration.name)
+        applied.append(migration)
+    return applied
+
+
+def status() -> list[tuple[Migration, bool]]:
+    """Every known migration with whether it is applied."""
+    done = applied_versions()
+    return [(m, m.version in done) for m in MIGRATIONS]

@@ -1,0 +1,119 @@
+"""Tables: users, the event inbox and its history, grants, and the audit ledger."""
+from __future__ import annotations
+
+import json
+
+import peewee
+
+from app.clock import utcnow
+from app.db import database
+
+
+class JSONField(peewee.TextField):
+    """JSON stored as text, so SQLite and PostgreSQL store it alike."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    telegram_id = peewee.BigIntegerField(unique=True)
+    first_name = peewee.CharField(max_length=256, default="")
+    last_name = peewee.CharField(max_length=256, null=True)
+    username = peewee.CharField(max_length=64, null=True)
+    language_code = peewee.CharField(max_length=16, null=True)
+    is_premium = peewee.BooleanField(default=False)
+    stripe_customer_id = peewee.CharField(max_length=64, null=True, unique=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        """First and last name, or the username, or the id."""
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return name or (f"@{self.username}" if self.username else str(self.telegram_id))
+
+
+class EventStatus:
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    IGNORED = "ignored"
+    ALL = (PENDING, PROCESSED, FAILED, IGNORED)
+    DONE = (PROCESSED, IGNORED)
+
+
+class Event(BaseModel):
+    """One accepted webhook delivery: the source of truth for what must be done."""
+
+    provider = peewee.CharField(max_length=32)
+    external_id = peewee.CharField(max_length=255)
+    type = peewee.CharField(max_length=128)
+    payload = JSONField()
+    status = peewee.CharField(max_length=16, default=EventStatus.PENDING, index=True)
+    attempts = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    received_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    processed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("provider", "external_id"), True), (("status", "updated_at"), False))
+
+
+class EventLog(BaseModel):
+    """What happened to an event, in order: received, duplicate, enqueued, attempts, outcome."""
+
+    event = peewee.ForeignKeyField(Event, backref="history", on_delete="CASCADE")
+    at = peewee.DateTimeField(default=utcnow)
+    action = peewee.CharField(max_length=32)
+    detail = peewee.TextField(null=True)
+
+
+class Grant(BaseModel):
+    """One reason a user holds an entitlement: a payment or an operator action, with its own end."""
+
+    user = peewee.ForeignKeyField(User, backref="grants", on_delete="CASCADE")
+    entitlement = peewee.CharField(max_length=64)
+    source = peewee.CharField(max_length=32)
+    reference = peewee.CharField(max_length=255)
+    plan = peewee.CharField(max_length=64, null=True)
+    subscription_id = peewee.CharField(max_length=255, null=True, index=True)
+    starts_at = peewee.DateTimeField(default=utcnow)
+    ends_at = peewee.DateTimeField(null=True)
+    revoked_at = peewee.DateTimeField(null=True)
+    revoke_reason = peewee.CharField(max_length=64, null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("source", "reference"), True), (("user", "entitlement"), False))
+
+
+class LedgerEntry(BaseModel):
+    """The audit trail: every grant, extension, revocation and refund, never updated."""
+
+    at = peewee.DateTimeField(default=utcnow, index=True)
+    user = peewee.ForeignKeyField(User, backref="ledger", on_delete="CASCADE", null=True)
+    action = peewee.CharField(max_length=32)
+    entitlement = peewee.CharField(max_length=64, null=True)
+    source = peewee.CharField(max_length=32)
+    reference = peewee.CharField(max_length=255, null=True)
+    detail = JSONField(null=True)
+
+
+class SchemaMigration(BaseModel):
+    version = peewee.IntegerField(primary_key=True)
+    name = peewee.CharField(max_length=128)
+    applied_at = peewee.DateTimeField(default=utcnow)
+
+
+ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry]

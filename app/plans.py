@@ -1,0 +1,134 @@
+"""The plan catalogue, read from `PLANS_FILE` (TOML)."""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+STAR_SUBSCRIPTION_PERIOD = 2592000  # Telegram allows only 30-day Star subscriptions.
+
+_FIELDS = {
+    "title": str,
+    "description": str,
+    "entitlement": str,
+    "days": int,
+    "stars": int,
+    "stars_subscription": bool,
+    "stripe_price": str,
+    "stripe_mode": str,
+}
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
+
+class PlanError(Exception):
+    """The plan catalogue cannot be used; the message names the file, the plan and the problem."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    key: str
+    title: str
+    entitlement: str
+    description: str = ""
+    days: int | None = None
+    stars: int | None = None
+    stars_subscription: bool = False
+    stripe_price: str | None = None
+    stripe_mode: str = "payment"
+
+    @property
+    def sold_for_stars(self) -> bool:
+        """True when the plan can be bought with Telegram Stars."""
+        return self.stars is not None
+
+    @property
+    def sold_by_card(self) -> bool:
+        """True when the plan can be bought through Stripe Checkout."""
+        return self.stripe_price is not None
+
+    def to_dict(self) -> dict:
+        """The plan as JSON for the API and the CLI."""
+        data = asdict(self)
+        data["sold_for_stars"] = self.sold_for_stars
+        data["sold_by_card"] = self.sold_by_card
+        return data
+
+
+def _check_plan(path: Path, key: str, raw: object) -> Plan:
+    where = f"{path}: plan {key!r}"
+    if not _KEY.match(key):
+        raise PlanError(f"{where}: the plan key must be lowercase letters, digits, '_' or '-'")
+    if not isinstance(raw, dict):
+        raise PlanError(f"{where}: must be a table")
+    for name, value in raw.items():
+        expected = _FIELDS.get(name)
+        if expected is None:
+            raise PlanError(f"{where}: unknown field {name!r} (known: {', '.join(sorted(_FIELDS))})")
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise PlanError(f"{where}: {name!r} must be {expected.__name__}")
+    for required in ("title", "entitlement"):
+        if not raw.get(required):
+            raise PlanError(f"{where}: {required!r} is required")
+    if not _KEY.match(raw["entitlement"]):
+        raise PlanError(f"{where}: 'entitlement' must be lowercase letters, digits, '_' or '-'")
+    for positive in ("days", "stars"):
+        if positive in raw and raw[positive] <= 0:
+            raise PlanError(f"{where}: {positive!r} must be greater than 0")
+    if "stars" in raw and raw["stars"] > 100000:
+        raise PlanError(f"{where}: 'stars' must be at most 100000")
+    if raw.get("stars_subscription"):
+        if "stars" not in raw:
+            raise PlanError(f"{where}: 'stars_subscription' needs 'stars'")
+        if raw["stars"] > 10000:
+            raise PlanError(f"{where}: a Star subscription costs at most 10000 Stars")
+    mode = raw.get("stripe_mode", "payment")
+    if mode not in ("payment", "subscription"):
+        raise PlanError(f"{where}: 'stripe_mode' must be 'payment' or 'subscription'")
+    if "stripe_mode" in raw and "stripe_price" not in raw:
+        raise PlanError(f"{where}: 'stripe_mode' needs 'stripe_price'")
+    if "stars" not in raw and "stripe_price" not in raw:
+        raise PlanError(f"{where}: set 'stars', 'stripe_price' or both, or the plan cannot be bought")
+    return Plan(key=key, **{k: v for k, v in raw.items()})
+
+
+def load_plans(path: str | Path) -> dict[str, Plan]:
+    """Read and validate the catalogue; raise PlanError naming the file, plan and problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(f"{path}: plan catalogue not found (set PLANS_FILE)") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"plans"}
+    if unknown:
+        raise PlanError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; plans go under [plans.<key>]")
+    plans = data.get("plans", {})
+    if not isinstance(plans, dict):
+        raise PlanError(f"{path}: 'plans' must be a table of [plans.<key>] tables")
+    return {key: _check_plan(path, key, raw) for key, raw in plans.items()}
+
+
+class Catalogue:
+    """The loaded plans, looked up by key."""
+
+    def __init__(self, plans: dict[str, Plan]):
+        self.plans = plans
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Catalogue":
+        """Load and validate a catalogue file."""
+        return cls(load_plans(path))
+
+    def get(self, key: str | None) -> Plan | None:
+        """The plan with this key, or None."""
+        return self.plans.get(key) if key else None
+
+    def __iter__(self):
+        return iter(self.plans.values())
+
+    def __len__(self) -> int:
+        return len(self.plans)

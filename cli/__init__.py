@@ -1,0 +1,45 @@
+"""The `entitle` command line for operators."""
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from cli import db, entitlements, events, plans, service
+from cli.metrics import metrics
+
+app = typer.Typer(
+    name="entitle",
+    help="Turn Telegram Stars and Stripe payments into entitlements.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+refund_app = typer.Typer(help="Refund a payment and revoke what it granted.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Send realistic signed webhooks to a running service.", no_args_is_help=True)
+
+app.command("run")(service.run)
+app.command("worker")(service.worker)
+app.command("status")(service.status)
+app.command("metrics")(metrics)
+app.add_typer(db.app, name="db")
+app.add_typer(plans.app, name="plans")
+app.add_typer(events.app, name="events")
+app.add_typer(entitlements.app, name="entitlements")
+
+# Provider command modules add themselves: each has register(app, refund_app, simulate_app).
+for _name in ("cli.telegram", "cli.stripe", "cli.initdata"):
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != _name:
+            raise
+        continue
+    _module.register(app, refund_app, simulate_app)
+
+app.add_typer(refund_app, name="refund")
+app.add_typer(simulate_app, name="simulate")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,130 @@
+"""`entitle events list|show|replay`: the event inbox."""
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+import typer
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+
+from app import inbox
+from app.models import Event, EventStatus
+from cli import context
+from cli.output import console, errors, fail, print_json, table
+
+app = typer.Typer(help="The event inbox: every accepted webhook.", no_args_is_help=True)
+
+STATUS_STYLE = {"pending": "yellow", "processed": "green", "failed": "red", "ignored": "dim"}
+
+
+def _check_choice(value: Optional[str], allowed: tuple[str, ...], name: str) -> None:
+    if value is not None and value not in allowed:
+        raise typer.BadParameter(f"must be one of {', '.join(allowed)}", param_hint=name)
+
+
+@app.command("list")
+def list_events(
+    provider: Optional[str] = typer.Option(None, "--provider", help="telegram or stripe."),
+    status: Optional[str] = typer.Option(None, "--status", help="pending, processed, failed or ignored."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10000, help="At most this many rows."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List events, newest first."""
+    _check_choice(provider, ("telegram", "stripe"), "--provider")
+    _check_choice(status, EventStatus.ALL, "--status")
+    context.ready_database()
+    rows = [inbox.event_to_dict(e) for e in inbox.list_events(provider=provider, status=status, limit=limit)]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no events")
+        return
+    console.print(
+        table(
+            "Events",
+            ["id", "provider", "type", "external id", "status", "attempts", "received", "error"],
+            [
+                (
+                    r["id"],
+                    r["provider"],
+                    r["type"],
+                    r["external_id"],
+                    f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]",
+                    r["attempts"],
+                    r["received_at"],
+                    (r["error"] or "")[:60],
+                )
+                for r in rows
+            ],
+        )
+    )
+
+
+@app.command("show")
+def show(
+    event_id: int = typer.Argument(..., help="The event's id."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """One event, its payload and its history."""
+    context.ready_database()
+    event = Event.get_or_none(Event.id == event_id)
+    if event is None:
+        fail(f"no event {event_id}")
+    data = inbox.event_to_dict(event, with_payload=True)
+    if as_json:
+        print_json(data)
+        return
+    head = {k: v for k, v in data.items() if k not in ("payload", "history")}
+    console.print(table(f"Event {event_id}", ["field", "value"], head.items()))
+    console.print(Panel(Syntax(json.dumps(data["payload"], indent=2), "json", word_wrap=True), title="payload"))
+    console.print(table("History", ["at", "action", "detail"], [(h["at"], h["action"], h["detail"]) for h in data["history"]]))
+
+
+@app.command("replay")
+def replay(
+    event_ids: Optional[List[int]] = typer.Argument(None, help="Event ids to run again."),
+    failed: bool = typer.Option(False, "--failed", help="Replay every failed event."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="With --failed: only this provider."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Run events again; safe, since nothing is granted twice.
+
+    Without a broker (embedded mode) the events run here and now; with one they are queued for the workers.
+    """
+    _check_choice(provider, ("telegram", "stripe"), "--provider")
+    if bool(event_ids) == failed:
+        raise typer.BadParameter("give event ids or --failed (not both)")
+    context.ready_database()
+    ids = inbox.failed_ids(provider) if failed else list(dict.fromkeys(event_ids))
+    if not ids:
+        if as_json:
+            print_json({"replayed": [], "missing": [], "results": {}})
+        else:
+            console.print("nothing to replay")
+        return
+    import workers
+
+    inline = context.settings().embedded_broker
+    found = set(inbox.mark_for_replay(ids))
+    missing = [i for i in ids if i not in found]
+    results: dict[int, str] = {}
+    with Progress(
+        TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=errors, transient=as_json, disable=len(found) < 2,
+    ) as progress:
+        task = progress.add_task("replay", total=len(found))
+        for event_id in [i for i in ids if i in found]:
+            results[event_id] = workers.run_inline(event_id) if inline else ("queued" if workers.enqueue_event(event_id) else "pending")
+            progress.advance(task)
+    if as_json:
+        print_json({"replayed": sorted(found), "missing": missing, "results": results})
+    else:
+        for event_id, outcome in results.items():
+            console.print(f"event {event_id}: {outcome}")
+        for event_id in missing:
+            errors.print(f"[red]event {event_id}: no such event[/]")
+    if missing or any(r == "failed" for r in results.values()):
+        raise typer.Exit(1)

@@ -1,0 +1,53 @@
+"""`entitle metrics`: a running service's metrics as a table."""
+from __future__ import annotations
+
+from typing import Optional
+
+import requests
+import typer
+from prometheus_client.parser import text_string_to_metric_families
+
+from cli import context
+from cli.output import console, fail, print_json, table
+
+PROJECT_PREFIXES = (
+    "telegram_", "miniapp_", "stripe_", "webhook_", "events_", "event_", "entitlements_", "dramatiq_",
+)
+
+
+def read_metrics(url: str) -> list[dict]:
+    """The project's samples from a Prometheus text endpoint."""
+    response = requests.get(url, timeout=10)
+    response.raise_for_status()
+    samples = []
+    for family in text_string_to_metric_families(response.text):
+        if not family.name.startswith(PROJECT_PREFIXES):
+            continue
+        for sample in family.samples:
+            if sample.name.endswith(("_created", "_bucket")):
+                continue
+            samples.append({"name": sample.name, "labels": dict(sample.labels), "value": sample.value})
+    return samples
+
+
+def metrics(
+    url: Optional[str] = typer.Option(None, "--url", help="Metrics endpoint (default: the local service's /metrics)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show the service's own metrics."""
+    url = url or f"http://127.0.0.1:{context.settings().port}/metrics"
+    try:
+        samples = read_metrics(url)
+    except requests.RequestException as exc:
+        fail(f"could not read {url}: {type(exc).__name__}")
+    if as_json:
+        print_json(samples)
+        return
+    rows = [
+        (s["name"], ", ".join(f"{k}={v}" for k, v in sorted(s["labels"].items())), f"{s['value']:g}")
+        for s in sorted(samples, key=lambda s: (s["name"], sorted(s["labels"].items())))
+    ]
+    if not rows:
+        console.print(f"no entitle metrics at {url} yet")
+        return
+    console.print(table(f"Metrics ({url})", ["metric", "labels", "value"], rows))

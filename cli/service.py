@@ -1,0 +1,117 @@
+"""`entitle run`, `entitle worker` and `entitle status`."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from app import db, inbox, migrations
+from app.config import ConfigError, check_for_startup, mask_url
+from app.plans import PlanError
+from cli import context
+from cli.output import console, errors, fail, print_json, table
+
+
+def run(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: PORT or 8000)."),
+    worker_threads: int = typer.Option(2, "--worker-threads", min=1, help="Embedded worker threads."),
+) -> None:
+    """Serve the web app, with an embedded worker when no BROKER_URL is set."""
+    from werkzeug.serving import make_server
+
+    import workers
+    from webapp import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = context.settings()
+    try:
+        check_for_startup(settings)
+    except ConfigError as exc:
+        fail(str(exc))
+    context.database()
+    if settings.database_url.startswith("sqlite"):
+        for m in migrations.migrate():
+            console.print(f"applied migration {m.version:04d} {m.name}")
+    try:
+        app = create_app(settings)
+    except PlanError as exc:
+        fail(str(exc))
+    port = port or settings.port
+    worker = None
+    if settings.embedded_broker:
+        import dramatiq
+
+        worker = dramatiq.Worker(workers.current_broker(), worker_threads=worker_threads, worker_timeout=200)
+        worker.start()
+    server = make_server(host, port, app, threaded=True)
+    console.print(f"entitle listening on [bold]http://{host}:{server.port}[/]")
+    console.print(f"database: {mask_url(settings.database_url)}")
+    console.print(f"broker:   {'embedded (worker runs in this process)' if worker else mask_url(settings.broker_url)}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if worker is not None:
+            worker.stop(timeout=10000)
+        console.print("stopped")
+
+
+def worker(
+    processes: int = typer.Option(os.cpu_count() or 2, "--processes", "-p", min=1, help="Worker processes."),
+    threads: int = typer.Option(4, "--threads", "-t", min=1, help="Threads per process."),
+) -> None:
+    """Run Dramatiq worker processes for the configured broker."""
+    settings = context.settings()
+    if settings.embedded_broker:
+        fail("BROKER_URL (or REDIS_URL) is not set: the worker runs inside `entitle run`")
+    args = [sys.executable, "-m", "dramatiq", "workers", "--processes", str(processes), "--threads", str(threads)]
+    os.execvp(args[0], args)
+
+
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Configuration (secrets masked), database, broker, queue depths, pending and failed events."""
+    import workers
+    from workers.broker import ping, queue_depths
+
+    settings = context.settings()
+    report: dict = {"config": settings.masked()}
+    healthy = True
+    context.database()
+    try:
+        db.ping()
+        waiting = migrations.pending()
+        report["database"] = {"state": "ok", "pending_migrations": [m.version for m in waiting]}
+        report["events"] = inbox.counts() if not waiting else {}
+    except Exception as exc:
+        healthy = False
+        report["database"] = {"state": f"down: {type(exc).__name__}"}
+        report["events"] = {}
+    broker = workers.current_broker()
+    try:
+        ping(broker)
+        report["broker"] = {"state": "ok", "kind": type(broker).__name__, "queues": queue_depths(broker)}
+    except Exception as exc:
+        healthy = False
+        report["broker"] = {"state": f"down: {type(exc).__name__}", "kind": type(broker).__name__}
+    if as_json:
+        print_json(report)
+    else:
+        console.print(table("Configuration", ["setting", "value"], report["config"].items()))
+        console.print(f"database: {report['database']['state']}", highlight=False)
+        if report["database"].get("pending_migrations"):
+            console.print(f"  [yellow]migrations pending: {report['database']['pending_migrations']}[/]")
+        console.print(f"broker:   {report['broker']['state']} ({report['broker']['kind']})", highlight=False)
+        for queue, depth in report["broker"].get("queues", {}).items():
+            console.print(f"  queue {queue}: {depth} waiting")
+        if report["events"]:
+            ev = report["events"]
+            style = "red" if ev.get("failed") else "green"
+            console.print(f"events:   {ev['pending']} pending, [{style}]{ev['failed']} failed[/], {ev['processed']} processed, {ev['ignored']} ignored")
+    if not healthy:
+        raise typer.Exit(1)

@@ -1,0 +1,78 @@
+"""Entitlements are the union of grants: one per payment, revoked one by one."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from app import entitlements, users
+from app.clock import utcnow
+from app.models import Grant, LedgerEntry
+
+
+def test_granting_twice_for_the_same_payment_makes_one_grant(database):
+    user = users.ensure_user(1001)
+    first = entitlements.grant(user, "premium", source="telegram", reference="charge-P", days=30)
+    second = entitlements.grant(user, "premium", source="telegram", reference="charge-P", days=30)
+    assert first.created and not second.created
+    assert Grant.select().count() == 1
+    assert LedgerEntry.select().where(LedgerEntry.action.in_(["grant", "extend"])).count() == 1
+
+
+def test_revoking_one_payment_keeps_the_entitlement_until_the_other_payment_ends(database):
+    user = users.ensure_user(1002)
+    q_end = utcnow() + timedelta(days=10)
+    entitlements.grant(user, "premium", source="telegram", reference="charge-P", days=30, stack=False)
+    entitlements.grant(user, "premium", source="stripe", reference="pi_Q", until=q_end)
+
+    revoked = entitlements.revoke_reference("telegram", "charge-P", reason="refund")
+
+    assert [g.reference for g in revoked] == ["charge-P"]
+    [held] = entitlements.summary(user)
+    assert held["entitlement"] == "premium" and held["active"]
+    assert held["expires_at"] == q_end.replace(microsecond=0).isoformat() + "Z"
+    assert Grant.get(Grant.reference == "pi_Q").revoked_at is None
+
+
+def test_a_second_purchase_extends_from_the_end_of_the_first(database):
+    user = users.ensure_user(1003)
+    first = entitlements.grant(user, "premium", source="telegram", reference="c1", days=30).grant
+    second = entitlements.grant(user, "premium", source="telegram", reference="c2", days=30).grant
+    assert second.starts_at == first.ends_at
+    assert second.ends_at - first.starts_at == timedelta(days=60)
+    assert LedgerEntry.get(LedgerEntry.reference == "c2").action == "extend"
+
+
+def test_lifetime_grants_never_expire(database):
+    user = users.ensure_user(1004)
+    entitlements.grant(user, "supporter", source="manual", reference="m1")
+    assert entitlements.summary(user) == [{"entitlement": "supporter", "active": True, "expires_at": None}]
+    later = utcnow() + timedelta(days=3650)
+    assert entitlements.active_grants(user, now=later)
+
+
+def test_expired_and_revoked_grants_are_not_active(database):
+    user = users.ensure_user(1005)
+    entitlements.grant(user, "premium", source="stripe", reference="old", until=utcnow() - timedelta(seconds=1))
+    entitlements.grant(user, "premium", source="stripe", reference="gone", days=5)
+    entitlements.revoke_reference("stripe", "gone", reason="refund")
+    assert entitlements.summary(user) == []
+
+
+def test_revoking_an_entitlement_by_hand_revokes_every_current_grant_and_records_it(database):
+    user = users.ensure_user(1006)
+    entitlements.grant(user, "premium", source="telegram", reference="a", days=30)
+    entitlements.grant_manually(user, "premium", days=3)
+    revoked = entitlements.revoke_entitlement(user, "premium")
+    assert len(revoked) == 2
+    assert entitlements.summary(user) == []
+    assert LedgerEntry.select().where(LedgerEntry.action == "revoke").count() == 2
+
+
+def test_current_end_joins_back_to_back_grants(database):
+    user = users.ensure_user(1007)
+    end = utcnow() + timedelta(days=1)
+    entitlements.grant(user, "premium", source="stripe", reference="i1", until=end)
+    now = utcnow()
+    assert entitlements.current_end(user, "premium", now) == end
+    assert entitlements.current_end(user, "other", now) is None
+    entitlements.grant(user, "premium", source="manual", reference="life")
+    assert entitlements.current_end(user, "premium", now) == datetime.max

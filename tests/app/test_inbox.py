@@ -1,0 +1,150 @@
+"""The inbox pipeline: record once, process once, retry failures, replay what failed.
+
+Given a handler registered for a test provider, when events go through the real Redis broker
+and an in-process worker, then the rows, attempts and grants are what an operator would expect.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+import workers
+from app import entitlements, inbox, users
+from app.models import Event, EventLog, Grant
+from tests.support.waiting import wait_for
+
+PROVIDER = "testpay"
+
+
+@pytest.fixture
+def handler_runs():
+    """A handler for `testpay` `paid` events that grants `premium`; records each run."""
+    runs: list[int] = []
+    behaviour = {"fail_times": 0, "always_fail": False}
+
+    @inbox.handles(PROVIDER, "paid")
+    def paid(event):
+        runs.append(event.id)
+        if behaviour["always_fail"]:
+            raise RuntimeError("payment processor unreachable")
+        if behaviour["fail_times"] > 0:
+            behaviour["fail_times"] -= 1
+            raise RuntimeError("transient failure")
+        user = users.ensure_user(event.payload["user"])
+        entitlements.grant(user, "premium", source=PROVIDER, reference=event.external_id, days=30)
+
+    yield runs, behaviour
+    inbox.unregister(PROVIDER, "paid")
+
+
+def status_of(external_id: str) -> str:
+    return Event.get(Event.external_id == external_id).status
+
+
+def test_an_event_recorded_five_times_concurrently_is_one_row_and_one_run(worker, handler_runs):
+    runs, _ = handler_runs
+    barrier = threading.Barrier(5)
+
+    def deliver():
+        barrier.wait()
+        workers.accept(PROVIDER, "evt-1", "paid", {"user": 42})
+
+    threads = [threading.Thread(target=deliver) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    wait_for(lambda: status_of("evt-1") == "processed", message="evt-1 processed")
+    worker.join()
+    assert Event.select().count() == 1
+    assert len(runs) == 1
+    assert Grant.select().where(Grant.reference == "evt-1").count() == 1
+
+
+def test_a_handler_that_fails_twice_then_succeeds_ends_processed_after_three_attempts(worker, handler_runs):
+    runs, behaviour = handler_runs
+    behaviour["fail_times"] = 2
+    workers.accept(PROVIDER, "evt-2", "paid", {"user": 7})
+    wait_for(lambda: status_of("evt-2") == "processed", message="evt-2 processed")
+    event = Event.get(Event.external_id == "evt-2")
+    assert event.attempts == 3 and event.error is None
+    actions = [h.action for h in EventLog.select().where(EventLog.event == event).order_by(EventLog.id)]
+    assert actions == ["received", "attempt_failed", "attempt_failed", "processed"]
+
+
+def test_a_handler_that_always_fails_ends_failed_and_replay_after_the_fix_grants_once(worker, handler_runs, cli):
+    runs, behaviour = handler_runs
+    behaviour["always_fail"] = True
+    workers.accept(PROVIDER, "evt-3", "paid", {"user": 9})
+    wait_for(lambda: status_of("evt-3") == "failed", message="evt-3 failed")
+    event = Event.get(Event.external_id == "evt-3")
+    assert event.attempts == 4  # the first try and EVENT_MAX_RETRIES=3 retries
+    assert "payment processor unreachable" in event.error
+
+    listed = json.loads(cli("events", "list", "--status", "failed", "--json").stdout)
+    assert [row["external_id"] for row in listed] == ["evt-3"]
+
+    behaviour["always_fail"] = False
+    result = cli("events", "replay", "--failed", "--json")
+    assert result.exit_code == 0, result.output
+    wait_for(lambda: status_of("evt-3") == "processed", message="evt-3 processed after replay")
+    assert Grant.select().where(Grant.reference == "evt-3").count() == 1
+
+    again = cli("events", "replay", str(event.id))
+    assert again.exit_code == 0
+    wait_for(lambda: status_of("evt-3") == "processed", message="evt-3 processed after second replay")
+    worker.join()
+    assert Grant.select().where(Grant.reference == "evt-3").count() == 1
+
+
+def test_a_duplicate_of_a_processed_event_changes_nothing(worker, handler_runs):
+    runs, _ = handler_runs
+    workers.accept(PROVIDER, "evt-4", "paid", {"user": 11})
+    wait_for(lambda: status_of("evt-4") == "processed")
+    again = workers.accept(PROVIDER, "evt-4", "paid", {"user": 11})
+    assert not again.created and not again.should_enqueue
+    worker.join()
+    assert len(runs) == 1
+
+
+def test_a_duplicate_of_a_failed_event_runs_it_again(database, handler_runs):
+    runs, behaviour = handler_runs
+    inbox.record(PROVIDER, "evt-5", "paid", {"user": 12})
+    event = Event.get(Event.external_id == "evt-5")
+    behaviour["always_fail"] = True
+    with pytest.raises(RuntimeError):
+        inbox.process(event.id, final_attempt=True)
+    assert status_of("evt-5") == "failed"
+    again = inbox.record(PROVIDER, "evt-5", "paid", {"user": 12})
+    assert again.should_enqueue and status_of("evt-5") == "pending"
+
+
+def test_an_event_type_without_a_handler_is_ignored(worker):
+    workers.accept(PROVIDER, "evt-6", "something.else", {})
+    wait_for(lambda: status_of("evt-6") == "ignored")
+    assert "no handler" in Event.get(Event.external_id == "evt-6").error
+
+
+def test_events_show_prints_payload_and_history(worker, handler_runs, cli):
+    workers.accept(PROVIDER, "evt-7", "paid", {"user": 13})
+    wait_for(lambda: status_of("evt-7") == "processed")
+    event_id = Event.get(Event.external_id == "evt-7").id
+    shown = json.loads(cli("events", "show", str(event_id), "--json").stdout)
+    assert shown["payload"] == {"user": 13}
+    assert [h["action"] for h in shown["history"]] == ["received", "processed"]
+    assert {"id", "provider", "type", "external_id", "status", "attempts", "received_at", "processed_at", "error"} <= set(shown)
+    missing = cli("events", "show", "999999")
+    assert missing.exit_code == 1 and "no event 999999" in missing.stderr
+
+
+def test_replaying_an_unknown_event_exits_1(cli):
+    result = cli("events", "replay", "424242")
+    assert result.exit_code == 1
+    assert "no such event" in result.stderr
+
+
+def test_replay_needs_ids_or_failed(cli):
+    assert cli("events", "replay").exit_code == 2

@@ -1,0 +1,168 @@
+"""Shared fixtures: a real Redis broker, a fresh database per test, the app, a worker and the CLI.
+
+The broker and database come from the environment (CI sets DATABASE_URL to PostgreSQL and
+REDIS_URL to the machine's Redis); without them the suite starts its own Redis and uses SQLite.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_own_redis: RedisServer | None = None
+if not (os.environ.get("BROKER_URL") or os.environ.get("REDIS_URL")):
+    _own_redis = RedisServer().start()
+    os.environ["REDIS_URL"] = _own_redis.url
+REDIS_URL = os.environ.get("BROKER_URL") or os.environ["REDIS_URL"]
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+# Settings that the `workers` package reads at import: a namespace of our own on the shared
+# Redis, and small backoffs so retries take milliseconds.
+TEST_ENV = {
+    "BROKER_URL": REDIS_URL,
+    "BROKER_NAMESPACE": f"entitle-test-{uuid.uuid4().hex[:8]}",
+    "EVENT_MAX_RETRIES": "3",
+    "EVENT_MIN_BACKOFF_MS": "20",
+    "EVENT_MAX_BACKOFF_MS": "200",
+    "SWEEP_INTERVAL": "0.2",
+    "SWEEP_AFTER": "0.5",
+    "JWT_SECRET_KEY": "test-jwt-secret-that-is-long-enough-for-hs256",
+    "PLANS_FILE": str(ROOT / "plans.toml"),
+    "ENTITLE_ENV": "test",
+}
+os.environ.update(TEST_ENV)
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+from app import db, migrations  # noqa: E402
+from app.config import load_settings  # noqa: E402
+from app.models import ALL_MODELS  # noqa: E402
+from tests.fakes.telegram_api import telegram_api  # noqa: E402,F401
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _own_redis is not None:
+        _own_redis.stop()
+
+
+def pytest_report_header(config):
+    return [f"database: {DATABASE_URL.split('@')[-1] or 'sqlite (a file per test)'}", f"redis: {REDIS_URL}"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The environment the app and CLI see in a test (a dict to extend before use)."""
+    values = dict(TEST_ENV)
+    values["DATABASE_URL"] = db_url_for(tmp_path)
+    return values
+
+
+def db_url_for(tmp_path: Path) -> str:
+    """The test database: PostgreSQL when configured, else a fresh SQLite file."""
+    if DATABASE_URL.startswith(("postgres://", "postgresql://")):
+        return DATABASE_URL
+    return f"sqlite:///{tmp_path / 'entitle.db'}"
+
+
+@pytest.fixture
+def settings(env):
+    """Settings built from the test environment only (no `.env`)."""
+    return load_settings(environ=env, env_file="/nonexistent/.env")
+
+
+@pytest.fixture
+def database(settings):
+    """A bound, migrated, empty database."""
+    bound = db.bind(settings.database_url)
+    if db.is_postgres():
+        if _needs_reset():
+            bound.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        migrations.migrate()
+        names = ", ".join(f'"{m._meta.table_name}"' for m in ALL_MODELS)
+        bound.execute_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    else:
+        migrations.migrate()
+    yield bound
+    if not bound.is_closed():
+        bound.close()
+
+
+_reset_done = False
+
+
+def _needs_reset() -> bool:
+    """Start each test session on PostgreSQL from an empty schema, once."""
+    global _reset_done
+    if _reset_done:
+        return False
+    _reset_done = True
+    return True
+
+
+@pytest.fixture
+def broker(settings):
+    """The Redis broker, emptied, with the actors declared on it."""
+    import workers
+
+    b = workers.setup(settings)
+    b.flush_all()
+    yield b
+    b.flush_all()
+
+
+@pytest.fixture
+def worker(broker, database):
+    """An in-process Dramatiq worker on the Redis broker."""
+    import dramatiq
+
+    w = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
+    w.start()
+    yield w
+    w.stop(timeout=5000)
+
+
+@pytest.fixture
+def app(settings, database, broker):
+    """The Flask app on the test database and broker."""
+    from webapp import create_app
+
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the Flask app."""
+    return app.test_client()
+
+
+class CLI:
+    """Runs `entitle` in-process with the test environment; `.json()` parses stdout."""
+
+    def __init__(self, env: dict):
+        from typer.testing import CliRunner
+
+        self.env = env
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, **extra_env: str):
+        from cli import app as cli_app
+        from cli import context
+
+        context.settings.cache_clear()
+        env = {**self.env, **extra_env}
+        result = self.runner.invoke(cli_app, list(args), env=env, catch_exceptions=False)
+        context.settings.cache_clear()
+        return result
+
+
+@pytest.fixture
+def cli(env, database, broker):
+    """The `entitle` command line, on the test database and broker."""
+    return CLI(env)

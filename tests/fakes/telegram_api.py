@@ -1,0 +1,436 @@
+"""A small Bot API server for tests: Telegram replaced at the wire, nothing of ours patched.
+
+It answers `/bot<token>/<method>` like https://api.telegram.org does: `{"ok": true, "result": …}`
+with results in the documented shapes, or `{"ok": false, "error_code", "description"}` with the
+same HTTP status. Every request is recorded as a `Call` whose params are the strings that came
+over the wire (query string, form, multipart or JSON body; JSON values that are not strings are
+re-encoded as JSON text, so `Call.json(name)` reads `prices` the same way whichever client sent it).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pytest
+
+__all__ = ["Call", "FakeTelegramAPI", "telegram_api"]
+
+STARS_SUBSCRIPTION_PERIOD = 2592000  # the only period the Bot API accepts (30 days)
+
+_METHODS = (
+    "getMe", "sendMessage", "sendInvoice", "createInvoiceLink", "answerPreCheckoutQuery",
+    "refundStarPayment", "editUserStarSubscription", "setWebhook", "getWebhookInfo",
+    "deleteWebhook", "answerCallbackQuery",
+)
+_CANONICAL = {name.lower(): name for name in _METHODS}
+
+_REQUIRED = {
+    "sendMessage": ("chat_id", "text"),
+    "sendInvoice": ("chat_id", "title", "description", "payload", "currency", "prices"),
+    "createInvoiceLink": ("title", "description", "payload", "currency", "prices"),
+    "answerPreCheckoutQuery": ("pre_checkout_query_id", "ok"),
+    "refundStarPayment": ("user_id", "telegram_payment_charge_id"),
+    "editUserStarSubscription": ("user_id", "telegram_payment_charge_id", "is_canceled"),
+    "answerCallbackQuery": ("callback_query_id",),
+}
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value).strip().lower() in ("true", "1")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the fake received: the canonical method name and its parameters as sent."""
+
+    method: str
+    params: dict[str, str]
+    token: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def json(self, name: str) -> Any:
+        """The parameter `name` decoded from JSON (e.g. `prices`, `reply_markup`, `allowed_updates`)."""
+        return json.loads(self.params[name])
+
+    def flag(self, name: str) -> bool:
+        """The boolean parameter `name`, whichever spelling the client used (`True`, `true`, `1`)."""
+        return _truthy(self.params.get(name))
+
+
+class _Failure:
+    def __init__(self, error_code: int, description: str, times: int | None, retry_after: int | None):
+        self.error_code = error_code
+        self.description = description
+        self.remaining = times
+        self.retry_after = retry_after
+
+
+class _APIError(Exception):
+    def __init__(self, error_code: int, description: str, parameters: dict | None = None):
+        super().__init__(description)
+        self.error_code = error_code
+        self.description = description
+        self.parameters = parameters
+
+
+class FakeTelegramAPI:
+    """A threaded HTTP server on 127.0.0.1 that speaks the Bot API methods entitle uses."""
+
+    def __init__(self, token: str | None = None, *, username: str = "entitle_test_bot") -> None:
+        self.expected_token = token
+        self.username = username
+        self.token_seen: str | None = None
+        self._lock = threading.Lock()
+        self._calls: list[Call] = []
+        self._failures: dict[str, _Failure] = {}
+        self._responses: dict[str, Any] = {}
+        self._webhook: dict[str, Any] = {}
+        self._message_ids = itertools.count(1)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> "FakeTelegramAPI":
+        """Listen on a free port and serve in a background thread."""
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        server.api = self  # type: ignore[attr-defined]
+        self._server = server
+        # A short poll interval so stop() returns at once instead of after up to half a second.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-telegram-api", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "FakeTelegramAPI":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base address to use as `TELEGRAM_API_URL`, e.g. `http://127.0.0.1:PORT`."""
+        if self._server is None:
+            raise RuntimeError("FakeTelegramAPI is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- what tests read and arrange -----------------------------------------------------
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every request received so far, in order (a copy)."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[Call]:
+        """The calls to one method (case-insensitive), in order."""
+        wanted = method.lower()
+        return [call for call in self.calls if call.method.lower() == wanted]
+
+    @property
+    def webhook(self) -> dict[str, Any]:
+        """The webhook as last set by setWebhook (url, secret_token, allowed_updates, …); {} when none."""
+        with self._lock:
+            return dict(self._webhook)
+
+    def fail(
+        self,
+        method: str,
+        error_code: int = 400,
+        description: str = "Bad Request: CHARGE_ALREADY_REFUNDED",
+        times: int | None = None,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
+        """Make `method` answer with an error: the next `times` calls, or every call until reset."""
+        with self._lock:
+            self._failures[method.lower()] = _Failure(error_code, description, times, retry_after)
+
+    def respond(self, method: str, result: Any) -> None:
+        """Make `method` answer `{"ok": true, "result": result}` instead of the default result."""
+        with self._lock:
+            self._responses[method.lower()] = result
+
+    def reset(self) -> None:
+        """Forget calls, failures, custom results and webhook state; keep serving."""
+        with self._lock:
+            self._calls.clear()
+            self._failures.clear()
+            self._responses.clear()
+            self._webhook.clear()
+            self.token_seen = None
+
+    # -- the API -------------------------------------------------------------------------
+
+    def _handle(self, token: str, method_in_path: str, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        method = _CANONICAL.get(method_in_path.lower(), method_in_path)
+        with self._lock:
+            self.token_seen = token
+            if self.expected_token is not None and token != self.expected_token:
+                raise _APIError(401, "Unauthorized")
+            self._calls.append(Call(method, params, token, files))
+            failure = self._failures.get(method.lower())
+            if failure is not None:
+                if failure.remaining is not None:
+                    failure.remaining -= 1
+                    if failure.remaining <= 0:
+                        del self._failures[method.lower()]
+                extra = {"retry_after": failure.retry_after} if failure.retry_after is not None else None
+                raise _APIError(failure.error_code, failure.description, extra)
+            if method.lower() in self._responses:
+                return self._responses[method.lower()]
+        if method not in _METHODS:
+            raise _APIError(404, "Not Found: method not found")
+        _validate(method, params)
+        return getattr(self, f"_result_{method}")(token, params)
+
+    def _bot_user(self, token: str) -> dict[str, Any]:
+        bot_id = token.partition(":")[0]
+        return {
+            "id": int(bot_id) if bot_id.isdigit() else 1,
+            "is_bot": True,
+            "first_name": "Entitle Test Bot",
+            "username": self.username,
+        }
+
+    def _message(self, token: str, params: dict[str, str], **content: Any) -> dict[str, Any]:
+        message = {
+            "message_id": next(self._message_ids),
+            "from": self._bot_user(token),
+            "chat": _chat(params["chat_id"]),
+            "date": int(time.time()),
+            **content,
+        }
+        markup = _json_or_none(params.get("reply_markup"))
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = {"inline_keyboard": markup["inline_keyboard"]}
+        return message
+
+    def _result_getMe(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        return {
+            **self._bot_user(token),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    def _result_sendMessage(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        return self._message(token, params, text=params["text"])
+
+    def _result_sendInvoice(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        invoice = {
+            "title": params["title"],
+            "description": params["description"],
+            "start_parameter": params.get("start_parameter", ""),
+            "currency": params["currency"],
+            "total_amount": sum(int(price["amount"]) for price in json.loads(params["prices"])),
+        }
+        return self._message(token, params, invoice=invoice)
+
+    def _result_createInvoiceLink(self, token: str, params: dict[str, str]) -> str:
+        return f"https://t.me/${secrets.token_urlsafe(16)}"
+
+    def _result_answerPreCheckoutQuery(self, token: str, params: dict[str, str]) -> bool:
+        return True
+
+    def _result_refundStarPayment(self, token: str, params: dict[str, str]) -> bool:
+        return True
+
+    def _result_editUserStarSubscription(self, token: str, params: dict[str, str]) -> bool:
+        return True
+
+    def _result_answerCallbackQuery(self, token: str, params: dict[str, str]) -> bool:
+        return True
+
+    def _result_setWebhook(self, token: str, params: dict[str, str]) -> bool:
+        webhook: dict[str, Any] = {}
+        if params.get("url"):
+            webhook = {"url": params["url"]}
+            if "secret_token" in params:
+                webhook["secret_token"] = params["secret_token"]
+            if "allowed_updates" in params:
+                webhook["allowed_updates"] = json.loads(params["allowed_updates"])
+            if "max_connections" in params:
+                webhook["max_connections"] = int(params["max_connections"])
+        with self._lock:
+            self._webhook = webhook
+        return True
+
+    def _result_deleteWebhook(self, token: str, params: dict[str, str]) -> bool:
+        with self._lock:
+            self._webhook = {}
+        return True
+
+    def _result_getWebhookInfo(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        webhook = self.webhook
+        info: dict[str, Any] = {
+            "url": webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": 0,
+        }
+        if webhook:
+            info["max_connections"] = webhook.get("max_connections", 40)
+            if "allowed_updates" in webhook:
+                info["allowed_updates"] = webhook["allowed_updates"]
+        return info
+
+
+def _json_or_none(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _chat(chat_id: str) -> dict[str, Any]:
+    if chat_id.startswith("@"):
+        return {"id": -1001000000001, "type": "channel", "username": chat_id[1:], "title": chat_id[1:]}
+    numeric = int(chat_id)
+    if numeric > 0:
+        return {"id": numeric, "type": "private", "first_name": "Test"}
+    return {"id": numeric, "type": "supergroup", "title": "Test group"}
+
+
+def _validate(method: str, params: dict[str, str]) -> None:
+    """Reject what the real Bot API rejects for the parameters entitle sends."""
+    for name in _REQUIRED.get(method, ()):
+        if params.get(name, "") == "":
+            raise _APIError(400, f"Bad Request: parameter {name} is required")
+    if "chat_id" in params:
+        try:
+            _chat(params["chat_id"])
+        except ValueError:
+            raise _APIError(400, "Bad Request: chat not found") from None
+    if method in ("sendInvoice", "createInvoiceLink"):
+        prices = _json_or_none(params["prices"])
+        if not isinstance(prices, list) or not all(isinstance(p, dict) and "amount" in p for p in prices):
+            raise _APIError(400, "Bad Request: can't parse prices JSON object")
+        if params["currency"] == "XTR":
+            if len(prices) != 1:
+                raise _APIError(400, "Bad Request: prices must contain exactly one item for payments in Telegram Stars")
+            if params.get("provider_token"):
+                raise _APIError(400, "Bad Request: provider_token must be empty for payments in Telegram Stars")
+        if "subscription_period" in params:
+            if params["currency"] != "XTR":
+                raise _APIError(400, "Bad Request: subscriptions can be paid only in Telegram Stars")
+            if params["subscription_period"] != str(STARS_SUBSCRIPTION_PERIOD):
+                raise _APIError(400, "Bad Request: SUBSCRIPTION_PERIOD_INVALID")
+    if method == "answerPreCheckoutQuery" and not _truthy(params["ok"]) and not params.get("error_message"):
+        raise _APIError(400, "Bad Request: error_message is required when ok is false")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "FakeTelegramBotAPI/1.0"
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+    def _serve(self) -> None:
+        api: FakeTelegramAPI = self.server.api  # type: ignore[attr-defined]
+        split = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = split.path.split("/")
+        # Only /bot<token>/<method>: ['', 'bot<token>', '<method>']
+        if len(parts) != 3 or not parts[1].startswith("bot") or len(parts[1]) == 3 or not parts[2]:
+            self._answer(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        token, method = unquote(parts[1][3:]), parts[2]
+        try:
+            params = dict(parse_qsl(split.query, keep_blank_values=True))
+            files = _parse_body(self.headers.get("Content-Type", ""), body, params)
+            result = api._handle(token, method, params, files)
+        except _APIError as error:
+            answer: dict[str, Any] = {"ok": False, "error_code": error.error_code, "description": error.description}
+            if error.parameters:
+                answer["parameters"] = error.parameters
+            self._answer(error.error_code, answer)
+            return
+        except Exception as error:  # a bug in the fake: say so rather than drop the connection
+            description = f"Internal Server Error: fake Bot API failed: {type(error).__name__}: {error}"
+            self._answer(500, {"ok": False, "error_code": 500, "description": description})
+            return
+        self._answer(200, {"ok": True, "result": result})
+
+    def _answer(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _parse_body(content_type: str, body: bytes, params: dict[str, str]) -> dict[str, bytes]:
+    """Merge the body's parameters into `params`; return uploaded files by field name."""
+    files: dict[str, bytes] = {}
+    kind = content_type.split(";")[0].strip().lower()
+    if not body:
+        return files
+    if kind == "application/json":
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            raise _APIError(400, "Bad Request: can't parse JSON encoded request") from None
+        if not isinstance(decoded, dict):
+            raise _APIError(400, "Bad Request: can't parse JSON encoded request")
+        for name, value in decoded.items():
+            params[name] = value if isinstance(value, str) else json.dumps(value)
+    elif kind == "application/x-www-form-urlencoded":
+        params.update(parse_qsl(body.decode(), keep_blank_values=True))
+    elif kind == "multipart/form-data":
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+        )
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not name:
+                continue
+            payload = part.get_payload(decode=True) or b""
+            if part.get_filename() is not None:
+                files[name] = payload
+            else:
+                params[name] = payload.decode()
+    return files
+
+
+@pytest.fixture
+def telegram_api() -> Iterator[FakeTelegramAPI]:
+    """A started FakeTelegramAPI, stopped after the test."""
+    with FakeTelegramAPI() as api:
+        yield api

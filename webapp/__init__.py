@@ -1,0 +1,53 @@
+"""The Flask application: webhooks, the Mini App API and page, health and metrics."""
+from __future__ import annotations
+
+import importlib
+import logging
+
+from flask import Flask
+
+from app import db
+from app.config import Settings, check_for_startup, load_settings
+from app.plans import Catalogue
+from webapp.auth import init_auth
+from webapp.errors import register_error_handlers
+
+log = logging.getLogger(__name__)
+
+# Blueprints of the providers and the Mini App, registered when present.
+OPTIONAL_BLUEPRINTS = ("webapp.telegram", "webapp.stripe", "webapp.session", "webapp.miniapp", "webapp.checkout")
+
+
+def create_app(settings: Settings | None = None, catalogue: Catalogue | None = None) -> Flask:
+    """Build the application; refuses to start with bad secrets in production or a bad plan file."""
+    settings = settings or load_settings()
+    check_for_startup(settings)
+    catalogue = catalogue or Catalogue.from_file(settings.plans_file)
+    if db.database.obj is None:
+        db.bind(settings.database_url)
+
+    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["entitle"] = {"settings": settings, "catalogue": catalogue}
+    register_error_handlers(app)
+    init_auth(app, settings)
+
+    @app.teardown_request
+    def _close_db(exc):
+        if not db.database.is_closed() and not db.database.in_transaction():
+            db.database.close()
+
+    from webapp import health, plans
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(plans.bp)
+    for name in OPTIONAL_BLUEPRINTS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        app.register_blueprint(module.bp)
+    return app

@@ -1,0 +1,81 @@
+"""The Dramatiq broker chosen by `BROKER_URL`: Redis, RabbitMQ, or in-process when unset."""
+from __future__ import annotations
+
+import os
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, default_middleware
+
+from app.config import Settings
+from workers.db_middleware import DatabaseConnection
+from workers.sweeper import Sweeper
+
+QUEUES = ("events", "sessions")
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    """A broker for the configured URL, with the project's middleware."""
+    middleware = [m() for m in default_middleware] + [CurrentMessage(), DatabaseConnection(), Sweeper(settings)]
+    if settings.prometheus_multiproc_dir:
+        # Dramatiq's own metrics land in the same directory our /metrics reads.
+        os.environ.setdefault("dramatiq_prom_db", settings.prometheus_multiproc_dir)
+        from dramatiq.middleware.prometheus import Prometheus
+
+        middleware.append(Prometheus())
+    url = settings.broker_url
+    if not url:
+        return StubBroker(middleware=middleware)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+        from dramatiq.brokers.redis import RedisBroker
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
+        return RedisBroker(client=client, namespace=settings.broker_namespace, middleware=middleware)
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url, middleware=middleware)
+    raise ValueError("BROKER_URL must start with redis://, rediss:// or amqp://")
+
+
+def install(broker: dramatiq.Broker, actors: list[dramatiq.Actor]) -> dramatiq.Broker:
+    """Make `broker` the global broker and move the project's actors onto it."""
+    dramatiq.set_broker(broker)
+    for actor in actors:
+        actor.broker = broker
+        broker.declare_actor(actor)
+    return broker
+
+
+def queue_depths(broker: dramatiq.Broker) -> dict[str, int]:
+    """Messages waiting in each of the project's queues (delayed ones included)."""
+    depths: dict[str, int] = {}
+    for queue in QUEUES:
+        if isinstance(broker, StubBroker):
+            ready = broker.queues.get(queue)
+            delayed = broker.queues.get(f"{queue}.DQ")
+            depths[queue] = (ready.qsize() if ready else 0) + (delayed.qsize() if delayed else 0)
+        elif hasattr(broker, "client"):  # Redis
+            ns = broker.namespace
+            depths[queue] = int(broker.client.llen(f"{ns}:{queue}")) + int(broker.client.llen(f"{ns}:{queue}.DQ"))
+        else:
+            try:
+                ready, delayed, _dead = broker.get_queue_message_counts(queue)
+                depths[queue] = ready + delayed
+            except Exception:  # RabbitMQ answers only for declared queues
+                depths[queue] = 0
+    return depths
+
+
+def ping(broker: dramatiq.Broker) -> None:
+    """Raise when the broker cannot be reached."""
+    if isinstance(broker, StubBroker):
+        return
+    if hasattr(broker, "client"):
+        broker.client.ping()
+        return
+    import pika
+
+    connection = pika.BlockingConnection(broker.parameters)
+    connection.close()
