@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from flask import Flask
+from flask import Flask, abort, request
 
 from app import db
 from app.config import Settings, check_for_startup, load_settings
@@ -32,6 +32,12 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
     app.extensions["entitle"] = {"settings": settings, "catalogue": catalogue}
     register_error_handlers(app)
     init_auth(app, settings)
+
+    @app.before_request
+    def _limit_body():
+        # Refuse early on the declared length; bodies without one are capped when read.
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            abort(413)
 
     @app.teardown_request
     def _close_db(exc):

@@ -29,7 +29,7 @@ SCHEME = "v1"
 REASONS = {
     "secret_missing": "no webhook signing secret is configured",
     "header_missing": "the Stripe-Signature header is missing",
-    "header_malformed": "the Stripe-Signature header has no single numeric timestamp",
+    "header_malformed": "the Stripe-Signature header is not `t=<timestamp>,v1=<signature>…`",
     "no_matching_signature": "no v1 signature in the header matches the payload for any configured secret",
     "timestamp_outside_tolerance": "the signed timestamp is outside the tolerance window",
     "payload_invalid": "the signed payload is not a JSON event object",
@@ -70,9 +70,11 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
     timestamps: list[str] = []
     signatures: list[str] = []
     for item in header.split(","):
+        if not item.strip():
+            continue
         key, sep, value = item.strip().partition("=")
         if not sep:
-            continue
+            raise SignatureError("header_malformed")
         if key == "t":
             timestamps.append(value.strip())
         elif key == SCHEME:

@@ -1,0 +1,58 @@
+"""`entitle run` as a newcomer starts it: a real process, SQLite, embedded worker."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.conftest import ROOT
+from tests.support.redis_server import free_port
+from tests.support.waiting import wait_for
+
+
+def clean_env(tmp_path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "REDIS_URL", "DATABASE_URL", "ENTITLE_ENV")}
+    env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "PLANS_FILE": str(ROOT / "plans.toml")}, **extra)
+    return env
+
+
+def entitle(*args) -> list[str]:
+    return [sys.executable, "-c", "from cli import main; main()", *args]
+
+
+def test_run_serves_healthz_on_sqlite_with_the_embedded_worker(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(entitle("run", "--port", str(port)), cwd=tmp_path, env=clean_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def healthy():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stdout.read()
+                return None
+
+        response = wait_for(healthy, timeout=30, message="entitle run to answer")
+        assert response.status_code == 200
+        assert response.json() == {"database": "ok", "broker": "ok"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}" in out
+    assert "embedded" in out and "run.db" in out
+    assert (tmp_path / "run.db").exists()
+
+
+def test_production_without_a_jwt_secret_refuses_to_start(tmp_path):
+    env = clean_env(tmp_path, ENTITLE_ENV="production", TELEGRAM_BOT_TOKEN="123:AAsupersecrettokenvalue")
+    env.pop("JWT_SECRET_KEY", None)
+    started = time.monotonic()
+    proc = subprocess.run(entitle("run", "--port", str(free_port())), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "JWT_SECRET_KEY" in proc.stderr and "TELEGRAM_WEBHOOK_SECRET" in proc.stderr
+    assert "AAsupersecrettokenvalue" not in proc.stdout + proc.stderr
+    assert time.monotonic() - started < 60
