@@ -28,7 +28,7 @@ def make_database(url: str) -> peewee.Database:
             path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=15, lock_type="IMMEDIATE", check_same_thread=False
         )
     if scheme in ("postgres", "postgresql"):
-        return connect_url(url.replace("postgres://", "postgresql://", 1), autorollback=True)
+        return connect_url(url.replace("postgres://", "postgresql://", 1))
     raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)")
 
 
