@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import os
 
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # prometheus-client writes one file per process there and fails if the directory is missing.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 telegram_payments = Counter("telegram_payments", "Telegram Stars payments by result.", ["result"])

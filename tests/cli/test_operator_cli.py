@@ -57,3 +57,30 @@ def test_db_status_lists_applied_migrations(cli):
     rows = json.loads(cli("db", "status", "--json").stdout)
     assert rows[0] == {"version": 1, "name": "initial schema", "applied": True}
     assert "up to date" in cli("db", "migrate").stdout
+
+
+def test_metrics_reads_a_running_service(cli, app):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    cli("entitlements", "grant", "888", "premium")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        rows = json.loads(cli("metrics", "--url", url, "--json").stdout)
+        granted = [r for r in rows if r["name"] == "entitlements_granted_total" and r["labels"] == {"source": "manual"}]
+        assert granted and granted[0]["value"] >= 1
+        table = cli("metrics", "--url", url)
+        assert table.exit_code == 0 and "entitlements_granted_total" in table.stdout
+    finally:
+        server.shutdown()
+    down = cli("metrics", "--url", url)
+    assert down.exit_code == 1 and "could not read" in down.stderr
+
+
+def test_worker_needs_a_broker(cli):
+    result = cli("worker", BROKER_URL="", REDIS_URL="")
+    assert result.exit_code == 1 and "BROKER_URL" in result.stderr

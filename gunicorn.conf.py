@@ -1,0 +1,16 @@
+"""Gunicorn settings read from the working directory (the Procfile's `web:`)."""
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+accesslog = "-"
+# Telegram waits at most ~10 s for pre_checkout_query answers; never hold a request longer.
+timeout = 30
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the shared metrics directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
