@@ -42,6 +42,7 @@ os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 from app import db, migrations  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.models import ALL_MODELS  # noqa: E402
+from tests.fakes.stripe_api import stripe_api  # noqa: E402,F401
 from tests.fakes.telegram_api import telegram_api  # noqa: E402,F401
 
 
@@ -166,3 +167,23 @@ class CLI:
 def cli(env, database, broker):
     """The `entitle` command line, on the test database and broker."""
     return CLI(env)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(request, caplog):
+    """Every test also proves that no configured secret reaches a log line."""
+    import logging
+
+    from app.config import SECRET_NAMES
+
+    caplog.set_level(logging.INFO)
+    env = request.getfixturevalue("env") if "env" in request.fixturenames else {}
+    yield
+    secrets = set()
+    for name in SECRET_NAMES:
+        for value in (env.get(name) or "").split(","):
+            value = value.strip()
+            secrets.update(part for part in (value, value.partition(":")[2]) if len(part) >= 8)
+    text = caplog.text
+    leaked = sorted(name for name in SECRET_NAMES for s in secrets if s in text and s in (env.get(name) or ""))
+    assert not leaked, f"secret values of {leaked} appear in the captured logs"

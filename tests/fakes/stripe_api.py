@@ -41,6 +41,7 @@ import stripe
 from requests.structures import CaseInsensitiveDict
 
 from app.stripe import events
+from app.stripe.client import make_client
 
 __all__ = ["Call", "FakeStripeAPI", "StripeErrorResponse", "decode_form", "stripe_api"]
 
@@ -296,8 +297,10 @@ class FakeStripeAPI:
         """Listen on a free port of 127.0.0.1 in a background thread."""
         if self._server is None:
             handler = type("_BoundHandler", (_RequestHandler,), {"api": self})
-            self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            self._thread = threading.Thread(target=self._server.serve_forever, name="fake-stripe-api", daemon=True)
+            self._server = _Server(("127.0.0.1", 0), handler)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-stripe-api", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -325,8 +328,6 @@ class FakeStripeAPI:
 
     def client(self, **kwargs: Any) -> stripe.StripeClient:
         """A `make_client` client for this server, with its accepted key and no retries unless asked."""
-        from app.stripe.client import make_client
-
         kwargs.setdefault("max_network_retries", 0)
         return make_client(self.secret_key or DEFAULT_SECRET_KEY, self.url, **kwargs)
 
@@ -336,6 +337,19 @@ class FakeStripeAPI:
             return [c for c in self.calls if c.method == method.upper() and c.path.startswith(path_prefix)]
 
     # --- test helpers -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every call, object, remembered idempotency key and injected failure."""
+        with self._lock:
+            self.calls.clear()
+            for store in (
+                self.customers, self.prices, self.checkout_sessions, self.portal_sessions, self.subscriptions,
+                self.payment_intents, self.charges, self.refunds, self.invoices, self.invoice_payments,
+                self._line_items, self._session_extras, self._idempotent, self._idempotency_locks,
+            ):
+                store.clear()
+            self._failures.clear()
+            self.portal_configured = True
 
     def put_customer(self, obj: Mapping[str, Any] | None = None, **fields: Any) -> dict:
         """Store a customer (a full object, or `events.customer(**fields)`); returns a copy."""
@@ -441,7 +455,7 @@ class FakeStripeAPI:
             store[obj["id"]] = obj
         return copy.deepcopy(obj)
 
-    def handle(self, method: str, target: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
+    def _handle_request(self, method: str, target: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
         """Answer one HTTP request: (status, JSON body, extra headers)."""
         split = urlsplit(target)
         pairs = parse_qsl(split.query, keep_blank_values=True)
@@ -482,6 +496,9 @@ class FakeStripeAPI:
                 return status, payload, extra
         except StripeErrorResponse as err:
             return err.status, err.body, extra
+        except Exception as exc:  # a bug in the fake: answer as Stripe's 500s do, and say what broke
+            error = StripeErrorResponse(500, f"FakeStripeAPI failed: {type(exc).__name__}: {exc}", type="api_error")
+            return 500, error.body, {**extra, "Stripe-Should-Retry": "false"}
 
     def _check_auth(self, header: str | None) -> str:
         scheme, _, key = (header or "").partition(" ")
@@ -868,7 +885,7 @@ class FakeStripeAPI:
         obj = {
             "id": session_id,
             "object": "billing_portal.session",
-            "configuration": params.get("configuration") or "bpc_" + "entitle_default_config0",
+            "configuration": params.get("configuration") or events.new_id("bpc"),
             "created": int(time.time()),
             "customer": customer_id,
             "flow": None,
@@ -907,7 +924,7 @@ class FakeStripeAPI:
     def _update_subscription(self, match: re.Match, params: dict, call: Call) -> tuple[int, Any]:
         _check_params(params, "stripe.params.SubscriptionUpdateParams")
         sub = self._subscription(match["id"])
-        if sub.get("status") in ("canceled", "incomplete_expired"):
+        if sub.get("status") in ("canceled", "incomplete_expired") and set(params) - {"metadata", "cancellation_details", "expand"}:
             raise StripeErrorResponse(
                 400,
                 "A canceled subscription can only update its cancellation_details and metadata.",
@@ -1023,6 +1040,11 @@ class FakeStripeAPI:
         return 200, _list_object("/v1/invoice_payments", copy.deepcopy(found), _int(params, "limit"))
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # concurrent clients must not wait for SYN retransmits
+    daemon_threads = True
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     api: FakeStripeAPI
     server_version = "stripe"
@@ -1030,7 +1052,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _respond(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, payload, extra = self.api.handle(method, self.path, body, self.headers)
+        status, payload, extra = self.api._handle_request(method, self.path, body, self.headers)
         data = json.dumps(payload).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
