@@ -184,6 +184,7 @@ def no_secret_in_logs(request, caplog):
         for value in (env.get(name) or "").split(","):
             value = value.strip()
             secrets.update(part for part in (value, value.partition(":")[2]) if len(part) >= 8)
-    text = caplog.text
-    leaked = sorted(name for name in SECRET_NAMES for s in secrets if s in text and s in (env.get(name) or ""))
+    records = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
+    text = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in records)
+    leaked = sorted({name for name in SECRET_NAMES for s in secrets if s in text and s in (env.get(name) or "")})
     assert not leaked, f"secret values of {leaked} appear in the captured logs"
