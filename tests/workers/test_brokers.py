@@ -1,0 +1,72 @@
+"""BROKER_URL picks the broker: Redis, RabbitMQ, or the embedded in-process one."""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import dramatiq
+import pytest
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+
+import workers
+from app.config import load_settings
+from app.models import Event, Grant
+from tests.support import slow_handlers  # noqa: F401  (registers testpay/slow_paid)
+from tests.support.waiting import wait_for
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def rabbitmq_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_the_url_picks_the_broker(env):
+    def kind(**extra):
+        return type(workers.setup(load_settings(environ={**env, **extra}, env_file="/none")))
+
+    try:
+        assert kind() is RedisBroker
+        assert kind(BROKER_URL="", REDIS_URL="") is StubBroker
+        assert kind(BROKER_URL="", REDIS_URL=env["BROKER_URL"]) is RedisBroker
+        assert kind(BROKER_URL=AMQP_URL) is RabbitmqBroker
+        with pytest.raises(ValueError, match="BROKER_URL"):
+            kind(BROKER_URL="kafka://nope")
+    finally:
+        workers.setup(load_settings(environ=env, env_file="/none"))
+
+
+@pytest.mark.skipif(not rabbitmq_up(), reason="RabbitMQ is not running on 127.0.0.1:5672 (.ci/run starts it)")
+def test_an_event_goes_through_rabbitmq(env, database):
+    broker = workers.setup(load_settings(environ={**env, "BROKER_URL": AMQP_URL}, env_file="/none"))
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    reference = f"amqp-{uuid.uuid4().hex[:8]}"
+    try:
+        workers.accept("testpay", reference, "slow_paid", {"user": 77, "sleep": 0})
+        wait_for(lambda: Event.get(Event.external_id == reference).status == "processed", timeout=30)
+    finally:
+        worker.stop(timeout=5000)
+        broker.close()
+        workers.setup(load_settings(environ=env, env_file="/none"))
+    assert Grant.select().where(Grant.reference == reference).count() == 1
+
+
+def test_the_embedded_broker_processes_in_process(env, database):
+    broker = workers.setup(load_settings(environ={**env, "BROKER_URL": "", "REDIS_URL": ""}, env_file="/none"))
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        workers.accept("testpay", "embedded-1", "slow_paid", {"user": 78, "sleep": 0})
+        wait_for(lambda: Event.get(Event.external_id == "embedded-1").status == "processed")
+    finally:
+        worker.stop(timeout=5000)
+        workers.setup(load_settings(environ=env, env_file="/none"))
+    assert Grant.select().where(Grant.reference == "embedded-1").count() == 1
