@@ -13,6 +13,7 @@ from app import metrics
 from app.clock import utcnow
 from app.db import for_update, transaction
 from app.models import Event, EventLog, EventStatus
+from app.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ def log_enqueued(event_id: int, ok: bool, detail: str | None = None) -> None:
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line naming an exception, short enough to store."""
-    text = f"{type(exc).__name__}: {exc}".strip()
+    """One line naming an exception, short enough to store, with secrets hidden."""
+    text = redact(f"{type(exc).__name__}: {exc}".strip())
     return text[:2000]
 
 
