@@ -1,0 +1,162 @@
+"""`entitle initdata debug|sign`: every check shown, the right exit code, and the token never printed."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from app.telegram.initdata import sign_init_data, verify_init_data
+
+TOKEN = "7000000003:AAHsecretHalfOfTheBotTokenMustNotLeak_xyz"
+SECRET_HALF = TOKEN.split(":", 1)[1]
+USER = {"id": 777001, "first_name": "Grace", "username": "grace"}
+
+# Telegram-Mini-Apps/telegram-apps, packages/init-data-node/src/entries/shared.test.ts (`sp`, `botId`):
+# a real initData carrying both `hash` and Telegram's production Ed25519 `signature`.
+THIRD_PARTY_BOT_ID = 7342037359
+THIRD_PARTY_INIT_DATA = (
+    "user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%20%2B%20-%20%3F%20%5C%2F%22%2C%22last_name"
+    "%22%3A%22Kibenko%22%2C%22username%22%3A%22vdkfrost%22%2C%22language_code%22%3A%22ru%22%2C%22is_premium"
+    "%22%3Atrue%2C%22allows_write_to_pm%22%3Atrue%2C%22photo_url%22%3A%22https%3A%5C%2F%5C%2Ft.me%5C%2Fi%5C"
+    "%2Fuserpic%5C%2F320%5C%2F4FPEE4tmP3ATHa57u6MqTDih13LTOiMoKoLDRG4PnSA.svg%22%7D&chat_instance="
+    "8134722200314281151&chat_type=private&auth_date=1733584787&signature=zL-ucjNyREiHDE8aihFwpfR9aggP2xiAo3"
+    "NSpfe-p7IbCisNlDKlo7Kb6G4D0Ao2mBrSgEk4maLSdv6MLIlADQ&hash=2174df5b000556d044f3f020384e879c8efcab55ddea2"
+    "ced4eb752e93e7080d6"
+)
+
+
+def signed(auth_date: float | None = None) -> str:
+    return sign_init_data(TOKEN, user=USER, auth_date=int(auth_date or time.time()))
+
+
+def assert_no_secret(result) -> None:
+    shown = result.stdout + result.stderr
+    assert TOKEN not in shown and SECRET_HALF not in shown
+
+
+@pytest.fixture
+def debug(cli):
+    """`entitle initdata debug` with TELEGRAM_BOT_TOKEN set, checked for leaks on every call."""
+
+    def run(*args: str, **env: str):
+        result = cli("initdata", "debug", *args, **{"TELEGRAM_BOT_TOKEN": TOKEN, **env})
+        assert_no_secret(result)
+        return result
+
+    return run
+
+
+def test_a_valid_init_data_passes_every_check(debug):
+    result = debug(signed())
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "initData is valid" in result.stdout
+    for check in ("parse", "hash", "signature", "auth_date", "age", "user", "data-check-string"):
+        assert check in result.stdout
+    assert '"id": 777001' in result.stdout
+
+
+def test_the_token_can_come_from_the_option(cli):
+    result = cli("initdata", "debug", signed(), "--token", TOKEN)
+
+    assert result.exit_code == 0
+    assert_no_secret(result)
+
+
+def one_byte_changed(raw: str) -> str:
+    return raw.replace("%3A777001%2C", "%3A777002%2C", 1)
+
+
+@pytest.mark.parametrize(
+    "make, args, reason",
+    [
+        (lambda: one_byte_changed(signed()), (), "hash_mismatch"),
+        (lambda: signed(auth_date=time.time() - 901), (), "expired"),
+        (lambda: signed(auth_date=time.time() - 120), ("--max-age", "60"), "expired"),
+        (lambda: "user=%ZZ&hash", (), "malformed"),
+        (lambda: signed().rsplit("&hash=", 1)[0], (), "hash_missing"),
+        (lambda: THIRD_PARTY_INIT_DATA, ("--bot-id", str(THIRD_PARTY_BOT_ID + 1), "--max-age", "0"), "signature_invalid"),
+        (
+            lambda: THIRD_PARTY_INIT_DATA,
+            ("--bot-id", str(THIRD_PARTY_BOT_ID), "--environment", "test", "--max-age", "0"),
+            "signature_invalid",
+        ),
+    ],
+    ids=["one-byte-changed", "expired", "expired-by-max-age", "malformed", "no-hash", "wrong-bot-id", "test-key"],
+)
+def test_each_invalid_kind_exits_1_with_its_reason(debug, make, args, reason):
+    result = debug(make(), *args, TELEGRAM_BOT_TOKEN="" if "--bot-id" in args else TOKEN)
+
+    assert result.exit_code == 1
+    assert "initData is invalid" in result.stdout
+    assert reason in result.stdout
+
+
+def test_a_real_third_party_signature_passes_with_the_bot_id(debug):
+    result = debug(THIRD_PARTY_INIT_DATA, "--bot-id", str(THIRD_PARTY_BOT_ID), "--max-age", "0", TELEGRAM_BOT_TOKEN="")
+
+    assert result.exit_code == 0, result.stdout
+    assert "Ed25519 signature valid" in result.stdout
+
+
+def test_max_age_0_skips_the_age_check(debug):
+    old = signed(auth_date=1_000_000)
+
+    assert debug(old).exit_code == 1
+    result = debug(old, "--max-age", "0", "--json")
+    assert result.exit_code == 0
+    age = next(step for step in json.loads(result.stdout)["steps"] if step["name"] == "age")
+    assert age["ok"] is None
+
+
+def test_json_output_parses_and_names_every_check(debug):
+    result = debug(one_byte_changed(signed()), "--json")
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["valid"] is False and report["reason"] == "hash_mismatch"
+    steps = {step["name"]: step for step in report["steps"]}
+    assert {"parse", "data_check_string", "hash", "signature", "auth_date", "age", "user"} <= set(steps)
+    assert steps["hash"]["ok"] is False and steps["hash"]["reason"] == "hash_mismatch"
+    assert report["fields"]["auth_date"].isdigit()
+
+
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        ((), {"TELEGRAM_BOT_TOKEN": ""}),
+        (("--max-age", "-1"), {}),
+        (("--environment", "test"), {}),
+        (("--environment", "staging", "--bot-id", "1"), {}),
+    ],
+    ids=["no-token-no-bot-id", "negative-max-age", "environment-without-bot-id", "unknown-environment"],
+)
+def test_usage_errors_exit_2(debug, args, env):
+    assert debug(signed(), *args, **env).exit_code == 2
+
+
+def test_sign_prints_an_init_data_that_verifies(cli):
+    result = cli("initdata", "sign", "--user-id", "424242", "--username", "@dev", TELEGRAM_BOT_TOKEN=TOKEN)
+
+    assert result.exit_code == 0
+    assert_no_secret(result)
+    raw = result.stdout.strip()
+    assert "\n" not in raw
+    data = verify_init_data(raw, TOKEN)
+    assert data.user_id == 424242 and data.user["username"] == "dev"
+    assert cli("initdata", "debug", raw, "--token", TOKEN).exit_code == 0
+
+
+def test_sign_takes_the_token_option(cli):
+    result = cli("initdata", "sign", "--user-id", "1", "--token", TOKEN, TELEGRAM_BOT_TOKEN="")
+
+    assert result.exit_code == 0
+    assert verify_init_data(result.stdout.strip(), TOKEN).user_id == 1
+
+
+def test_sign_without_a_token_is_a_usage_error(cli):
+    result = cli("initdata", "sign", "--user-id", "1", TELEGRAM_BOT_TOKEN="")
+
+    assert result.exit_code == 2
+    assert "TELEGRAM_BOT_TOKEN" in result.stderr

@@ -1,0 +1,253 @@
+"""The Mini App page in headless Chromium: it signs in, shows what the user holds, and its buy buttons work.
+
+Telegram's `telegram-web-app.js` is answered by a stand-in that carries initData signed with the
+test token and records `openInvoice` / `openLink`. `/api/invoice` and `/api/checkout` are answered
+in the browser too, so the test proves what the page sends to them, not how they charge.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import entitlements, users
+from app.telegram.initdata import sign_init_data
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+
+TOKEN = "7000000004:AAHBrowserTestTokenForTheMiniAppPage_00"
+USER = {"id": 777002, "first_name": "Grace", "last_name": "Hopper", "username": "grace", "language_code": "en"}
+# Telegram Desktop's night theme, as telegram-web-app.js would pass it in themeParams.
+THEME = {
+    "bg_color": "#17212b",
+    "secondary_bg_color": "#232e3c",
+    "section_bg_color": "#232e3c",
+    "text_color": "#f5f5f5",
+    "hint_color": "#708499",
+    "link_color": "#6ab3f3",
+    "button_color": "#5288c1",
+    "button_text_color": "#ffffff",
+    "section_header_text_color": "#6ab3f3",
+    "accent_text_color": "#6ab2f2",
+    "destructive_text_color": "#ec3942",
+}
+INVOICE_LINK = "https://t.me/$browser-test-invoice"
+CHECKOUT_URL = "https://checkout.stripe.com/c/pay/cs_test_browser"
+
+STAND_IN = """
+(function () {
+  var theme = %(theme)s;
+  var calls = window.__telegram = { ready: 0, openInvoice: [], openLink: [], invoiceCallbacks: [] };
+  // Like the real script: every themeParams key becomes a --tg-theme-* CSS variable.
+  Object.keys(theme).forEach(function (key) {
+    document.documentElement.style.setProperty("--tg-theme-" + key.replace(/_/g, "-"), theme[key]);
+  });
+  window.Telegram = { WebApp: {
+    initData: %(init_data)s,
+    initDataUnsafe: {},
+    version: "8.0",
+    platform: "tdesktop",
+    colorScheme: "dark",
+    themeParams: theme,
+    ready: function () { calls.ready += 1; },
+    expand: function () {},
+    onEvent: function () {},
+    offEvent: function () {},
+    isVersionAtLeast: function () { return true; },
+    openInvoice: function (url, callback) { calls.openInvoice.push(url); calls.invoiceCallbacks.push(callback); },
+    openLink: function (url) { calls.openLink.push(url); },
+    HapticFeedback: { notificationOccurred: function () {} }
+  } };
+})();
+"""
+
+
+@pytest.fixture
+def env(env):
+    env["TELEGRAM_BOT_TOKEN"] = TOKEN
+    # Any key makes the page offer cards; the checkout endpoint is answered in the browser.
+    env["STRIPE_SECRET_KEY"] = "sk_test_browser"
+    return env
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, or a skip saying what is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def server(app):
+    """The app served over HTTP on a free port."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(timeout=5)
+
+
+class MiniApp:
+    """A page opened as Telegram would open it, with every call the page makes to the outside recorded."""
+
+    def __init__(self, browser, base: str, init_data: str):
+        self.context = browser.new_context(viewport={"width": 420, "height": 900}, device_scale_factor=1)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.errors: list[str] = []
+        self.posted: dict[str, list[dict]] = {"/api/invoice": [], "/api/checkout": []}
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+        # Nothing leaves the machine: only our server and the answers below are reachable.
+        self.page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort())
+        script = STAND_IN % {"theme": json.dumps(THEME), "init_data": json.dumps(init_data)}
+        self.page.route(
+            "https://telegram.org/js/telegram-web-app.js*",
+            lambda route: route.fulfill(status=200, content_type="application/javascript", body=script),
+        )
+        self.page.route(f"{base}/api/invoice", lambda route: self._answer(route, {"link": INVOICE_LINK}))
+        self.page.route(f"{base}/api/checkout", lambda route: self._answer(route, {"url": CHECKOUT_URL, "id": "cs_test_browser"}))
+        self.page.goto(f"{base}/app")
+
+    def _answer(self, route, body: dict) -> None:
+        request = route.request
+        path = "/" + request.url.split("/", 3)[3]
+        self.posted[path].append(
+            {"method": request.method, "body": request.post_data_json, "authorization": request.headers.get("authorization", "")}
+        )
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    def telegram(self, name: str):
+        """What the stand-in recorded for one Telegram.WebApp method."""
+        return self.page.evaluate(f"window.__telegram.{name}")
+
+    def screenshot(self, name: str) -> Path:
+        """Save a full-page screenshot under test-output/."""
+        OUTPUT.mkdir(exist_ok=True)
+        path = OUTPUT / name
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def open_app(browser, server):
+    opened: list[MiniApp] = []
+
+    def open_with(init_data: str) -> MiniApp:
+        opened.append(MiniApp(browser, server, init_data))
+        return opened[-1]
+
+    yield open_with
+    for mini_app in opened:
+        mini_app.close()
+
+
+def fresh_init_data(auth_date: float | None = None) -> str:
+    return sign_init_data(TOKEN, user=USER, auth_date=int(auth_date or time.time()), chat_type="sender")
+
+
+def test_the_page_signs_in_shows_entitlements_and_buys(open_app):
+    user = users.ensure_user(USER["id"], first_name="Grace")
+    entitlements.grant(user, "premium", source="manual", reference="browser-test-premium", days=30)
+
+    mini_app = open_app(fresh_init_data())
+    page = mini_app.page
+
+    # Signed in, with the name from initData and what the user holds.
+    page.locator("#content").wait_for(state="visible")
+    assert page.locator("#user-name").inner_text() == "Grace Hopper"
+    assert page.locator("#user-handle").inner_text() == "@grace"
+    premium = page.locator('li[data-entitlement="premium"]')
+    assert "Premium" in premium.inner_text() and "Active" in premium.inner_text()
+    assert premium.locator(".until").inner_text().startswith("until ")
+    assert mini_app.telegram("ready") == 1
+
+    # The plans, with a button for each way they are sold.
+    assert page.locator("li.plan").count() == 3
+    month = page.locator('li[data-plan="premium_month"]')
+    assert month.locator(".buy-stars").get_attribute("aria-label") == "Pay 250 Telegram Stars per month"
+    assert month.locator(".buy-stars .star").count() == 1
+    assert month.locator(".buy-card").inner_text() == "Subscribe by card"
+    lifetime = page.locator('li[data-plan="supporter_lifetime"]')
+    assert lifetime.locator(".buy-stars").get_attribute("aria-label") == "Pay 1000 Telegram Stars"
+    assert lifetime.locator(".buy-card").count() == 0
+
+    # Telegram's theme, not the page's own colours.
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(23, 33, 43)"
+    assert page.evaluate("getComputedStyle(document.querySelector('.buy-stars')).backgroundColor") == "rgb(82, 136, 193)"
+    assert mini_app.screenshot("miniapp-signed-in.png").stat().st_size > 0
+
+    # Stars: the plan goes to /api/invoice with the session token, the link to openInvoice.
+    lifetime.locator(".buy-stars").click()
+    page.wait_for_function("() => window.__telegram.openInvoice.length === 1")
+    [invoice] = mini_app.posted["/api/invoice"]
+    assert invoice["method"] == "POST" and invoice["body"] == {"plan": "supporter_lifetime"}
+    assert invoice["authorization"].startswith("Bearer ")
+    assert mini_app.telegram("openInvoice") == [INVOICE_LINK]
+
+    # Paid: the worker grants, Telegram reports "paid", and the page shows the new entitlement.
+    entitlements.grant(user, "supporter", source="manual", reference="browser-test-supporter")
+    page.evaluate("window.__telegram.invoiceCallbacks[0]('paid')")
+    supporter = page.locator('li[data-entitlement="supporter"]')
+    supporter.wait_for(state="visible")
+    assert supporter.locator(".until").inner_text() == "lifetime"
+    page.locator("#notice", has_text="Your access is updated.").wait_for(state="visible")
+
+    # Card: the plan goes to /api/checkout, the Checkout page opens with openLink.
+    month.locator(".buy-card").click()
+    page.wait_for_function("() => window.__telegram.openLink.length === 1")
+    [checkout] = mini_app.posted["/api/checkout"]
+    assert checkout["method"] == "POST" and checkout["body"] == {"plan": "premium_month"}
+    assert checkout["authorization"] == invoice["authorization"]
+    assert mini_app.telegram("openLink") == [CHECKOUT_URL]
+
+    mini_app.screenshot("miniapp-after-purchase.png")
+    assert mini_app.errors == []
+
+
+def test_outside_telegram_the_page_says_to_open_it_there(open_app):
+    mini_app = open_app("")
+
+    mini_app.page.locator("#outside").wait_for(state="visible")
+    assert "Open this inside Telegram" in mini_app.page.locator("#outside").inner_text()
+    assert mini_app.page.locator("#content").is_hidden()
+    mini_app.screenshot("miniapp-outside-telegram.png")
+    assert mini_app.errors == []
+
+
+def test_a_stale_init_data_shows_an_error_with_a_way_out(open_app):
+    mini_app = open_app(fresh_init_data(auth_date=time.time() - 3600))
+
+    failed = mini_app.page.locator("#failed")
+    failed.wait_for(state="visible")
+    assert "open it again from the bot" in failed.inner_text()
+    assert failed.locator("#retry").is_visible()
+    mini_app.screenshot("miniapp-sign-in-failed.png")
+    assert mini_app.errors == []

@@ -1,0 +1,87 @@
+"""`POST /api/session` turns Telegram initData into a session token; `GET /api/me` reads it back."""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify, request
+from flask_jwt_extended import create_access_token, get_jwt_identity, jwt_required
+
+from app import entitlements, metrics
+from app.telegram.initdata import InitDataError, verify_init_data
+from app.users import ensure_user, find_user, profile_from_telegram, user_to_dict
+from webapp.context import settings
+from webapp.errors import ApiError
+
+bp = Blueprint("session", __name__)
+
+TMA_SCHEME = "tma"
+
+
+@bp.post("/api/session")
+def create_session():
+    """Verify initData and answer a short-lived bearer token with the user and their entitlements."""
+    started = time.perf_counter()
+    try:
+        body = _sign_in()
+    except ApiError as exc:
+        metrics.miniapp_session_failures.labels(reason=exc.code).inc()
+        raise
+    finally:
+        metrics.miniapp_exchange_latency.observe(time.perf_counter() - started)
+    metrics.miniapp_sessions.inc()
+    return jsonify(body)
+
+
+@bp.get("/api/me")
+@jwt_required()
+def me():
+    """The signed-in user and what they hold now."""
+    identity = get_jwt_identity()
+    if not isinstance(identity, str) or not identity.isdigit():
+        raise ApiError(401, "token_invalid", "the session token is not valid; sign in again")
+    user = find_user(int(identity))
+    if user is None:
+        raise ApiError(401, "user_unknown", "the user of this token no longer exists; sign in again")
+    return jsonify({"user": user_to_dict(user), "entitlements": entitlements.summary(user)})
+
+
+def _sign_in() -> dict:
+    config = settings()
+    if not config.telegram_bot_token:
+        raise ApiError(503, "telegram_not_configured", "Mini App sign-in needs TELEGRAM_BOT_TOKEN on the server")
+    raw = _init_data_from_request()
+    try:
+        data = verify_init_data(raw, config.telegram_bot_token, max_age=config.initdata_max_age)
+    except InitDataError as exc:
+        raise ApiError(401, exc.reason, exc.message) from None
+    if data.user is None:
+        raise ApiError(401, "user_missing", "initData carries no user; open the Mini App from the bot")
+    user = ensure_user(data.user_id, **profile_from_telegram(data.user))
+    return {
+        "access_token": create_access_token(identity=str(user.telegram_id)),
+        "token_type": "Bearer",
+        "expires_in": config.jwt_access_token_minutes * 60,
+        "user": user_to_dict(user),
+        "entitlements": entitlements.summary(user),
+        # Which buy buttons the page shows: Stars need only the bot token, cards need Stripe.
+        "payments": {"stars": True, "card": bool(config.stripe_secret_key)},
+    }
+
+
+def _init_data_from_request() -> str:
+    """initData from `Authorization: tma <initData>`, else from the JSON body's `init_data`."""
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == TMA_SCHEME:
+        credentials = credentials.strip()
+        if not credentials:
+            raise ApiError(400, "init_data_missing", "the Authorization: tma header carries no initData")
+        return credentials
+    if not request.get_data(cache=True):
+        raise ApiError(400, "init_data_missing", 'send {"init_data": "…"} or Authorization: tma <initData>')
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", 'the body must be a JSON object like {"init_data": "…"}')
+    raw = body.get("init_data")
+    if not isinstance(raw, str) or not raw:
+        raise ApiError(400, "init_data_missing", '"init_data" must be a non-empty string (Telegram.WebApp.initData)')
+    return raw

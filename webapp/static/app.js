@@ -1,0 +1,296 @@
+// The Mini App: sign in with Telegram's initData, show what the user holds, sell the plans.
+(function () {
+  "use strict";
+
+  var tg = window.Telegram && window.Telegram.WebApp;
+  var session = null; // {token, expiresAt, payments}
+  var plans = [];
+  var entitlements = [];
+  var awaitingCheckout = false;
+
+  var $ = function (id) { return document.getElementById(id); };
+
+  function show(view) {
+    ["loading", "outside", "failed", "content"].forEach(function (id) {
+      $(id).hidden = id !== view;
+    });
+    $("app").setAttribute("aria-busy", view === "loading" ? "true" : "false");
+  }
+
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function sleep(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
+  function notify(message, isError) {
+    var box = $("notice");
+    box.textContent = message || "";
+    box.classList.toggle("error", !!isError);
+    box.hidden = !message;
+  }
+
+  // --- API -------------------------------------------------------------------------------
+
+  function request(method, path, body, token) {
+    var headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (token) headers.Authorization = "Bearer " + token;
+    return fetch(path, {
+      method: method,
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (response.ok) return data;
+        var error = new Error((data.error && data.error.message) || "The server answered " + response.status + ".");
+        error.status = response.status;
+        error.code = data.error && data.error.code;
+        throw error;
+      });
+    }, function () {
+      var error = new Error("No connection to the server. Check your network and try again.");
+      error.code = "network";
+      throw error;
+    });
+  }
+
+  function signIn() {
+    return request("POST", "/api/session", { init_data: tg.initData }).then(function (data) {
+      session = {
+        token: data.access_token,
+        // Renew a little early so a request never leaves with a token about to lapse.
+        expiresAt: Date.now() + (data.expires_in - 30) * 1000,
+        payments: data.payments || { stars: true, card: true },
+      };
+      return data;
+    });
+  }
+
+  // A request with the session token; signs in again once when the token has lapsed.
+  function authed(method, path, body) {
+    var ready = session && Date.now() < session.expiresAt ? Promise.resolve() : signIn();
+    return ready
+      .then(function () { return request(method, path, body, session.token); })
+      .catch(function (error) {
+        if (error.status !== 401 || !/^token_/.test(error.code || "")) throw error;
+        return signIn().then(function () { return request(method, path, body, session.token); });
+      });
+  }
+
+  // --- Rendering -------------------------------------------------------------------------
+
+  function title(key) {
+    var words = String(key).replace(/[_-]+/g, " ");
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
+
+  function formatDate(iso) {
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) return iso;
+    return date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+  }
+
+  function renderUser(user) {
+    var name = [user.first_name, user.last_name].filter(Boolean).join(" ") || "Telegram user";
+    $("user-name").textContent = name;
+    $("user-handle").textContent = user.username ? "@" + user.username : "id " + user.id;
+    $("avatar").textContent = name.charAt(0).toUpperCase();
+  }
+
+  function renderEntitlements(list) {
+    entitlements = list || [];
+    var root = $("entitlements");
+    root.replaceChildren();
+    if (!entitlements.length) {
+      root.appendChild(element("li", "empty", "Nothing yet — pick a plan below."));
+      return;
+    }
+    entitlements.forEach(function (item) {
+      var li = element("li", "entitlement");
+      li.dataset.entitlement = item.entitlement;
+      var row = element("div", "row");
+      row.appendChild(element("span", "name", title(item.entitlement)));
+      row.appendChild(element("span", "badge", item.active ? "Active" : "Inactive"));
+      li.appendChild(row);
+      li.appendChild(element("p", "hint until", item.expires_at ? "until " + formatDate(item.expires_at) : "lifetime"));
+      root.appendChild(li);
+    });
+  }
+
+  function planTerms(plan) {
+    if (plan.stars_subscription) return "renews every 30 days";
+    if (plan.stripe_mode === "subscription" && !plan.sold_for_stars) return "subscription";
+    return plan.days ? plan.days + " days" : "lifetime";
+  }
+
+  // A drawn star rather than the ⭐ emoji, which needs an emoji font some systems lack.
+  function starsLabel(button, plan) {
+    var per = plan.stars_subscription ? " / month" : "";
+    button.setAttribute("aria-label", "Pay " + plan.stars + " Telegram Stars" + (per ? " per month" : ""));
+    button.appendChild(document.createTextNode("Pay " + plan.stars + " "));
+    var star = element("span", "star");
+    star.setAttribute("aria-hidden", "true");
+    button.appendChild(star);
+    if (per) button.appendChild(document.createTextNode(per));
+  }
+
+  function renderPlans() {
+    var root = $("plans");
+    root.replaceChildren();
+    if (!plans.length) {
+      root.appendChild(element("li", "empty", "No plans are on sale right now."));
+      return;
+    }
+    var payments = (session && session.payments) || {};
+    plans.forEach(function (plan) {
+      var li = element("li", "plan");
+      li.dataset.plan = plan.key;
+      var row = element("div", "row");
+      row.appendChild(element("span", "name", plan.title));
+      row.appendChild(element("span", "hint", planTerms(plan)));
+      li.appendChild(row);
+      if (plan.description) li.appendChild(element("p", "hint description", plan.description));
+
+      var actions = element("div", "actions");
+      if (plan.sold_for_stars && payments.stars !== false) {
+        var stars = element("button", "button buy-stars");
+        stars.type = "button";
+        starsLabel(stars, plan);
+        stars.addEventListener("click", function () { buyWithStars(plan); });
+        actions.appendChild(stars);
+      }
+      if (plan.sold_by_card && payments.card !== false) {
+        var card = element("button", "button secondary buy-card", plan.stripe_mode === "subscription" ? "Subscribe by card" : "Pay by card");
+        card.type = "button";
+        card.addEventListener("click", function () { buyByCard(plan); });
+        actions.appendChild(card);
+      }
+      if (actions.children.length) li.appendChild(actions);
+      root.appendChild(li);
+    });
+  }
+
+  function setBusy(busy) {
+    document.querySelectorAll(".plan button").forEach(function (button) { button.disabled = busy; });
+  }
+
+  // --- Purchases -------------------------------------------------------------------------
+
+  function buyWithStars(plan) {
+    setBusy(true);
+    notify("");
+    authed("POST", "/api/invoice", { plan: plan.key })
+      .then(function (data) {
+        tg.openInvoice(data.link, function (status) {
+          setBusy(false);
+          invoiceClosed(status);
+        });
+      })
+      .catch(function (error) {
+        setBusy(false);
+        notify(error.message, true);
+      });
+  }
+
+  function invoiceClosed(status) {
+    if (status === "paid" || status === "pending") {
+      notify(status === "paid" ? "Payment received — updating your access…" : "Payment is being processed…");
+      if (tg.HapticFeedback) tg.HapticFeedback.notificationOccurred("success");
+      refreshUntilChanged();
+    } else if (status === "failed") {
+      notify("The payment did not go through. Please try again.", true);
+    }
+  }
+
+  function buyByCard(plan) {
+    setBusy(true);
+    notify("");
+    authed("POST", "/api/checkout", { plan: plan.key })
+      .then(function (data) {
+        awaitingCheckout = true;
+        tg.openLink(data.url);
+        notify("Finish paying in the browser, then come back here.");
+      })
+      .catch(function (error) { notify(error.message, true); })
+      .then(function () { setBusy(false); });
+  }
+
+  function refresh() {
+    return authed("GET", "/api/me").then(function (data) {
+      renderUser(data.user);
+      renderEntitlements(data.entitlements);
+      return data;
+    });
+  }
+
+  // The payment is granted by a background worker, so the new access can take a moment to appear.
+  function refreshUntilChanged() {
+    var before = JSON.stringify(entitlements);
+    var attempt = 0;
+    function poll() {
+      return refresh().then(function (data) {
+        if (JSON.stringify(data.entitlements) !== before) {
+          notify("Your access is updated.");
+          return;
+        }
+        if (++attempt >= 8) {
+          notify("Payment received. Your access will show up shortly; reopen the app if it does not.");
+          return;
+        }
+        return sleep(1500).then(poll);
+      });
+    }
+    return poll().catch(function (error) { notify(error.message, true); });
+  }
+
+  function returned() {
+    if (!awaitingCheckout || document.visibilityState === "hidden") return;
+    awaitingCheckout = false;
+    refreshUntilChanged();
+  }
+
+  // --- Start -----------------------------------------------------------------------------
+
+  function failureMessage(error) {
+    if (error.code === "expired") return "This session is too old. Close the app and open it again from the bot.";
+    return error.message;
+  }
+
+  function load() {
+    show("loading");
+    Promise.all([signIn(), request("GET", "/api/plans")])
+      .then(function (results) {
+        plans = results[1].plans || [];
+        renderUser(results[0].user);
+        renderEntitlements(results[0].entitlements);
+        renderPlans();
+        show("content");
+      })
+      .catch(function (error) {
+        $("failed-message").textContent = failureMessage(error);
+        show("failed");
+      });
+  }
+
+  function start() {
+    if (!tg || !tg.initData) {
+      show("outside");
+      return;
+    }
+    tg.ready();
+    if (tg.expand) tg.expand();
+    $("retry").addEventListener("click", load);
+    document.addEventListener("visibilitychange", returned);
+    if (tg.onEvent) tg.onEvent("activated", returned);
+    load();
+  }
+
+  start();
+})();
