@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +19,16 @@ from app.redact import redact
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], object]
-_handlers: dict[tuple[str, str], Handler] = {}
+
+
+@dataclass(frozen=True)
+class _Spec:
+    fn: Handler
+    transactional: bool
+
+
+_handlers: dict[tuple[str, str], _Spec] = {}
+_effects = threading.local()
 
 
 class Ignore(Exception):
@@ -29,12 +39,16 @@ class PermanentError(Exception):
     """Raised by a handler when retrying cannot help; the row is marked failed at once."""
 
 
-def handles(provider: str, *types: str) -> Callable[[Handler], Handler]:
-    """Register a function as the handler of these event types of a provider."""
+def handles(provider: str, *types: str, transactional: bool = True) -> Callable[[Handler], Handler]:
+    """Register a function as the handler of these event types of a provider.
+
+    `transactional=False` is for handlers that only call other services (send a message):
+    they run outside the database transaction, so a slow API never holds a write lock.
+    """
 
     def register(fn: Handler) -> Handler:
         for type_ in types:
-            _handlers[(provider, type_)] = fn
+            _handlers[(provider, type_)] = _Spec(fn, transactional)
         return fn
 
     return register
@@ -42,7 +56,8 @@ def handles(provider: str, *types: str) -> Callable[[Handler], Handler]:
 
 def handler_for(provider: str, type_: str) -> Handler | None:
     """The handler registered for an event type, or None."""
-    return _handlers.get((provider, type_))
+    spec = _handlers.get((provider, type_))
+    return spec.fn if spec else None
 
 
 def unregister(provider: str, *types: str) -> None:
@@ -104,12 +119,55 @@ def describe_error(exc: BaseException) -> str:
     return text[:2000]
 
 
+def after_commit(effect: Callable[[], object]) -> None:
+    """From inside a handler: run `effect` once the handler's writes are committed (e.g. send a message).
+
+    Effects run at most once, after the commit; one that fails is logged, so a handler that
+    needs delivery guarantees records its own follow-up event instead.
+    """
+    pending = getattr(_effects, "pending", None)
+    if pending is None:
+        raise RuntimeError("after_commit() is only available inside an inbox handler")
+    pending.append(effect)
+
+
+def _run_effects(effects: list[Callable[[], object]]) -> None:
+    for effect in effects:
+        try:
+            effect()
+        except Exception:
+            log.exception("an after-commit effect failed")
+
+
+def _run_handler(handler: Handler, event: Event) -> tuple[str, str | None]:
+    try:
+        handler(event)
+    except Ignore as reason:
+        return EventStatus.IGNORED, str(reason) or None
+    return EventStatus.PROCESSED, None
+
+
+LEASE = timedelta(seconds=60)
+
+
+def _take_lease(event_id: int) -> bool:
+    """Claim an event for a non-transactional handler; False when it is done or another worker holds it."""
+    with transaction():
+        event = for_update(Event.select().where(Event.id == event_id)).get()
+        now = utcnow()
+        if event.status in EventStatus.DONE or (event.lease_until is not None and event.lease_until > now):
+            return False
+        Event.update(lease_until=now + LEASE, updated_at=now).where(Event.id == event_id).execute()
+        return True
+
+
 def process(event_id: int, *, final_attempt: bool) -> str:
     """Run an event's handler and record the outcome; returns the event's status afterwards.
 
-    The handler's writes and the row's `processed` mark commit together. A failure is
-    recorded (error, attempts) and re-raised so the broker retries, unless this was the
-    final attempt or the handler says retrying cannot help, when the row is `failed`.
+    The handler's writes and the row's `processed` mark commit together; a handler
+    registered with `transactional=False` (network calls only) runs before that transaction.
+    A failure is recorded (error, attempts) and re-raised so the broker retries, unless this
+    was the final attempt or the handler says retrying cannot help, when the row is `failed`.
     """
     event = Event.get_or_none(Event.id == event_id)
     if event is None:
@@ -118,38 +176,46 @@ def process(event_id: int, *, final_attempt: bool) -> str:
     if event.status in EventStatus.DONE:
         return event.status
     provider = event.provider
-    handler = handler_for(provider, event.type)
+    spec = _handlers.get((provider, event.type))
     started = time.perf_counter()
+    _effects.pending = []
     try:
+        outcome = None
+        if spec is not None and not spec.transactional:
+            if not _take_lease(event_id):
+                return EventStatus.PENDING
+            outcome = _run_handler(spec.fn, event)
         with transaction():
             event = for_update(Event.select().where(Event.id == event_id)).get()
             if event.status in EventStatus.DONE:
                 return event.status
-            status, detail = EventStatus.PROCESSED, None
-            if handler is None:
+            if spec is None:
                 status, detail = EventStatus.IGNORED, f"no handler for {provider} {event.type}"
+            elif outcome is not None:
+                status, detail = outcome
             else:
-                try:
-                    with transaction():
-                        handler(event)
-                except Ignore as reason:
-                    status, detail = EventStatus.IGNORED, str(reason) or None
+                with transaction():
+                    status, detail = _run_handler(spec.fn, event)
             now = utcnow()
             Event.update(
-                status=status, attempts=Event.attempts + 1, processed_at=now, updated_at=now, error=detail if status == EventStatus.IGNORED else None
+                status=status, attempts=Event.attempts + 1, processed_at=now, updated_at=now, lease_until=None,
+                error=detail if status == EventStatus.IGNORED else None,
             ).where(Event.id == event_id).execute()
             _log(event_id, status, detail)
     except Exception as exc:
         permanent = isinstance(exc, PermanentError)
         status = EventStatus.FAILED if (final_attempt or permanent) else EventStatus.PENDING
         with transaction():
-            Event.update(status=status, attempts=Event.attempts + 1, error=describe_error(exc), updated_at=utcnow()).where(
-                Event.id == event_id
-            ).execute()
+            Event.update(
+                status=status, attempts=Event.attempts + 1, error=describe_error(exc), updated_at=utcnow(), lease_until=None
+            ).where(Event.id == event_id).execute()
             _log(event_id, "failed" if status == EventStatus.FAILED else "attempt_failed", describe_error(exc))
         metrics.events_processed.labels(provider=provider, result="failed" if status == EventStatus.FAILED else "retry").inc()
         metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
         raise
+    finally:
+        effects, _effects.pending = _effects.pending, None
+    _run_effects(effects)
     metrics.events_processed.labels(provider=provider, result=status).inc()
     metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
     return status

@@ -65,6 +65,8 @@ class Event(BaseModel):
     received_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
     processed_at = peewee.DateTimeField(null=True)
+    # Held by the worker running a non-transactional handler, so a duplicate message leaves it alone.
+    lease_until = peewee.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("provider", "external_id"), True), (("status", "updated_at"), False))

@@ -148,3 +148,83 @@ def test_replaying_an_unknown_event_exits_1(cli):
 
 def test_replay_needs_ids_or_failed(cli):
     assert cli("events", "replay").exit_code == 2
+
+
+def test_after_commit_effects_run_once_the_grant_is_committed(database):
+    seen = []
+
+    @inbox.handles(PROVIDER, "with_effect")
+    def with_effect(event):
+        user = users.ensure_user(21)
+        entitlements.grant(user, "premium", source=PROVIDER, reference=event.external_id, days=1)
+        inbox.after_commit(lambda: seen.append(Grant.select().where(Grant.reference == event.external_id).count()))
+
+    try:
+        inbox.record(PROVIDER, "evt-effect", "with_effect", {})
+        event = Event.get(Event.external_id == "evt-effect")
+        assert inbox.process(event.id, final_attempt=False) == "processed"
+        assert seen == [1]
+        assert inbox.process(event.id, final_attempt=False) == "processed"
+        assert seen == [1], "a duplicate run has no effects"
+    finally:
+        inbox.unregister(PROVIDER, "with_effect")
+
+
+def test_a_failed_handler_runs_no_effects(database):
+    seen = []
+
+    @inbox.handles(PROVIDER, "fails_after_effect")
+    def fails(event):
+        inbox.after_commit(lambda: seen.append("sent"))
+        raise RuntimeError("boom")
+
+    try:
+        inbox.record(PROVIDER, "evt-noeffect", "fails_after_effect", {})
+        event = Event.get(Event.external_id == "evt-noeffect")
+        with pytest.raises(RuntimeError):
+            inbox.process(event.id, final_attempt=False)
+        assert seen == [] and status_of("evt-noeffect") == "pending"
+    finally:
+        inbox.unregister(PROVIDER, "fails_after_effect")
+
+
+def test_a_non_transactional_handler_runs_outside_the_write_transaction(database):
+    from app.db import database as db
+
+    in_transaction = []
+
+    @inbox.handles(PROVIDER, "network_only", transactional=False)
+    def network_only(event):
+        in_transaction.append(db.in_transaction())
+
+    try:
+        inbox.record(PROVIDER, "evt-net", "network_only", {})
+        assert inbox.process(Event.get(Event.external_id == "evt-net").id, final_attempt=False) == "processed"
+        assert in_transaction == [False]
+    finally:
+        inbox.unregister(PROVIDER, "network_only")
+
+
+def test_a_non_transactional_event_held_by_one_worker_is_left_alone_by_another(database):
+    runs = []
+    started, release = threading.Event(), threading.Event()
+
+    @inbox.handles(PROVIDER, "slow_network", transactional=False)
+    def slow_network(event):
+        runs.append(event.id)
+        started.set()
+        release.wait(5)
+
+    try:
+        inbox.record(PROVIDER, "evt-lease", "slow_network", {})
+        event_id = Event.get(Event.external_id == "evt-lease").id
+        first = threading.Thread(target=inbox.process, args=(event_id,), kwargs={"final_attempt": False})
+        first.start()
+        started.wait(5)
+        assert inbox.process(event_id, final_attempt=False) == "pending"
+        release.set()
+        first.join()
+        assert runs == [event_id] and status_of("evt-lease") == "processed"
+        assert Event.get(Event.external_id == "evt-lease").lease_until is None
+    finally:
+        inbox.unregister(PROVIDER, "slow_network")
