@@ -21,7 +21,7 @@ def setup(settings: Settings | None = None) -> dramatiq.Broker:
     broker = build_broker(settings)
     dramatiq.set_broker(broker)
     declare(settings)
-    providers.load_handlers()
+    providers.load_handlers(settings)
     if database.obj is None:
         bind(settings.database_url)
     return broker

@@ -1,0 +1,126 @@
+"""The bot's commands: /start, /buy, /status and /paysupport (Telegram requires it of bots that sell)."""
+from __future__ import annotations
+
+import re
+import telebot
+from telebot import types
+
+from app import entitlements, users
+from app.clock import iso
+from app.config import Settings
+from app.models import Grant, User
+from app.plans import Catalogue, Plan
+from app.telegram import payments
+
+COMMANDS = ("start", "buy", "status", "paysupport")
+
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?$", re.DOTALL)
+
+
+def parse(text: str | None) -> tuple[str, str] | None:
+    """The command and its argument in a message such as `/buy@our_bot premium_week`, or None if it is not ours."""
+    match = _COMMAND.match((text or "").strip())
+    if match is None or match[1].lower() not in COMMANDS:
+        return None
+    return match[1].lower(), (match[2] or "").strip()
+
+
+def _price(plan: Plan) -> str:
+    return f"{plan.stars} ⭐" + (" every 30 days" if plan.stars_subscription else "")
+
+
+def start(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Welcome the user, with a button that opens the Mini App."""
+    name = message.from_user.first_name or "there"
+    lines = [f"Hello, {name}!", "", "/buy — see the plans and pay with Telegram Stars", "/status — what you have now",
+             "/paysupport — help with a payment"]
+    app_url = f"{settings.public_url}/app"
+    markup = None
+    # Telegram accepts Mini App buttons only for https pages.
+    if app_url.startswith("https://"):
+        markup = types.InlineKeyboardMarkup()
+        markup.add(types.InlineKeyboardButton("Open the app", web_app=types.WebAppInfo(app_url)))
+    else:
+        lines += ["", f"The app: {app_url}"]
+    bot.send_message(message.chat.id, "\n".join(lines), reply_markup=markup)
+
+
+def buy(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Send the plans sold for Stars as invoices (a subscription plan as a subscription link)."""
+    chat_id, user_id = message.chat.id, message.from_user.id
+    plans = [plan for plan in catalogue if plan.sold_for_stars]
+    if arg:
+        plans = [plan for plan in plans if plan.key == arg.lower()]
+        if not plans:
+            keys = ", ".join(p.key for p in catalogue if p.sold_for_stars) or "none"
+            bot.send_message(chat_id, f"There is no plan called {arg!r}. Plans: {keys}.")
+            return
+    if not plans:
+        bot.send_message(chat_id, "Nothing is on sale for Telegram Stars right now.")
+        return
+    for plan in plans:
+        if plan.stars_subscription:
+            # sendInvoice cannot sell a subscription; only an invoice link can.
+            link = payments.create_invoice_link(bot, plan, user_id)
+            markup = types.InlineKeyboardMarkup()
+            markup.add(types.InlineKeyboardButton(f"Subscribe for {_price(plan)}", url=link))
+            text = f"{plan.title}\n{plan.description or ''}".strip()
+            bot.send_message(chat_id, text, reply_markup=markup)
+        else:
+            payments.send_invoice(bot, chat_id, plan, user_id)
+
+
+def status(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Tell the user what they hold now."""
+    user = users.find_user(message.from_user.id)
+    held = entitlements.summary(user) if user else []
+    if not held:
+        text = "You have nothing active right now. /buy to see the plans."
+    else:
+        lines = ["You have:"]
+        for row in held:
+            end = entitlements.current_end(user, row["entitlement"])
+            lines.append(f"• {row['entitlement']} {payments.until_text(end)}")
+        text = "\n".join(lines)
+    bot.send_message(message.chat.id, text)
+
+
+def _payments_of(user: User, limit: int = 5) -> list[Grant]:
+    query = Grant.select().where((Grant.user == user) & (Grant.source == payments.SOURCE))
+    return list(query.order_by(Grant.created_at.desc(), Grant.id.desc()).limit(limit))
+
+
+def paysupport(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Payment support: the user's recent payments with their references, and how refunds work."""
+    user = users.find_user(message.from_user.id)
+    lines = ["Payment support", ""]
+    recent = _payments_of(user) if user else []
+    if recent:
+        lines.append("Your recent payments:")
+        for grant in recent:
+            plan = catalogue.get(grant.plan)
+            state = f"refunded {iso(grant.revoked_at)[:10]}" if grant.revoked_at else payments.until_text(grant.ends_at)
+            lines.append(f"• {plan.title if plan else grant.plan}, {iso(grant.created_at)[:10]}, {state}")
+            lines.append(f"  reference: {grant.reference}")
+        lines.append("")
+    else:
+        lines += ["We have no Telegram Stars payment from you on record.", ""]
+    lines.append(
+        "If something went wrong, write to the operator of this bot and quote the reference. "
+        "Refunds go back to your Telegram Stars balance, and end what the payment gave you."
+    )
+    bot.send_message(message.chat.id, "\n".join(lines))
+
+
+_ANSWERS = {"start": start, "buy": buy, "status": status, "paysupport": paysupport}
+
+
+def answer(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message) -> str | None:
+    """Answer a command message; returns the command's name, or None when the message is not a command of ours."""
+    parsed = parse(message.text)
+    if parsed is None:
+        return None
+    name, arg = parsed
+    users.ensure_user(message.from_user.id, **users.profile_from_telegram(message.from_user.to_dict()))
+    _ANSWERS[name](bot, settings, catalogue, message, arg)
+    return name

@@ -1,0 +1,127 @@
+"""Inbox handlers for Telegram: payments, refunds, bot commands and messages to send again."""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import requests
+from telebot import types
+from telebot.apihelper import ApiException, ApiTelegramException
+
+from app import inbox, metrics, providers
+from app.db import for_update
+from app.models import Event
+from app.plans import Catalogue
+from app.telegram import commands, payments, refunds
+from app.telegram.bot_api import describe_api_error
+from app.telegram.payments import SOURCE, TelegramNotConfigured, bot_for
+
+log = logging.getLogger(__name__)
+
+
+def _message(event: Event) -> types.Message:
+    message = types.Update.de_json(event.payload).message
+    if message is None:
+        raise inbox.PermanentError("the update carries no message")
+    return message
+
+
+def _catalogue(settings) -> Catalogue:
+    return Catalogue.from_file(settings.plans_file)
+
+
+@contextlib.contextmanager
+def telegram_errors():
+    """Map Bot API failures onto the inbox: blocked or gone chats are ignored, bad requests fail, the rest retry."""
+    try:
+        yield
+    except TelegramNotConfigured as exc:
+        raise inbox.Ignore(f"{exc}; nothing was sent") from None
+    except ApiTelegramException as exc:
+        if exc.error_code == 403:
+            raise inbox.Ignore(describe_api_error(exc)) from None
+        if exc.error_code == 400:
+            raise inbox.PermanentError(describe_api_error(exc)) from None
+        raise RuntimeError(describe_api_error(exc)) from None
+    except (ApiException, requests.RequestException) as exc:
+        raise RuntimeError(describe_api_error(exc)) from None
+
+
+def notify(settings, chat_id: int, text: str, *, key: str) -> None:
+    """Send a message now; when Telegram cannot take it, leave it in the inbox to be sent again."""
+    try:
+        bot_for(settings).send_message(chat_id, text)
+        return
+    except TelegramNotConfigured:
+        log.warning("TELEGRAM_BOT_TOKEN is not set; message %s not sent", key)
+        return
+    except ApiTelegramException as exc:
+        if exc.error_code in (400, 403):
+            log.warning("message %s not sent: %s", key, describe_api_error(exc))
+            return
+        reason = describe_api_error(exc)
+    except (ApiException, requests.RequestException) as exc:
+        reason = describe_api_error(exc)
+    # The sweeper hands this event to a worker, which sends the message again.
+    inbox.record(SOURCE, key, "send_message", {"chat_id": chat_id, "text": text}, note=f"first attempt failed: {reason}")
+
+
+@inbox.handles(SOURCE, "successful_payment")
+def successful_payment(event: Event) -> None:
+    """Grant what a Stars payment bought and thank the payer."""
+    settings = providers.settings()
+    message = _message(event)
+    payment = message.successful_payment
+    if payment is None:
+        raise inbox.PermanentError("the message carries no successful_payment")
+    if refunds.was_refunded(payment.telegram_payment_charge_id):
+        raise inbox.Ignore("this payment was refunded before it was granted")
+    try:
+        done = payments.fulfil(_catalogue(settings), message.from_user, payment)
+    except payments.UnknownPlan as exc:
+        metrics.telegram_payments.labels(result="unfulfilled").inc()
+        raise inbox.PermanentError(
+            f"{exc}; refund it with `entitle refund telegram {payment.telegram_payment_charge_id}`"
+        ) from None
+    if done.created:
+        text, key = payments.confirmation_text(done), f"confirm:{payment.telegram_payment_charge_id}"
+        # After the commit: a slow Bot API call must not hold the grant's transaction open.
+        inbox.after_commit(lambda: notify(settings, message.chat.id, text, key=key))
+
+
+@inbox.handles(SOURCE, "refunded_payment")
+def refunded_payment(event: Event) -> None:
+    """Revoke the grant of a payment Telegram reports refunded, and nothing else."""
+    refund = _message(event).refunded_payment
+    if refund is None:
+        raise inbox.PermanentError("the message carries no refunded_payment")
+    charge_id = refund.telegram_payment_charge_id
+    # Waits while a worker is granting this payment, so the refund never lands between check and grant.
+    for_update(Event.select().where((Event.provider == SOURCE) & (Event.external_id == charge_id))).first()
+    charge = refunds.find_charge(charge_id)
+    if charge is None:
+        raise inbox.Ignore(f"no payment {charge_id} is recorded here; nothing to revoke")
+    if charge.grant is not None and charge.grant.revoked_at is not None:
+        raise inbox.Ignore(f"the grant of {charge_id} was already revoked")
+    # Also without a grant yet: the refund in the ledger keeps the payment from ever granting.
+    refunds.revoke_charge(charge_id, actor="telegram", user_id=charge.user_id, detail={"amount": refund.total_amount})
+    metrics.telegram_payments.labels(result="refunded").inc()
+
+
+@inbox.handles(SOURCE, "command", transactional=False)
+def command(event: Event) -> None:
+    """Answer a bot command."""
+    settings = providers.settings()
+    message = _message(event)
+    with telegram_errors():
+        answered = commands.answer(bot_for(settings), settings, _catalogue(settings), message)
+    if answered is None:
+        raise inbox.Ignore("not a command of this bot")
+
+
+@inbox.handles(SOURCE, "send_message", transactional=False)
+def send_message(event: Event) -> None:
+    """Send a message whose first attempt failed."""
+    settings = providers.settings()
+    with telegram_errors():
+        bot_for(settings).send_message(event.payload["chat_id"], event.payload["text"])

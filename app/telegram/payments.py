@@ -1,0 +1,218 @@
+"""Telegram Stars payments: invoice payloads, invoices, the pre-checkout decision and fulfilment."""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import telebot
+from telebot import types
+
+from app import entitlements, metrics, users
+from app.clock import from_timestamp, iso
+from app.config import Settings
+from app.models import Grant, User
+from app.plans import STAR_SUBSCRIPTION_PERIOD, Catalogue, Plan
+from app.telegram.bot_api import make_bot
+
+CURRENCY = "XTR"
+SOURCE = "telegram"
+PAYLOAD_VERSION = "e1"
+MAX_PAYLOAD_BYTES = 128  # the Bot API's limit for invoice payloads
+
+_PAYLOAD = re.compile(r"^e1:([a-z0-9][a-z0-9_\-]{0,63}):([1-9][0-9]{0,19}):([0-9a-f]{8})$")
+
+
+class TelegramNotConfigured(Exception):
+    """TELEGRAM_BOT_TOKEN is not set, so the Bot API cannot be called."""
+
+
+def bot_for(settings: Settings) -> telebot.TeleBot:
+    """The Bot API client for these settings."""
+    if not settings.telegram_bot_token:
+        raise TelegramNotConfigured("TELEGRAM_BOT_TOKEN is not set")
+    return make_bot(settings.telegram_bot_token, settings.telegram_api_url)
+
+
+# -- invoice payloads ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoicePayload:
+    plan: str
+    user_id: int
+    nonce: str
+
+    def encode(self) -> str:
+        """The payload string sent with the invoice."""
+        return f"{PAYLOAD_VERSION}:{self.plan}:{self.user_id}:{self.nonce}"
+
+
+def encode_payload(plan_key: str, user_id: int) -> str:
+    """A fresh invoice payload naming the plan and the user the invoice is for."""
+    text = InvoicePayload(plan_key, int(user_id), secrets.token_hex(4)).encode()
+    if len(text.encode()) > MAX_PAYLOAD_BYTES or not _PAYLOAD.match(text):
+        raise ValueError(f"cannot make an invoice payload for plan {plan_key!r} and user {user_id}")
+    return text
+
+
+def decode_payload(text: str | None) -> InvoicePayload | None:
+    """The plan and user an invoice payload names, or None when it is not one of ours."""
+    match = _PAYLOAD.match(text or "")
+    if match is None:
+        return None
+    return InvoicePayload(match[1], int(match[2]), match[3])
+
+
+# -- invoices ------------------------------------------------------------------------------
+
+
+def invoice_params(plan: Plan, user_id: int) -> dict:
+    """The Bot API parameters of a Stars invoice for `plan`, made out to `user_id`."""
+    if not plan.sold_for_stars:
+        raise ValueError(f"plan {plan.key!r} is not sold for Telegram Stars")
+    params = {
+        "title": plan.title[:32],
+        "description": (plan.description or plan.title)[:255],
+        "payload": encode_payload(plan.key, user_id),
+        "provider_token": "",  # Stars need no payment provider
+        "currency": CURRENCY,
+        "prices": [types.LabeledPrice(plan.title[:32], plan.stars)],
+    }
+    if plan.stars_subscription:
+        params["subscription_period"] = STAR_SUBSCRIPTION_PERIOD
+    return params
+
+
+def create_invoice_link(bot: telebot.TeleBot, plan: Plan, user_id: int) -> str:
+    """A t.me invoice link for `plan` (a Star subscription when the plan is one)."""
+    return bot.create_invoice_link(**invoice_params(plan, user_id))
+
+
+def send_invoice(bot: telebot.TeleBot, chat_id: int, plan: Plan, user_id: int) -> types.Message:
+    """Send a one-off Stars invoice for `plan` into a chat."""
+    params = invoice_params(plan, user_id)
+    if "subscription_period" in params:
+        raise ValueError("sendInvoice cannot sell a subscription; use create_invoice_link")
+    params["invoice_payload"] = params.pop("payload")
+    return bot.send_invoice(chat_id, **params)
+
+
+# -- pre-checkout --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    ok: bool
+    error_message: str | None = None
+    reason: str | None = None
+    plan: Plan | None = None
+
+    def answer(self, query_id: str) -> dict:
+        """The `answerPreCheckoutQuery` method call that carries this decision."""
+        call = {"method": "answerPreCheckoutQuery", "pre_checkout_query_id": query_id, "ok": self.ok}
+        if not self.ok:
+            call["error_message"] = self.error_message
+        return call
+
+
+def _decline(reason: str, message: str, plan: Plan | None = None) -> Decision:
+    return Decision(False, message, reason, plan)
+
+
+def decide_pre_checkout(catalogue: Catalogue, query: types.PreCheckoutQuery) -> Decision:
+    """Accept a checkout only for a known Stars plan, at its price in XTR, paid by the user the invoice was made for."""
+    payload = decode_payload(query.invoice_payload)
+    if payload is None:
+        return _decline("bad_payload", "This invoice is no longer valid. Send /buy for a new one.")
+    plan = catalogue.get(payload.plan)
+    if plan is None or not plan.sold_for_stars:
+        return _decline("unknown_plan", "This plan is no longer on sale. Send /buy to see what is.")
+    if query.currency != CURRENCY:
+        return _decline("wrong_currency", "This invoice can only be paid in Telegram Stars.", plan)
+    if query.total_amount != plan.stars:
+        return _decline("wrong_amount", "The price of this plan has changed. Send /buy for a new invoice.", plan)
+    if query.from_user.id != payload.user_id:
+        return _decline("wrong_payer", "This invoice was made for someone else. Send /buy for your own.", plan)
+    return Decision(True, plan=plan)
+
+
+# -- fulfilment ----------------------------------------------------------------------------
+
+
+class UnknownPlan(Exception):
+    """A payment names a plan the catalogue does not have (or an invoice that is not ours)."""
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    user: User
+    plan: Plan
+    grant: Grant
+    created: bool
+    renewal: bool
+
+    @property
+    def subscription(self) -> bool:
+        """True when the payment belongs to a Star subscription."""
+        return self.grant.subscription_id is not None
+
+
+def fulfil(catalogue: Catalogue, payer: types.User, payment: types.SuccessfulPayment) -> Fulfilment:
+    """Grant what a successful payment bought, once per charge.
+
+    One-off plans grant `days` (extending what the payer holds) or lifetime; a subscription
+    payment grants until its `subscription_expiration_date`, and each renewal is a grant of its own.
+    """
+    payload = decode_payload(payment.invoice_payload)
+    plan = catalogue.get(payload.plan) if payload else None
+    if plan is None:
+        raise UnknownPlan(f"invoice payload {payment.invoice_payload!r} names no plan in the catalogue")
+    user = users.ensure_user(payer.id, **users.profile_from_telegram(payer.to_dict()))
+    charge_id = payment.telegram_payment_charge_id
+    renewal = bool(payment.is_recurring) and not payment.is_first_recurring
+    detail = {"charge_id": charge_id, "amount": payment.total_amount, "currency": payment.currency, "renewal": renewal}
+    if payload.user_id != payer.id:
+        detail["invoice_for"] = payload.user_id
+    if payment.subscription_expiration_date:
+        result = entitlements.grant(
+            user,
+            plan.entitlement,
+            source=SOURCE,
+            reference=charge_id,
+            until=from_timestamp(payment.subscription_expiration_date),
+            plan=plan.key,
+            subscription_id=f"{SOURCE}:{payment.invoice_payload}",
+            detail=detail,
+        )
+    else:
+        result = entitlements.grant(
+            user, plan.entitlement, source=SOURCE, reference=charge_id, days=plan.days, plan=plan.key, detail=detail
+        )
+    if result.created:
+        metrics.telegram_payments.labels(result="renewed" if renewal else "paid").inc()
+        metrics.telegram_payment_value.labels(currency=payment.currency).inc(payment.total_amount)
+    return Fulfilment(user, plan, result.grant, result.created, renewal)
+
+
+def until_text(end: datetime | None) -> str:
+    """How long something is held, for messages: `for good` or `until 2030-01-31 12:00 UTC`."""
+    if end is None or end == datetime.max:
+        return "for good"
+    return f"until {iso(end)[:16].replace('T', ' ')} UTC"
+
+
+def confirmation_text(done: Fulfilment) -> str:
+    """The message that thanks the payer and says what they now hold."""
+    what = done.plan.title
+    held = until_text(entitlements.current_end(done.user, done.plan.entitlement) or done.grant.ends_at)
+    if done.renewal:
+        first = f"Your subscription to {what} has renewed: {done.plan.entitlement} is yours {held}."
+    else:
+        first = f"Thank you! {what}: {done.plan.entitlement} is yours {held}."
+    lines = [first]
+    if done.subscription:
+        lines.append("The subscription renews every 30 days; you can cancel it in your Telegram settings.")
+    lines.append("Questions about this payment: /paysupport")
+    return "\n".join(lines)

@@ -1,0 +1,248 @@
+"""`entitle refund telegram`, `entitle telegram set-webhook|webhook-info` and `entitle simulate telegram payment|refund`."""
+from __future__ import annotations
+
+import re
+import time
+from typing import Optional
+
+import requests
+import typer
+
+from cli import context
+from cli.output import console, errors, fail, print_json, table
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Payments arrive as messages (successful_payment, refunded_payment) and pre-checkout queries.
+ALLOWED_UPDATES = ["message", "pre_checkout_query"]
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+telegram_app = typer.Typer(help="The Telegram bot: its webhook.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Send realistic Telegram updates to a running service.", no_args_is_help=True)
+
+
+def register(app: typer.Typer, refund_app: typer.Typer, simulate: typer.Typer) -> None:
+    """Add the Telegram commands to the CLI."""
+    refund_app.command("telegram")(refund)
+    app.add_typer(telegram_app, name="telegram")
+    simulate.add_typer(simulate_app, name="telegram")
+
+
+def _bot():
+    from app.telegram.payments import TelegramNotConfigured, bot_for
+
+    try:
+        return bot_for(context.settings())
+    except TelegramNotConfigured:
+        fail("TELEGRAM_BOT_TOKEN is not set (the token @BotFather gave the bot)")
+
+
+def _secret() -> str:
+    secret = context.settings().telegram_webhook_secret
+    if not secret:
+        fail("TELEGRAM_WEBHOOK_SECRET is not set")
+    return secret
+
+
+def _api_error(exc: Exception) -> str:
+    from app.telegram.bot_api import describe_api_error
+
+    return describe_api_error(exc)
+
+
+def _telegram_failures() -> tuple[type[Exception], ...]:
+    from telebot.apihelper import ApiException
+
+    return (ApiException, requests.RequestException)
+
+
+# -- entitle refund telegram ---------------------------------------------------------------
+
+
+def refund(
+    charge_id: str = typer.Argument(..., help="The payment's telegram_payment_charge_id."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Refund a Telegram Stars payment (refundStarPayment), then revoke what it granted."""
+    from app.entitlements import grant_to_dict
+    from app.telegram import refunds
+
+    context.ready_database()
+    bot = _bot()
+    try:
+        result = refunds.refund(bot, charge_id)
+    except refunds.UnknownCharge as exc:
+        fail(str(exc))
+    data = {
+        "charge_id": charge_id,
+        "user": result.charge.user_id,
+        "refunded": result.refunded,
+        "already_refunded": result.already_refunded,
+        "revoked": [grant_to_dict(g) for g in result.revoked],
+        "renewal_canceled": result.renewal_canceled,
+        "errors": result.errors,
+    }
+    if as_json:
+        print_json(data)
+    else:
+        if result.refunded:
+            console.print(f"refunded {charge_id} to user {result.charge.user_id}", highlight=False)
+        for grant in result.revoked:
+            console.print(f"revoked {grant.entitlement} ({grant.reference})", highlight=False)
+        if result.renewal_canceled:
+            console.print("cancelled the subscription's renewal", highlight=False)
+        if not result.refunded and not result.revoked and not result.errors:
+            console.print("nothing to revoke")
+    for message in result.errors:
+        errors.print(f"[bold red]error:[/] Telegram: {message}", highlight=False)
+    if result.already_refunded:
+        errors.print(f"the charge was refunded before; its grant is revoked ({len(result.revoked)} revoked now)", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+# -- entitle telegram ----------------------------------------------------------------------
+
+
+def _webhook_info(bot) -> dict:
+    info = bot.get_webhook_info()
+    return {
+        "url": info.url,
+        "allowed_updates": info.allowed_updates,
+        "pending_update_count": info.pending_update_count,
+        "last_error_date": info.last_error_date,
+        "last_error_message": info.last_error_message,
+    }
+
+
+def _show_webhook(data: dict, as_json: bool) -> None:
+    if as_json:
+        print_json(data)
+        return
+    rows = [(k, "" if v is None else (", ".join(v) if isinstance(v, list) else v)) for k, v in data.items()]
+    console.print(table("Telegram webhook", ["field", "value"], rows))
+
+
+@telegram_app.command("set-webhook")
+def set_webhook(
+    url: Optional[str] = typer.Option(None, "--url", help="Where Telegram sends updates (default: PUBLIC_URL/webhooks/telegram)."),
+    drop_pending: bool = typer.Option(False, "--drop-pending-updates", help="Discard updates Telegram holds for the bot."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Register this service's webhook with Telegram, with the secret token and the update types it needs."""
+    settings = context.settings()
+    secret = _secret()
+    if not _SECRET_TOKEN.match(secret):
+        fail("TELEGRAM_WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (1 to 256 characters)")
+    target = url or f"{settings.public_url}/webhooks/telegram"
+    if not target.startswith("https://"):
+        errors.print(f"[yellow]warning:[/] Telegram delivers updates only to https:// addresses, not {target}", highlight=False)
+    bot = _bot()
+    try:
+        bot.set_webhook(target, secret_token=secret, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=drop_pending or None)
+        data = _webhook_info(bot)
+    except _telegram_failures() as exc:
+        fail(f"Telegram did not set the webhook: {_api_error(exc)}")
+    _show_webhook(data, as_json)
+
+
+@telegram_app.command("webhook-info")
+def webhook_info(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """The webhook as Telegram has it: address, update types, backlog and last delivery error."""
+    bot = _bot()
+    try:
+        data = _webhook_info(bot)
+    except _telegram_failures() as exc:
+        fail(f"Telegram did not answer: {_api_error(exc)}")
+    _show_webhook(data, as_json)
+
+
+# -- entitle simulate telegram -------------------------------------------------------------
+
+
+def _post(endpoint: str, update: dict) -> dict:
+    try:
+        response = requests.post(endpoint, json=update, headers={SECRET_HEADER: _secret()}, timeout=15)
+    except requests.RequestException as exc:
+        fail(f"cannot reach {endpoint} ({type(exc).__name__}); is `entitle run` serving there?")
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200:
+        message = (body.get("error") or {}).get("message") if isinstance(body, dict) else None
+        fail(f"{endpoint} answered {response.status_code}: {message or response.reason}")
+    return body if isinstance(body, dict) else {}
+
+
+def _endpoint(url: Optional[str]) -> str:
+    return f"{(url or context.settings().public_url).rstrip('/')}/webhooks/telegram"
+
+
+@simulate_app.command("payment")
+def simulate_payment(
+    user_id: int = typer.Option(..., "--user-id", min=1, help="The paying Telegram user's id."),
+    plan: str = typer.Option(..., "--plan", help="The plan key (see `entitle plans list`)."),
+    url: Optional[str] = typer.Option(None, "--url", help="The service's base address (default: PUBLIC_URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Pay for a plan as Telegram would report it: a pre-checkout query, then a successful payment."""
+    from app.plans import Catalogue, PlanError, STAR_SUBSCRIPTION_PERIOD
+    from app.telegram import payments, updates
+
+    try:
+        chosen = Catalogue.from_file(context.settings().plans_file).get(plan)
+    except PlanError as exc:
+        fail(str(exc))
+    if chosen is None or not chosen.sold_for_stars:
+        fail(f"no plan {plan!r} sold for Telegram Stars (see `entitle plans list`)")
+    endpoint = _endpoint(url)
+    payload = payments.encode_payload(chosen.key, user_id)
+    answer = _post(endpoint, updates.pre_checkout_query_update(user_id, payload, chosen.stars))
+    if answer.get("method") != "answerPreCheckoutQuery" or answer.get("ok") is not True:
+        fail(f"the service declined the checkout: {answer.get('error_message') or answer}")
+    charge_id = updates.new_charge_id()
+    expires = int(time.time()) + STAR_SUBSCRIPTION_PERIOD if chosen.stars_subscription else None
+    recorded = _post(
+        endpoint,
+        updates.successful_payment_update(
+            user_id, payload, chosen.stars, charge_id,
+            subscription_expiration_date=expires, is_first_recurring=chosen.stars_subscription,
+        ),
+    )
+    data = {"charge_id": charge_id, "user": user_id, "plan": chosen.key, "stars": chosen.stars,
+            "pre_checkout": "approved", "event": recorded.get("event"), "status": recorded.get("status")}
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"pre-checkout approved; paid {chosen.stars} ⭐ for {chosen.key} as user {user_id}", highlight=False)
+    console.print(f"charge id: {charge_id} (event {data['event']}, {data['status']})", highlight=False)
+    console.print(f"see it: entitle entitlements list --user {user_id}", highlight=False)
+
+
+@simulate_app.command("refund")
+def simulate_refund(
+    charge_id: str = typer.Option(..., "--charge-id", help="The telegram_payment_charge_id to report refunded."),
+    user_id: Optional[int] = typer.Option(None, "--user-id", min=1, help="The payer (default: looked up in the database)."),
+    url: Optional[str] = typer.Option(None, "--url", help="The service's base address (default: PUBLIC_URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Report a payment refunded, as Telegram does with a refunded_payment message."""
+    from app.models import Event
+    from app.telegram import updates
+
+    payload, amount = "", 1
+    if user_id is None:
+        context.ready_database()
+        event = Event.get_or_none((Event.provider == "telegram") & (Event.external_id == charge_id))
+        if event is None:
+            fail(f"no payment {charge_id} in the database; pass --user-id to send the refund anyway")
+        message = event.payload.get("message") or {}
+        user_id = int(message["from"]["id"])
+        payment = message.get("successful_payment") or {}
+        payload, amount = payment.get("invoice_payload", ""), payment.get("total_amount", 1)
+    recorded = _post(_endpoint(url), updates.refunded_payment_update(user_id, payload or "refund", amount, charge_id))
+    data = {"charge_id": charge_id, "user": user_id, "event": recorded.get("event"), "status": recorded.get("status")}
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"refund of {charge_id} sent for user {user_id} (event {data['event']}, {data['status']})", highlight=False)

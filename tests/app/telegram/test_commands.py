@@ -1,0 +1,125 @@
+"""Bot commands, answered by the worker: /start, /buy, /status, /paysupport."""
+from __future__ import annotations
+
+import pytest
+
+from app.plans import STAR_SUBSCRIPTION_PERIOD
+from app.telegram import commands, payments, updates
+from tests.app.telegram.support import PUBLIC_URL, env, payment_update, post_update, wait_until_done  # noqa: F401
+
+
+@pytest.fixture
+def plans(app):
+    return app.extensions["entitle"]["catalogue"]
+
+
+def run_command(client, user_id: int, text: str, status: str = "processed"):
+    update = updates.command_update(user_id, text)
+    assert post_update(client, update).get_json()["status"] == "recorded"
+    return wait_until_done(f"update:{update['update_id']}", status)
+
+
+@pytest.mark.parametrize(
+    "text, parsed",
+    [
+        ("/start", ("start", "")),
+        ("/buy@entitle_bot premium_week", ("buy", "premium_week")),
+        ("/PaySupport", ("paysupport", "")),
+        ("/launch", None),
+        ("buy", None),
+        ("", None),
+    ],
+)
+def test_parse_knows_our_commands_only(text, parsed):
+    assert commands.parse(text) == parsed
+
+
+def test_start_welcomes_with_a_button_that_opens_the_mini_app(client, worker, telegram_api):
+    run_command(client, 42, "/start")
+
+    (sent,) = telegram_api.calls_to("sendMessage")
+    assert sent.params["chat_id"] == "42"
+    assert "Hello, Test!" in sent.params["text"]
+    (button,) = sent.json("reply_markup")["inline_keyboard"][0]
+    assert button["web_app"] == {"url": f"{PUBLIC_URL}/app"}
+
+
+def test_buy_sends_every_stars_plan_at_its_catalogue_price(client, worker, telegram_api, plans):
+    run_command(client, 42, "/buy")
+
+    invoices = {call.params["title"]: call for call in telegram_api.calls_to("sendInvoice")}
+    one_off = [p for p in plans if p.sold_for_stars and not p.stars_subscription]
+    assert set(invoices) == {p.title for p in one_off}
+    for plan in one_off:
+        call = invoices[plan.title]
+        assert (call.params["chat_id"], call.params["currency"], call.params["provider_token"]) == ("42", "XTR", "")
+        assert [price["amount"] for price in call.json("prices")] == [plan.stars]
+        payload = payments.decode_payload(call.params["payload"])
+        assert (payload.plan, payload.user_id) == (plan.key, 42)
+        assert "subscription_period" not in call.params
+
+    # sendInvoice cannot sell a subscription: a subscription plan comes as an invoice link on a button.
+    (link,) = telegram_api.calls_to("createInvoiceLink")
+    month = plans.get("premium_month")
+    assert (link.params["currency"], link.json("prices")[0]["amount"]) == ("XTR", month.stars)
+    assert link.params["subscription_period"] == str(STAR_SUBSCRIPTION_PERIOD)
+    offer = next(c for c in telegram_api.calls_to("sendMessage") if month.title in c.params["text"])
+    (button,) = offer.json("reply_markup")["inline_keyboard"][0]
+    assert button["url"].startswith("https://t.me/$")
+    assert "250 ⭐ every 30 days" in button["text"]
+
+
+def test_buy_with_a_plan_sends_only_that_plan(client, worker, telegram_api):
+    run_command(client, 42, "/buy premium_week")
+
+    assert [c.params["title"] for c in telegram_api.calls_to("sendInvoice")] == ["Premium — 7 days"]
+    assert telegram_api.calls_to("createInvoiceLink") == []
+
+
+def test_buy_with_an_unknown_plan_lists_the_plans(client, worker, telegram_api):
+    run_command(client, 42, "/buy gold")
+
+    (sent,) = telegram_api.calls_to("sendMessage")
+    assert "no plan called 'gold'" in sent.params["text"]
+    assert "premium_week" in sent.params["text"]
+    assert telegram_api.calls_to("sendInvoice") == []
+
+
+def test_status_lists_what_the_user_holds(client, worker, telegram_api, plans):
+    run_command(client, 42, "/status")
+    assert "nothing active" in telegram_api.calls_to("sendMessage")[-1].params["text"]
+
+    post_update(client, payment_update(42, plans.get("supporter_lifetime"), charge_id="stx-status"))
+    wait_until_done("stx-status")
+    run_command(client, 42, "/status")
+
+    assert "• supporter for good" in telegram_api.calls_to("sendMessage")[-1].params["text"]
+
+
+def test_paysupport_answers_with_the_payment_references(client, worker, telegram_api, plans):
+    post_update(client, payment_update(42, plans.get("premium_week"), charge_id="stx-support"))
+    wait_until_done("stx-support")
+
+    run_command(client, 42, "/paysupport")
+
+    text = telegram_api.calls_to("sendMessage")[-1].params["text"]
+    assert text.startswith("Payment support")
+    assert "Premium — 7 days" in text and "reference: stx-support" in text
+
+
+def test_a_reply_telegram_fails_to_take_is_retried_until_it_is_sent(client, worker, telegram_api):
+    telegram_api.fail("sendMessage", error_code=429, description="Too Many Requests: retry after 1", times=2)
+
+    event = run_command(client, 42, "/status")
+
+    assert event.attempts == 3
+    assert len(telegram_api.calls_to("sendMessage")) == 3
+
+
+def test_a_user_who_blocked_the_bot_is_not_retried(client, worker, telegram_api):
+    telegram_api.fail("sendMessage", error_code=403, description="Forbidden: bot was blocked by the user")
+
+    event = run_command(client, 42, "/status", status="ignored")
+
+    assert event.attempts == 1
+    assert event.error == "bot was blocked by the user (403)"

@@ -1,0 +1,167 @@
+"""Stars payments from the inbox to grants: one-off, lifetime, subscriptions and their renewals, refunds.
+
+Given updates posted to the webhook, when the real worker runs them, then the grants, ledger,
+inbox rows and messages to the payer are what the payer and the operator would expect.
+"""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from app.clock import from_timestamp, utcnow
+from app.models import Event, Grant, LedgerEntry
+from app.telegram import payments, updates
+from tests.app.telegram.support import env, metric, payment_update, post_update, wait_until_done  # noqa: F401
+from tests.support.waiting import wait_for
+
+DAY = 24 * 3600
+
+
+@pytest.fixture
+def plans(app):
+    return app.extensions["entitle"]["catalogue"]
+
+
+def pay(client, user_id: int, plan, charge_id: str, **extra) -> Grant:
+    post_update(client, payment_update(user_id, plan, charge_id=charge_id, **extra))
+    wait_until_done(charge_id)
+    return Grant.get(Grant.reference == charge_id)
+
+
+def test_a_one_off_plan_grants_its_days_and_a_second_purchase_extends(client, worker, plans):
+    week = plans.get("premium_week")
+
+    first = pay(client, 42, week, "stx-week-1")
+    second = pay(client, 42, week, "stx-week-2")
+
+    assert first.ends_at - first.starts_at == timedelta(days=7)
+    assert first.starts_at <= utcnow() + timedelta(seconds=1)
+    assert (second.starts_at, second.ends_at) == (first.ends_at, first.ends_at + timedelta(days=7))
+    assert (first.source, first.plan, first.subscription_id) == ("telegram", "premium_week", None)
+
+
+def test_a_lifetime_plan_never_ends(client, worker, plans, telegram_api):
+    grant = pay(client, 42, plans.get("supporter_lifetime"), "stx-life")
+
+    assert (grant.entitlement, grant.ends_at) == ("supporter", None)
+    wait_for(lambda: telegram_api.calls_to("sendMessage"))
+    assert "supporter is yours for good" in telegram_api.calls_to("sendMessage")[0].params["text"]
+
+
+def test_a_subscription_grants_to_its_expiration_a_renewal_extends_and_refunding_the_renewal_revokes_only_it(
+    client, worker, plans, telegram_api
+):
+    month = plans.get("premium_month")
+    payload = payments.encode_payload(month.key, 42)
+    first_expiry = int(time.time()) + 30 * DAY
+    renewal_expiry = first_expiry + 30 * DAY
+
+    first = pay(client, 42, month, "stx-sub-1", payload=payload,
+                subscription_expiration_date=first_expiry, is_first_recurring=True)
+    assert first.ends_at == from_timestamp(first_expiry)
+    assert first.subscription_id == f"telegram:{payload}"
+
+    renewal = pay(client, 42, month, "stx-sub-2", payload=payload,
+                  subscription_expiration_date=renewal_expiry, is_recurring=True)
+    assert renewal.ends_at == from_timestamp(renewal_expiry)
+    assert renewal.subscription_id == first.subscription_id
+    wait_for(lambda: len(telegram_api.calls_to("sendMessage")) == 2)
+    assert "has renewed" in telegram_api.calls_to("sendMessage")[1].params["text"]
+
+    post_update(client, updates.refunded_payment_update(42, payload, month.stars, "stx-sub-2"))
+    wait_until_done("refund:stx-sub-2")
+
+    first, renewal = Grant.get_by_id(first.id), Grant.get_by_id(renewal.id)
+    assert renewal.revoked_at is not None and first.revoked_at is None
+    assert [e["expires_at"] for e in client_entitlements(42)] == [first.ends_at.isoformat() + "Z"]
+
+
+def client_entitlements(user_id: int) -> list[dict]:
+    from app import entitlements, users
+
+    return entitlements.summary(users.find_user(user_id))
+
+
+def test_a_payment_for_a_plan_the_catalogue_no_longer_has_fails_at_once_naming_the_refund_command(client, worker):
+    update = updates.successful_payment_update(42, "e1:retired_plan:42:0badc0de", 300, "stx-retired")
+
+    post_update(client, update)
+
+    event = wait_until_done("stx-retired", "failed")
+    assert event.attempts == 1
+    assert "entitle refund telegram stx-retired" in event.error
+    assert Grant.select().count() == 0
+
+
+def test_a_confirmation_telegram_cannot_take_is_sent_again_and_the_grant_stands(client, worker, plans, telegram_api):
+    telegram_api.fail("sendMessage", error_code=502, description="Bad Gateway", times=1)
+
+    grant = pay(client, 42, plans.get("premium_week"), "stx-later")
+
+    assert grant.revoked_at is None
+    wait_until_done("confirm:stx-later")
+    sent = telegram_api.calls_to("sendMessage")
+    assert len(sent) == 2 and sent[0].params == sent[1].params
+
+
+def test_a_payer_who_blocked_the_bot_still_gets_the_grant(client, worker, plans, telegram_api):
+    telegram_api.fail("sendMessage", error_code=403, description="Forbidden: bot was blocked by the user")
+
+    grant = pay(client, 42, plans.get("premium_week"), "stx-blocked")
+
+    assert grant.revoked_at is None
+    worker.join()
+    assert len(telegram_api.calls_to("sendMessage")) == 1
+    assert Event.select().where(Event.external_id == "confirm:stx-blocked").count() == 0
+
+
+def test_a_refund_handled_before_its_payment_keeps_the_payment_from_granting(client, database, worker, plans):
+    from app import inbox
+
+    # The payment sits in the inbox unqueued (as after a broker outage) while the refund arrives.
+    update = payment_update(42, plans.get("premium_week"), charge_id="stx-early")
+    inbox.record("telegram", "stx-early", "successful_payment", update)
+    payload = update["message"]["successful_payment"]["invoice_payload"]
+    post_update(client, updates.refunded_payment_update(42, payload, 75, "stx-early"))
+    wait_until_done("refund:stx-early")
+
+    payment = wait_until_done("stx-early", "ignored")  # the sweeper hands the payment over
+
+    assert "refunded before it was granted" in payment.error
+    assert Grant.select().count() == 0
+
+
+def test_a_payment_refunded_before_it_was_ever_granted_is_not_granted_on_replay(client, worker, plans, cli):
+    update = updates.successful_payment_update(42, "e1:retired_plan:42:0badc0de", 300, "stx-gone")
+    post_update(client, update)
+    wait_until_done("stx-gone", "failed")
+    post_update(client, updates.refunded_payment_update(42, "e1:retired_plan:42:0badc0de", 300, "stx-gone"))
+    wait_until_done("refund:stx-gone")
+    assert LedgerEntry.select().where((LedgerEntry.reference == "stx-gone") & (LedgerEntry.action == "refund")).count() == 1
+
+    event = Event.get(Event.external_id == "stx-gone")
+    assert cli("events", "replay", str(event.id)).exit_code == 0
+    replayed = wait_until_done("stx-gone", "ignored")
+    assert "refunded before it was granted" in replayed.error
+    assert Grant.select().count() == 0
+
+
+def test_the_ledger_names_the_charge_amount_and_payer(client, worker, plans):
+    pay(client, 42, plans.get("premium_week"), "stx-ledger")
+
+    (entry,) = LedgerEntry.select().where(LedgerEntry.reference == "stx-ledger")
+    assert (entry.action, entry.source, entry.entitlement) == ("grant", "telegram", "premium")
+    assert entry.detail["amount"] == 75 and entry.detail["currency"] == "XTR"
+    assert entry.user.telegram_id == 42 and entry.user.username == "user42"
+
+
+def test_renewals_are_counted_apart_from_first_payments(client, worker, plans):
+    month = plans.get("premium_month")
+    expiry = int(time.time()) + 30 * DAY
+    before = metric(client, "telegram_payments_total", result="renewed")
+
+    pay(client, 42, month, "stx-r1", subscription_expiration_date=expiry, is_recurring=True)
+
+    assert metric(client, "telegram_payments_total", result="renewed") == before + 1

@@ -1,0 +1,223 @@
+"""`POST /webhooks/telegram`: verified at the door, pre-checkout answered in the request, payments granted once.
+
+Telegram is replaced at the wire by the fake Bot API; the worker is a real Dramatiq worker on Redis.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+from flask_jwt_extended import create_access_token
+
+from app.models import Event, Grant
+from app.telegram import payments, updates
+from tests.app.telegram.support import (  # noqa: F401 - fixtures
+    HEADERS,
+    SECRET,
+    env,
+    live_server,
+    metric,
+    payment_update,
+    post_update,
+    status_of,
+    wait_until_done,
+)
+
+
+@pytest.fixture
+def plans(app):
+    return app.extensions["entitle"]["catalogue"]
+
+
+def pre_checkout(user_id: int, plan_key: str, amount: int, currency: str = "XTR", invoice_for: int | None = None) -> dict:
+    payload = payments.encode_payload(plan_key, invoice_for or user_id)
+    return updates.pre_checkout_query_update(user_id, payload, amount, currency=currency, query_id="q-1")
+
+
+# -- the door ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}, {"X-Telegram-Bot-Api-Secret-Token": SECRET[:-1]}])
+def test_a_missing_or_wrong_secret_is_401_and_records_nothing(client, plans, headers):
+    before = metric(client, "webhook_requests_total", provider="telegram", status="401")
+
+    response = post_update(client, payment_update(42, plans.get("premium_week")), headers=headers)
+
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "invalid_secret_token"
+    assert Event.select().count() == 0
+    assert metric(client, "webhook_requests_total", provider="telegram", status="401") == before + 1
+
+
+def test_without_a_configured_secret_every_update_is_refused(env, database, broker):
+    from app.config import load_settings
+    from webapp import create_app
+
+    env.pop("TELEGRAM_WEBHOOK_SECRET")
+    client = create_app(load_settings(environ=env, env_file="/none")).test_client()
+
+    response = client.post("/webhooks/telegram", json=updates.command_update(1, "/start"), headers=HEADERS)
+
+    assert response.status_code == 503
+    assert Event.select().count() == 0
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'{"no_update_id": true}', b'{"update_id": 1, "message": {"text": "x"}}'])
+def test_a_malformed_update_is_400(client, body):
+    response = client.post("/webhooks/telegram", data=body, headers={**HEADERS, "Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "malformed_update"
+    assert Event.select().count() == 0
+
+
+def test_updates_of_other_kinds_get_200_and_are_not_recorded(client):
+    edited = {"update_id": 5, "edited_message": updates.command_update(1, "hello")["message"]}
+    chatter = updates.command_update(1, "just saying hello")
+    unknown_command = updates.command_update(1, "/launch")
+
+    for update in (edited, chatter, unknown_command):
+        response = post_update(client, update)
+        assert response.status_code == 200
+        assert response.get_json()["status"] == "ignored"
+    assert Event.select().count() == 0
+
+
+# -- pre-checkout ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "update, expected",
+    [
+        (pre_checkout(42, "premium_week", 74), "price of this plan has changed"),
+        (pre_checkout(42, "premium_week", 75, currency="USD"), "only be paid in Telegram Stars"),
+        (pre_checkout(42, "no_such_plan", 75), "no longer on sale"),
+        (pre_checkout(42, "premium_week", 75, invoice_for=43), "made for someone else"),
+        (updates.pre_checkout_query_update(42, "plan:premium_week", 75, query_id="q-1"), "no longer valid"),
+    ],
+    ids=["wrong amount", "wrong currency", "unknown plan", "another payer", "foreign payload"],
+)
+def test_a_bad_checkout_is_answered_not_ok_with_a_message_in_the_response(client, telegram_api, update, expected):
+    before = metric(client, "telegram_payments_total", result="checkout_declined")
+
+    response = post_update(client, update)
+
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["method"] == "answerPreCheckoutQuery"
+    assert (answer["pre_checkout_query_id"], answer["ok"]) == ("q-1", False)
+    assert expected in answer["error_message"]
+    assert Event.select().count() == 0
+    assert metric(client, "telegram_payments_total", result="checkout_declined") == before + 1
+
+
+def test_a_valid_checkout_is_answered_ok_in_the_response(client, telegram_api):
+    before = metric(client, "telegram_payments_total", result="checkout_approved")
+
+    response = post_update(client, pre_checkout(42, "premium_month", 250))
+
+    assert response.status_code == 200
+    assert response.get_json() == {"method": "answerPreCheckoutQuery", "pre_checkout_query_id": "q-1", "ok": True}
+    assert telegram_api.calls == []  # nothing waits on a queue or another call
+    assert metric(client, "telegram_payments_total", result="checkout_approved") == before + 1
+
+
+# -- payments ----------------------------------------------------------------------------
+
+
+def test_a_payment_delivered_three_times_at_once_grants_once_and_confirms_once(
+    app, client, live_server, worker, telegram_api, plans, cli
+):
+    paid_before = metric(client, "telegram_payments_total", result="paid")
+    value_before = metric(client, "telegram_payment_value_total", currency="XTR")
+    granted_before = metric(client, "entitlements_granted_total", source="telegram")
+    ok_before = metric(client, "webhook_requests_total", provider="telegram", status="200")
+    update = payment_update(42, plans.get("premium_week"), charge_id="stx-three-times")
+    barrier = threading.Barrier(3)
+    answers = []
+
+    def deliver():
+        barrier.wait()
+        answers.append(requests.post(f"{live_server}/webhooks/telegram", json=update, headers=HEADERS, timeout=10))
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    wait_until_done("stx-three-times")
+    worker.join()
+    assert Event.select().count() == 1
+    assert Grant.select().count() == 1
+    (confirmation,) = telegram_api.calls_to("sendMessage")
+    assert confirmation.params["chat_id"] == "42"
+    assert "Premium — 7 days" in confirmation.params["text"]
+
+    listed = json.loads(cli("entitlements", "list", "--user", "42", "--json").stdout)
+    assert [(r["entitlement"], r["active"], r["source"], r["reference"]) for r in listed] == [
+        ("premium", True, "telegram", "stx-three-times")
+    ]
+    with app.app_context():
+        token = create_access_token(identity="42")
+    me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert [e["entitlement"] for e in me["entitlements"]] == ["premium"]
+    assert me["entitlements"][0]["expires_at"] == listed[0]["expires_at"]
+
+    assert metric(client, "telegram_payments_total", result="paid") == paid_before + 1
+    assert metric(client, "telegram_payment_value_total", currency="XTR") == value_before + 75
+    assert metric(client, "entitlements_granted_total", source="telegram") == granted_before + 1
+    assert metric(client, "webhook_requests_total", provider="telegram", status="200") == ok_before + 3
+
+
+def test_a_refund_reported_by_telegram_revokes_that_payment_and_moves_the_metrics(client, worker, telegram_api, plans):
+    week = plans.get("premium_week")
+    first = payment_update(42, week, charge_id="stx-kept")
+    second = payment_update(42, week, charge_id="stx-refunded")
+    for update in (first, second):
+        post_update(client, update)
+        wait_until_done(update["message"]["successful_payment"]["telegram_payment_charge_id"])
+    refunded_before = metric(client, "telegram_payments_total", result="refunded")
+    revoked_before = metric(client, "entitlements_revoked_total", source="telegram", reason="refund")
+
+    refund = updates.refunded_payment_update(42, second["message"]["successful_payment"]["invoice_payload"], 75, "stx-refunded")
+    response = post_update(client, refund)
+
+    assert response.status_code == 200
+    wait_until_done("refund:stx-refunded")
+    kept, refunded = Grant.get(Grant.reference == "stx-kept"), Grant.get(Grant.reference == "stx-refunded")
+    assert kept.revoked_at is None
+    assert (refunded.revoked_at is not None, refunded.revoke_reason) == (True, "refund")
+    assert metric(client, "telegram_payments_total", result="refunded") == refunded_before + 1
+    assert metric(client, "entitlements_revoked_total", source="telegram", reason="refund") == revoked_before + 1
+
+
+def test_a_refund_for_an_unknown_charge_is_recorded_and_ignored(client, worker):
+    response = post_update(client, updates.refunded_payment_update(42, "e1:premium_week:42:00000000", 75, "stx-nobody"))
+
+    assert response.status_code == 200
+    event = wait_until_done("refund:stx-nobody", "ignored")
+    assert "nothing to revoke" in event.error
+    assert event.attempts == 1
+
+
+def test_a_command_is_recorded_once_per_update(client, worker, telegram_api):
+    update = updates.command_update(42, "/status")
+
+    first, again = post_update(client, update), post_update(client, update)
+
+    assert (first.get_json()["status"], again.get_json()["status"]) == ("recorded", "duplicate")
+    wait_until_done(f"update:{update['update_id']}")
+    worker.join()
+    assert len(telegram_api.calls_to("sendMessage")) == 1
+
+
+def test_commands_in_groups_are_not_answered(client):
+    update = updates.command_update(42, "/buy")
+    update["message"]["chat"] = {"id": -100123, "type": "supergroup", "title": "Fans"}
+
+    assert post_update(client, update).get_json()["status"] == "ignored"
+    assert status_of(f"update:{update['update_id']}") is None

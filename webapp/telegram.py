@@ -1,0 +1,111 @@
+"""`POST /webhooks/telegram` (Telegram's updates) and `POST /api/invoice` (Stars invoice links for the Mini App)."""
+from __future__ import annotations
+
+import hmac
+import logging
+
+import requests
+from flask import Blueprint, jsonify, request
+from flask_jwt_extended import get_jwt_identity, jwt_required
+from telebot import types
+from telebot.apihelper import ApiException
+
+import workers
+from app import metrics
+from app.telegram import commands, payments
+from app.telegram.bot_api import describe_api_error
+from app.telegram.payments import SOURCE, TelegramNotConfigured
+from webapp.context import catalogue, settings
+from webapp.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("telegram", __name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@bp.after_request
+def _count_webhook_requests(response):
+    if request.endpoint == "telegram.webhook":
+        metrics.webhook_requests.labels(provider=SOURCE, status=str(response.status_code)).inc()
+    return response
+
+
+def _verify_secret() -> None:
+    expected = settings().telegram_webhook_secret
+    if not expected:
+        log.warning("a Telegram update arrived but TELEGRAM_WEBHOOK_SECRET is not set; refused")
+        raise ApiError(503, "telegram_not_configured", "this service does not accept Telegram updates yet")
+    given = request.headers.get(SECRET_HEADER, "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "invalid_secret_token", f"missing or wrong {SECRET_HEADER} header")
+
+
+def _parse_update() -> tuple[dict, types.Update]:
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_update", "the body is not a JSON object")
+    try:
+        return data, types.Update.de_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ApiError(400, "malformed_update", "the body is not a Telegram Update") from None
+
+
+def _pre_checkout(query: types.PreCheckoutQuery):
+    decision = payments.decide_pre_checkout(catalogue(), query)
+    metrics.telegram_payments.labels(result="checkout_approved" if decision.ok else "checkout_declined").inc()
+    if not decision.ok:
+        log.info("pre-checkout %s declined: %s", query.id, decision.reason)
+    # Telegram runs a method call returned as the webhook answer: the query is answered within this request.
+    return jsonify(decision.answer(query.id))
+
+
+def _accept(external_id: str, type_: str, data: dict):
+    recorded = workers.accept(SOURCE, external_id, type_, data)
+    return jsonify({"ok": True, "status": "recorded" if recorded.created else "duplicate", "event": recorded.event.id})
+
+
+@bp.post("/webhooks/telegram")
+def webhook():
+    """Verify the secret token, answer pre-checkout queries, record payments, refunds and commands."""
+    _verify_secret()
+    data, update = _parse_update()
+    if update.pre_checkout_query is not None:
+        return _pre_checkout(update.pre_checkout_query)
+    message = update.message
+    if message is not None:
+        if message.successful_payment is not None:
+            return _accept(message.successful_payment.telegram_payment_charge_id, "successful_payment", data)
+        # pyTelegramBotAPI parses refunded_payment but gives the message no content type.
+        if message.refunded_payment is not None:
+            return _accept(f"refund:{message.refunded_payment.telegram_payment_charge_id}", "refunded_payment", data)
+        if message.chat.type == "private" and commands.parse(message.text) is not None:
+            return _accept(f"update:{update.update_id}", "command", data)
+    return jsonify({"ok": True, "status": "ignored"})
+
+
+@bp.post("/api/invoice")
+@jwt_required()
+def invoice():
+    """A Telegram Stars invoice link for a plan, made out to the signed-in user."""
+    body = request.get_json(silent=True)
+    key = body.get("plan") if isinstance(body, dict) else None
+    if not isinstance(key, str) or not key:
+        raise ApiError(400, "plan_required", 'send {"plan": "<plan key>"}')
+    plan = catalogue().get(key)
+    if plan is None:
+        raise ApiError(404, "unknown_plan", f"there is no plan {key!r}")
+    if not plan.sold_for_stars:
+        raise ApiError(400, "not_sold_for_stars", f"plan {key!r} is not sold for Telegram Stars")
+    identity = str(get_jwt_identity())
+    if not identity.isdigit():
+        raise ApiError(401, "token_invalid", "the session token does not name a Telegram user")
+    try:
+        link = payments.create_invoice_link(payments.bot_for(settings()), plan, int(identity))
+    except TelegramNotConfigured:
+        raise ApiError(503, "telegram_not_configured", "this service has no Telegram bot token") from None
+    except (ApiException, requests.RequestException) as exc:
+        log.warning("createInvoiceLink failed: %s", describe_api_error(exc))
+        raise ApiError(502, "telegram_error", f"Telegram did not create the invoice: {describe_api_error(exc)}") from None
+    return jsonify({"link": link})
