@@ -1,0 +1,134 @@
+"""Inbox handlers for Stripe events: checkout, invoices, subscriptions, refunds and disputes.
+
+Event types without a handler here are marked ignored by the inbox.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import stripe
+
+from app import entitlements, inbox, providers
+from app.models import Event
+from app.plans import Catalogue, PlanError
+from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, StripeNotConfigured, client_for
+from app.stripe.checkout import fulfil_session
+from app.stripe.client import describe_stripe_error
+from app.stripe.customers import METADATA_KEY, user_for_customer
+from app.stripe.events import expandable_id, invoice_subscription_id
+from app.stripe.refunds import note_partial_refund, revoke_payment
+from app.stripe.subscriptions import grant_invoice, sync_subscription
+from app.users import find_user
+
+
+class StripeUnavailable(Exception):
+    """Stripe could not answer now; the event is tried again."""
+
+
+@contextlib.contextmanager
+def outcomes():
+    """Map what the Stripe services report onto the inbox: nothing to do is ignored, operator problems fail, outages retry."""
+    try:
+        yield
+    except NothingToDo as exc:
+        raise inbox.Ignore(str(exc)) from None
+    except (CannotFulfil, StripeNotConfigured, PlanError) as exc:
+        raise inbox.PermanentError(str(exc)) from None
+    except (stripe.InvalidRequestError, stripe.AuthenticationError, stripe.PermissionError) as exc:
+        raise inbox.PermanentError(describe_stripe_error(exc)) from None
+    except stripe.StripeError as exc:
+        raise StripeUnavailable(describe_stripe_error(exc)) from None
+
+
+def _object(event: Event) -> dict:
+    return event.payload["data"]["object"]
+
+
+def _catalogue() -> Catalogue:
+    return Catalogue.from_file(providers.settings().plans_file)
+
+
+def _payer(obj: dict):
+    user = user_for_customer(obj.get("customer"))
+    telegram_id = str(obj.get("client_reference_id") or (obj.get("metadata") or {}).get(METADATA_KEY) or "")
+    return user or (find_user(int(telegram_id)) if telegram_id.isdigit() else None)
+
+
+@inbox.handles(SOURCE, "checkout.session.completed", "checkout.session.async_payment_succeeded")
+def checkout_paid(event: Event) -> None:
+    """Grant what a paid Checkout Session bought (a session still awaiting payment is ignored)."""
+    with outcomes():
+        fulfil_session(_object(event), providers.settings(), _catalogue())
+
+
+@inbox.handles(SOURCE, "checkout.session.async_payment_failed")
+def checkout_payment_failed(event: Event) -> None:
+    """Note a delayed payment that failed; nothing is granted."""
+    session = _object(event)
+    entitlements.record(_payer(session), "payment_failed", source=SOURCE, reference=session["id"], detail={"event": event.external_id})
+
+
+@inbox.handles(SOURCE, "invoice.paid")
+def invoice_paid(event: Event) -> None:
+    """Grant the period a subscription invoice paid for."""
+    invoice = _object(event)
+    if invoice_subscription_id(invoice) is None:
+        raise inbox.Ignore(f"invoice {invoice['id']} is not a subscription's")
+    with outcomes():
+        grant_invoice(client_for(providers.settings()), _catalogue(), invoice["id"])
+
+
+@inbox.handles(SOURCE, "invoice.payment_failed")
+def invoice_payment_failed(event: Event) -> None:
+    """Note a failed renewal; nothing is granted, so the entitlement lapses at the end of the paid period."""
+    invoice = _object(event)
+    entitlements.record(
+        _payer(invoice),
+        "payment_failed",
+        source=SOURCE,
+        reference=invoice["id"],
+        detail={"event": event.external_id, "subscription": invoice_subscription_id(invoice), "attempt": invoice.get("attempt_count")},
+    )
+
+
+@inbox.handles(SOURCE, "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted")
+def subscription_changed(event: Event) -> None:
+    """Apply the subscription's current state, fetched from Stripe rather than read from this (maybe stale) event."""
+    with outcomes():
+        sync_subscription(client_for(providers.settings()), _object(event)["id"])
+
+
+@inbox.handles(SOURCE, "charge.refunded")
+def charge_refunded(event: Event) -> None:
+    """Revoke what a fully refunded payment granted; a partial refund keeps the grant."""
+    charge = _object(event)
+    reference = expandable_id(charge.get("payment_intent")) or charge["id"]
+    if entitlements.find_grant(SOURCE, reference) is None:
+        raise inbox.Ignore(f"no grant here for payment {reference}")
+    detail = {"charge": charge["id"], "amount": charge.get("amount"), "amount_refunded": charge.get("amount_refunded"), "event": event.external_id}
+    if not charge.get("refunded"):
+        note_partial_refund(reference, detail)
+        return
+    revoke_payment(reference, reason="refund", actor="stripe", detail=detail)
+
+
+@inbox.handles(SOURCE, "charge.dispute.created")
+def dispute_created(event: Event) -> None:
+    """Revoke what a disputed payment granted, with reason `dispute`."""
+    dispute = _object(event)
+    reference = expandable_id(dispute.get("payment_intent"))
+    charge_id = expandable_id(dispute.get("charge"))
+    if reference is None and charge_id:
+        with outcomes():
+            charge = client_for(providers.settings()).v1.charges.retrieve(charge_id)
+        reference = expandable_id(charge.payment_intent) or charge.id
+    if reference is None:
+        raise inbox.Ignore(f"dispute {dispute['id']} names no payment")
+    if entitlements.find_grant(SOURCE, reference) is None:
+        raise inbox.Ignore(f"no grant here for payment {reference}")
+    revoke_payment(
+        reference,
+        reason="dispute",
+        actor="stripe",
+        detail={"dispute": dispute["id"], "dispute_reason": dispute.get("reason"), "event": event.external_id},
+    )

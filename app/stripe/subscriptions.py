@@ -1,0 +1,144 @@
+"""Subscriptions: one grant per paid invoice, revoked when the current subscription ended early.
+
+Each paid invoice grants the entitlement until the end of the period it paid for, under the
+reference of the payment (its PaymentIntent), so a refund revokes that period alone. The
+subscription's state is always read fresh from Stripe, and a canceled subscription revokes
+every grant that reaches past its end, so events handled in any order leave the same grants.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+
+from app import entitlements
+from app.clock import from_timestamp
+from app.entitlements import GrantResult
+from app.models import Grant, User
+from app.plans import Catalogue, Plan
+from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, plain
+from app.stripe.customers import METADATA_KEY, link_customer, user_for_customer
+from app.stripe.events import (
+    expandable_id,
+    invoice_payment_intent_id,
+    invoice_period_end,
+    invoice_subscription_id,
+    subscription_period_end,
+)
+from app.users import ensure_user
+
+ENDED_STATUSES = ("canceled", "incomplete_expired")
+REVOKE_REASON = "canceled"
+
+
+def _subscription_metadata(inv: Mapping[str, Any]) -> dict:
+    details = (inv.get("parent") or {}).get("subscription_details") or inv.get("subscription_details") or {}
+    return dict(details.get("metadata") or {})
+
+
+def invoice_price_ids(inv: Mapping[str, Any]) -> list[str]:
+    """The price ids an invoice's lines bill, in either API shape."""
+    found = []
+    for line in (inv.get("lines") or {}).get("data") or []:
+        price = ((line.get("pricing") or {}).get("price_details") or {}).get("price") or line.get("price")
+        price_id = expandable_id(price)
+        if price_id:
+            found.append(price_id)
+    return found
+
+
+def plan_for_invoice(catalogue: Catalogue, inv: Mapping[str, Any]) -> Plan:
+    """The plan an invoice pays for: the plan selling its price (the one named in metadata first)."""
+    prices = invoice_price_ids(inv)
+    named = catalogue.get(_subscription_metadata(inv).get("plan"))
+    if named is not None and (not prices or named.stripe_price in prices):
+        return named
+    for plan in catalogue:
+        if plan.stripe_price and plan.stripe_price in prices:
+            return plan
+    if named is not None:
+        return named
+    raise CannotFulfil(f"invoice {inv.get('id')} bills price(s) {', '.join(prices) or 'none'} that no plan in PLANS_FILE sells")
+
+
+def payment_reference(inv: Mapping[str, Any]) -> str:
+    """What a paid invoice's grant is keyed on: the PaymentIntent that paid it, else the invoice itself."""
+    return invoice_payment_intent_id(inv) or inv["id"]
+
+
+def user_for_invoice(inv: Mapping[str, Any]) -> User:
+    """The user an invoice bills: by its customer, else by the Telegram id in the subscription's metadata."""
+    user = user_for_customer(inv.get("customer"))
+    if user is not None:
+        return user
+    telegram_id = _subscription_metadata(inv).get(METADATA_KEY, "")
+    if not telegram_id.isdigit():
+        raise NothingToDo(f"invoice {inv.get('id')} bills a customer unknown here")
+    user = ensure_user(int(telegram_id))
+    link_customer(user, expandable_id(inv.get("customer")))
+    return user
+
+
+def fetch_invoice(client: stripe.StripeClient, invoice_id: str) -> dict:
+    """An invoice as Stripe has it now, with its payments."""
+    return plain(client.v1.invoices.retrieve(invoice_id, params={"expand": ["payments"]}))
+
+
+def fetch_subscription(client: stripe.StripeClient, subscription_id: str) -> dict:
+    """A subscription as Stripe has it now."""
+    return plain(client.v1.subscriptions.retrieve(subscription_id))
+
+
+def grant_invoice(client: stripe.StripeClient, catalogue: Catalogue, invoice_id: str) -> GrantResult:
+    """Grant what a paid subscription invoice pays for (once), then apply the subscription's current state."""
+    inv = fetch_invoice(client, invoice_id)
+    subscription_id = invoice_subscription_id(inv)
+    if subscription_id is None:
+        raise NothingToDo(f"invoice {invoice_id} is not a subscription's")
+    if inv.get("status") != "paid":
+        raise NothingToDo(f"invoice {invoice_id} is {inv.get('status')}, not paid")
+    plan = plan_for_invoice(catalogue, inv)
+    user = user_for_invoice(inv)
+    subscription = fetch_subscription(client, subscription_id)
+    end = invoice_period_end(inv) or subscription_period_end(subscription)
+    if end is None:
+        raise CannotFulfil(f"invoice {invoice_id} names no period end")
+    result = entitlements.grant(
+        user,
+        plan.entitlement,
+        source=SOURCE,
+        reference=payment_reference(inv),
+        until=from_timestamp(end),
+        plan=plan.key,
+        subscription_id=subscription_id,
+        detail={"invoice": inv["id"]},
+    )
+    apply_subscription(subscription)
+    return result
+
+
+def sync_subscription(client: stripe.StripeClient, subscription_id: str) -> list[Grant]:
+    """Fetch a subscription and apply its current state; returns the grants revoked now."""
+    return apply_subscription(fetch_subscription(client, subscription_id))
+
+
+def apply_subscription(subscription: Mapping[str, Any]) -> list[Grant]:
+    """Revoke the grants of an ended subscription that reach past its end; an active one keeps its grants.
+
+    Grants of paid periods lapse on their own, so past-due, unpaid and paused subscriptions need
+    nothing here. Only an ended subscription is final, which keeps the outcome independent of order.
+    """
+    if subscription.get("status") not in ENDED_STATUSES:
+        return []
+    ended = subscription.get("ended_at") or subscription.get("canceled_at") or subscription.get("created")
+    cutoff = from_timestamp(ended)
+    reaching_past = Grant.select().where(
+        (Grant.subscription_id == subscription["id"])
+        & Grant.revoked_at.is_null()
+        & (Grant.ends_at.is_null() | (Grant.ends_at > cutoff))
+    )
+    revoked: list[Grant] = []
+    for row in list(reaching_past):
+        revoked += entitlements.revoke_reference(row.source, row.reference, reason=REVOKE_REASON)
+    return revoked

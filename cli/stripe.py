@@ -1,0 +1,142 @@
+"""`entitle refund stripe PAYMENT_INTENT_ID` and `entitle simulate stripe checkout`."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import requests
+import typer
+
+from app.plans import Catalogue, PlanError
+from app.stripe import events
+from app.stripe.api import StripeNotConfigured, client_for, key_livemode
+from app.stripe.checkout import app_url, success_url
+from app.stripe.customers import METADATA_KEY
+from app.stripe.refunds import RefundFailed, UnknownPayment, refund_payment
+from app.stripe.signature import sign_payload
+from cli import context
+from cli.output import console, errors, fail, print_json
+
+simulate_stripe = typer.Typer(help="Signed Stripe webhooks, like `stripe trigger`.", no_args_is_help=True)
+
+
+def register(app: typer.Typer, refund_app: typer.Typer, simulate: typer.Typer) -> None:
+    """Add the Stripe commands to `entitle refund` and `entitle simulate`."""
+    refund_app.command("stripe")(refund)
+    simulate.add_typer(simulate_stripe, name="stripe")
+
+
+def refund(
+    payment_intent_id: str = typer.Argument(..., help="The PaymentIntent to refund (pi_…)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Refund a card payment in full at Stripe, then revoke what it granted."""
+    if not payment_intent_id.startswith("pi_"):
+        raise typer.BadParameter("a PaymentIntent id starts with pi_", param_hint="PAYMENT_INTENT_ID")
+    settings = context.settings()
+    context.ready_database()
+    try:
+        client = client_for(settings)
+    except StripeNotConfigured as exc:
+        fail(str(exc))
+    try:
+        result = refund_payment(client, payment_intent_id)
+    except UnknownPayment as exc:
+        fail(str(exc))
+    except RefundFailed as exc:
+        fail(f"{exc}; nothing was revoked")
+    if as_json:
+        print_json(
+            {
+                "payment_intent": result.payment_intent,
+                "refund": result.refund_id,
+                "amount": result.amount,
+                "currency": result.currency,
+                "user": result.grant.user.telegram_id,
+                "revoked": [{"entitlement": g.entitlement, "reference": g.reference} for g in result.revoked],
+            }
+        )
+        return
+    amount = f"{result.amount / 100:.2f} {result.currency.upper()}" if result.amount is not None and result.currency else "in full"
+    console.print(f"refunded {result.payment_intent} ({result.refund_id}, {amount})")
+    if result.revoked:
+        console.print(f"revoked {result.grant.entitlement} from {result.grant.user.telegram_id} ({len(result.revoked)} grant)")
+    else:
+        console.print(f"its grant of {result.grant.entitlement} was already revoked")
+
+
+def checkout_events(user_id: int, plan_key: str, settings) -> list[dict]:
+    """The events Stripe sends for a one-off Checkout payment: the charge, the PaymentIntent, the completed session."""
+    livemode = key_livemode(settings.stripe_secret_key) is True
+    metadata = {METADATA_KEY: str(user_id), "plan": plan_key}
+    intent = events.payment_intent(metadata=metadata, livemode=livemode)
+    charge = events.charge(charge_id=intent["latest_charge"], payment_intent=intent["id"], metadata=metadata, livemode=livemode)
+    session = events.checkout_session(
+        mode="payment",
+        payment_status="paid",
+        client_reference_id=str(user_id),
+        metadata=metadata,
+        payment_intent=intent["id"],
+        success_url=success_url(settings),
+        cancel_url=app_url(settings),
+        livemode=livemode,
+    )
+    return [
+        events.event("charge.succeeded", charge, livemode=livemode),
+        events.event("payment_intent.succeeded", intent, livemode=livemode),
+        events.event("checkout.session.completed", session, livemode=livemode),
+    ]
+
+
+@simulate_stripe.command("checkout")
+def simulate_checkout(
+    user_id: int = typer.Option(..., "--user-id", help="The payer's Telegram id."),
+    plan_key: str = typer.Option(..., "--plan", help="A one-off plan sold by card."),
+    url: Optional[str] = typer.Option(None, "--url", help="The service's base URL (default: PUBLIC_URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Send the signed webhooks of a completed Checkout payment to a running service."""
+    settings = context.settings()
+    if not settings.stripe_webhook_secrets:
+        fail("STRIPE_WEBHOOK_SECRET is not set: events are signed with the secret the service checks")
+    try:
+        plan = Catalogue.from_file(settings.plans_file).get(plan_key)
+    except PlanError as exc:
+        fail(str(exc))
+    if plan is None or not plan.sold_by_card:
+        fail(f"plan {plan_key!r} is not sold by card (see `entitle plans list`)")
+    if plan.stripe_mode == "subscription":
+        fail(
+            f"plan {plan_key!r} is a subscription: the service reads subscriptions and invoices back from Stripe, "
+            "which knows nothing of simulated ones; use `stripe trigger` with a test-mode account"
+        )
+    target = (url or settings.public_url).rstrip("/") + "/webhooks/stripe"
+    sent, ok = [], True
+    for event in checkout_events(user_id, plan.key, settings):
+        body = json.dumps(event).encode()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": sign_payload(body, settings.stripe_webhook_secrets[0]),
+        }
+        try:
+            response = requests.post(target, data=body, headers=headers, timeout=10)
+            status, answer = response.status_code, response.text[:200]
+        except requests.RequestException as exc:
+            status, answer = None, f"{type(exc).__name__}: cannot reach {target}"
+        ok &= status == 200
+        sent.append({"type": event["type"], "id": event["id"], "status": status, "answer": answer})
+        if status is None:
+            break
+    if as_json:
+        print_json(sent)
+    else:
+        for row in sent:
+            style = "green" if row["status"] == 200 else "red"
+            console.print(f"[{style}]{row['status'] or 'error'}[/] {row['type']} {row['id']}", highlight=False)
+            if row["status"] != 200:
+                errors.print(f"  {row['answer']}", highlight=False, markup=False)
+        if ok:
+            console.print(f"user {user_id} paid for {plan.key}; see `entitle entitlements list --user {user_id}`")
+    if not ok:
+        raise typer.Exit(1)

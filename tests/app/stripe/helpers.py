@@ -1,0 +1,101 @@
+"""What the Stripe tests share: the environment, signed deliveries, sign-in tokens, a served app and a purchase."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from prometheus_client import REGISTRY
+
+from app import inbox
+from app.models import Event
+from app.stripe.signature import sign_payload
+from tests.fakes.stripe_api import DEFAULT_SECRET_KEY
+
+SECRET_KEY = DEFAULT_SECRET_KEY
+WEBHOOK_SECRET = "whsec_entitle_current_4f2a9c71d0e5"
+OLD_WEBHOOK_SECRET = "whsec_entitle_previous_8b3e15c6aa07"
+PUBLIC_URL = "https://entitle.example"
+
+
+def stripe_env(stripe_api) -> dict:
+    """Stripe settings pointing at the fake API, with two webhook secrets as during a rotation."""
+    return {
+        "STRIPE_SECRET_KEY": SECRET_KEY,
+        "STRIPE_WEBHOOK_SECRET": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
+        "STRIPE_API_BASE": stripe_api.url,
+        "PUBLIC_URL": PUBLIC_URL,
+    }
+
+
+def signed(event: dict, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> tuple[bytes, dict]:
+    """A webhook body and its headers, signed as Stripe signs them."""
+    body = json.dumps(event).encode()
+    return body, {"Stripe-Signature": sign_payload(body, secret, timestamp), "Content-Type": "application/json; charset=utf-8"}
+
+
+def post_event(client, event: dict, **kwargs):
+    """POST a signed event to `/webhooks/stripe` through a Flask test client."""
+    body, headers = signed(event, **kwargs)
+    return client.post("/webhooks/stripe", data=body, headers=headers)
+
+
+def deliver(event: dict) -> Event:
+    """Record an event in the inbox and run its handler here, as a worker would; returns the row after."""
+    recorded = inbox.record("stripe", event["id"], event["type"], event)
+    try:
+        inbox.process(recorded.event.id, final_attempt=True)
+    except Exception:
+        pass
+    return Event.get_by_id(recorded.event.id)
+
+
+def token_for(app, telegram_id: int) -> dict:
+    """An Authorization header for a signed-in Mini App user."""
+    from flask_jwt_extended import create_access_token
+
+    with app.app_context():
+        return {"Authorization": f"Bearer {create_access_token(identity=str(telegram_id))}"}
+
+
+def sample(name: str, **labels) -> float:
+    """The current value of a metric sample (0 when never touched)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def buy(client, app, stripe_api, telegram_id: int, plan: str = "premium_week") -> dict:
+    """Start a Checkout for a signed-in user, pay it at the fake, and return through the success page; returns the paid session."""
+    created = client.post("/api/checkout", json={"plan": plan}, headers=token_for(app, telegram_id))
+    assert created.status_code == 200, created.get_json()
+    session = stripe_api.set_checkout_session(created.get_json()["id"], payment_status="paid")
+    page = client.get(f"/checkout/success?session_id={session['id']}")
+    assert page.status_code == 200 and "Payment received" in page.get_data(as_text=True)
+    return session
+
+
+class LiveServer:
+    """The app served over HTTP on a free port, in a thread."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="entitle-live-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def now() -> int:
+    """The current Unix time in whole seconds."""
+    return int(time.time())

@@ -1,0 +1,238 @@
+"""Stripe events in the inbox: what each handler grants, keeps or revokes, run as a worker runs them.
+
+Stripe is the fake API at the wire; events are built in Stripe's shapes and go through the real
+inbox (`record`, then `process`), the path a worker takes.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from app import entitlements, inbox, users
+from app.clock import from_timestamp, utcnow
+from app.models import Event, Grant, LedgerEntry
+from app.plans import Catalogue
+from app.stripe import events
+from app.stripe.api import client_for
+from app.stripe.checkout import create_checkout_session
+from tests.app.stripe.helpers import deliver, stripe_env
+
+DAY = 86400
+
+
+@pytest.fixture
+def env(env, stripe_api):
+    return {**env, **stripe_env(stripe_api)}
+
+
+@pytest.fixture
+def stripe_ready(broker, database):
+    """Handlers loaded with the test settings (the broker fixture sets them up as a worker does)."""
+    return broker
+
+
+def completed(user_id: int = 42, plan: str = "premium_week", **fields) -> dict:
+    session = events.checkout_session(client_reference_id=str(user_id), metadata={"telegram_user_id": str(user_id), "plan": plan}, **fields)
+    return events.event("checkout.session.completed", session)
+
+
+def grants(telegram_id: int = 42) -> list[Grant]:
+    return list(Grant.select().join(users.User).where(users.User.telegram_id == telegram_id).order_by(Grant.id))
+
+
+def paid_subscription(stripe_api, settings, telegram_id: int = 42) -> dict:
+    """A subscription bought through a Checkout Session created by entitle and paid at the fake."""
+    user = users.ensure_user(telegram_id)
+    plan = Catalogue.from_file(settings.plans_file).get("premium_month")
+    session = create_checkout_session(client_for(settings), settings, user, plan)
+    return stripe_api.set_checkout_session(session["id"], payment_status="paid")
+
+
+# --- One-off Checkout payments ----------------------------------------------------------------
+
+
+def test_a_paid_checkout_session_grants_the_plan_once_keyed_on_its_payment(stripe_ready):
+    event = completed()
+    assert deliver(event).status == "processed"
+
+    [grant] = grants()
+    session = event["data"]["object"]
+    assert (grant.source, grant.reference, grant.plan, grant.entitlement) == ("stripe", session["payment_intent"], "premium_week", "premium")
+    assert abs(grant.ends_at - (utcnow() + timedelta(days=7))) < timedelta(minutes=1)
+
+    again = events.event("checkout.session.async_payment_succeeded", session)
+    assert deliver(again).status == "processed"
+    assert len(grants()) == 1
+
+
+def test_a_second_purchase_extends_from_the_end_of_the_first(stripe_ready):
+    deliver(completed())
+    deliver(completed())
+    first, second = grants()
+    assert second.starts_at == first.ends_at
+    assert entitlements.current_end(first.user, "premium") == second.ends_at
+
+
+def test_a_session_awaiting_a_delayed_payment_grants_only_when_it_succeeds(stripe_ready):
+    waiting = completed(payment_status="unpaid", status="complete", payment_intent="pi_delayed000000000000001")
+    row = deliver(waiting)
+    assert row.status == "ignored" and "unpaid" in row.error
+    assert grants() == []
+
+    session = {**waiting["data"]["object"], "payment_status": "paid"}
+    assert deliver(events.event("checkout.session.async_payment_succeeded", session)).status == "processed"
+    assert [g.reference for g in grants()] == ["pi_delayed000000000000001"]
+
+
+def test_a_delayed_payment_that_fails_grants_nothing_and_is_noted(stripe_ready):
+    users.ensure_user(42)
+    session = completed(payment_status="unpaid", status="complete")["data"]["object"]
+    assert deliver(events.event("checkout.session.async_payment_failed", session)).status == "processed"
+    assert grants() == []
+    assert LedgerEntry.get(LedgerEntry.action == "payment_failed").reference == session["id"]
+
+
+def test_a_session_not_started_by_entitle_is_ignored(stripe_ready):
+    foreign = events.event("checkout.session.completed", events.checkout_session())
+    row = deliver(foreign)
+    assert row.status == "ignored" and "not created by entitle" in row.error
+
+
+def test_a_session_for_a_plan_no_longer_sold_fails_for_the_operator(stripe_ready):
+    row = deliver(completed(plan="retired_plan"))
+    assert row.status == "failed" and "retired_plan" in row.error and row.attempts == 1
+    assert grants() == []
+
+
+# --- Subscriptions ------------------------------------------------------------------------------
+
+
+def test_a_subscription_checkout_and_its_first_invoice_meet_in_one_grant(stripe_ready, stripe_api, settings):
+    session = paid_subscription(stripe_api, settings)
+    invoice = stripe_api.invoices[session["invoice"]]
+    subscription = stripe_api.subscriptions[session["subscription"]]
+
+    assert deliver(events.event("checkout.session.completed", session)).status == "processed"
+    assert deliver(events.event("invoice.paid", invoice)).status == "processed"
+
+    [grant] = grants()
+    payment = stripe_api.invoice_payments[invoice["id"]][0]["payment"]["payment_intent"]
+    assert grant.reference == payment and grant.subscription_id == subscription["id"] and grant.plan == "premium_month"
+    assert grant.ends_at == from_timestamp(events.subscription_period_end(subscription))
+    assert users.find_user(42).stripe_customer_id == session["customer"] == subscription["customer"]
+
+
+def test_a_paid_renewal_extends_to_the_new_period_end(stripe_ready, stripe_api, settings):
+    session = paid_subscription(stripe_api, settings)
+    sub = stripe_api.subscriptions[session["subscription"]]
+    first_end = events.subscription_period_end(sub)
+    renewal = events.invoice(
+        customer=sub["customer"],
+        subscription=sub["id"],
+        subscription_item=sub["items"]["data"][0]["id"],
+        price=sub["items"]["data"][0]["price"],
+        billing_reason="subscription_cycle",
+        period_start=first_end,
+        period_end=first_end + 30 * DAY,
+        payment_intent=stripe_api.put_payment_intent(customer=sub["customer"])["id"],
+    )
+    stripe_api.put_invoice(renewal)
+    deliver(events.event("checkout.session.completed", session))
+    assert deliver(events.event("invoice.paid", renewal)).status == "processed"
+
+    assert len(grants()) == 2
+    assert entitlements.current_end(users.find_user(42), "premium") == from_timestamp(first_end + 30 * DAY)
+
+
+def test_a_failed_renewal_grants_nothing_and_is_noted(stripe_ready, stripe_api, settings):
+    session = paid_subscription(stripe_api, settings)
+    deliver(events.event("checkout.session.completed", session))
+    sub = stripe_api.subscriptions[session["subscription"]]
+    failed = events.invoice(customer=sub["customer"], subscription=sub["id"], status="open", billing_reason="subscription_cycle")
+
+    assert deliver(events.event("invoice.payment_failed", failed)).status == "processed"
+    assert len(grants()) == 1
+    noted = LedgerEntry.get(LedgerEntry.action == "payment_failed")
+    assert noted.reference == failed["id"] and noted.user.telegram_id == 42
+
+
+def test_an_invoice_outside_any_subscription_is_ignored(stripe_ready):
+    row = deliver(events.event("invoice.paid", events.invoice()))
+    assert row.status == "ignored" and "not a subscription" in row.error
+
+
+def test_stripe_unreachable_fails_the_attempt_and_a_replay_grants(stripe_ready, stripe_api, settings):
+    session = paid_subscription(stripe_api, settings)
+    stripe_api.fail("GET", "/v1/invoices", status=500, message="Stripe is having a moment")
+    row = deliver(events.event("invoice.paid", stripe_api.invoices[session["invoice"]]))
+    assert row.status == "failed" and "HTTP 500" in row.error and grants() == []
+
+    stripe_api.clear_failures()
+    inbox.mark_for_replay([row.id])
+    assert inbox.process(row.id, final_attempt=True) == "processed"
+    assert len(grants()) == 1
+
+
+# --- Refunds and disputes ---------------------------------------------------------------------
+
+
+def refunded_charge(payment_intent: str, amount_refunded: int) -> dict:
+    charge = events.charge(payment_intent=payment_intent, amount=500, amount_refunded=amount_refunded)
+    return events.event("charge.refunded", charge)
+
+
+def test_a_partial_refund_keeps_the_grant_and_a_full_one_revokes_it(stripe_ready):
+    event = completed()
+    deliver(event)
+    payment = event["data"]["object"]["payment_intent"]
+
+    assert deliver(refunded_charge(payment, 200)).status == "processed"
+    [grant] = grants()
+    assert grant.revoked_at is None
+    assert LedgerEntry.get(LedgerEntry.action == "partial_refund").detail["amount_refunded"] == 200
+
+    assert deliver(refunded_charge(payment, 500)).status == "processed"
+    [grant] = grants()
+    assert grant.revoked_at is not None and grant.revoke_reason == "refund"
+    assert entitlements.summary(grant.user) == []
+
+
+def test_a_refund_revokes_only_the_payment_it_refunds(stripe_ready):
+    first, second = completed(), completed()
+    deliver(first)
+    deliver(second)
+    deliver(refunded_charge(first["data"]["object"]["payment_intent"], 500))
+    kept, revoked = sorted(grants(), key=lambda g: g.revoked_at is not None)
+    assert kept.reference == second["data"]["object"]["payment_intent"] and kept.revoked_at is None
+    assert revoked.revoke_reason == "refund"
+
+
+def test_a_refund_of_a_payment_unknown_here_is_ignored(stripe_ready):
+    row = deliver(refunded_charge("pi_unknown000000000000000", 500))
+    assert row.status == "ignored" and "no grant" in row.error
+
+
+def test_a_dispute_revokes_with_reason_dispute(stripe_ready):
+    event = completed()
+    deliver(event)
+    payment = event["data"]["object"]["payment_intent"]
+    assert deliver(events.event("charge.dispute.created", events.dispute(payment_intent=payment))).status == "processed"
+    [grant] = grants()
+    assert grant.revoke_reason == "dispute"
+    assert LedgerEntry.get(LedgerEntry.action == "dispute").reference == payment
+
+
+def test_a_dispute_that_names_only_its_charge_is_traced_through_stripe(stripe_ready, stripe_api):
+    intent = stripe_api.put_payment_intent()
+    event = completed(payment_intent=intent["id"])
+    deliver(event)
+    dispute = events.dispute(charge=intent["latest_charge"], payment_intent=None)
+    assert deliver(events.event("charge.dispute.created", dispute)).status == "processed"
+    assert grants()[0].revoke_reason == "dispute"
+
+
+def test_other_event_types_are_recorded_ignored(stripe_ready):
+    row = deliver(events.event("customer.created", events.customer()))
+    assert row.status == "ignored" and "no handler" in row.error
+    assert Event.select().count() == 1

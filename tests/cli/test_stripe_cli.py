@@ -1,0 +1,119 @@
+"""`entitle refund stripe` and `entitle simulate stripe checkout`, against the fake Stripe API and a served app."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app import users
+from app.models import Event, Grant, LedgerEntry
+from tests.app.stripe.helpers import SECRET_KEY, WEBHOOK_SECRET, LiveServer, buy, sample, stripe_env
+from tests.support.waiting import wait_for
+
+USER = 42
+
+
+@pytest.fixture
+def env(env, stripe_api):
+    return {**env, **stripe_env(stripe_api)}
+
+
+@pytest.fixture
+def paid(client, app, stripe_api):
+    """A one-off card purchase of USER, fulfilled through the success page."""
+    users.ensure_user(USER)
+    return buy(client, app, stripe_api, USER)
+
+
+def no_secrets(result) -> None:
+    for text in (result.stdout, result.stderr):
+        assert SECRET_KEY not in text and WEBHOOK_SECRET not in text
+        assert "sk_test_" not in text and "whsec_" not in text
+
+
+def test_refund_creates_the_refund_and_revokes_the_grant(cli, paid, stripe_api):
+    payment = paid["payment_intent"]
+    revoked_before = sample("entitlements_revoked_total", source="stripe", reason="refund")
+
+    result = cli("refund", "stripe", payment)
+
+    assert result.exit_code == 0, result.output
+    assert f"refunded {payment}" in result.stdout and "revoked premium from 42" in result.stdout
+    [refund] = stripe_api.refunds.values()
+    assert refund["payment_intent"] == payment and refund["amount"] == paid["amount_total"]
+    [call] = stripe_api.calls_to("POST", "/v1/refunds")
+    assert call.headers["Idempotency-Key"] == f"refund-{payment}"
+    grant = Grant.get(Grant.reference == payment)
+    assert grant.revoke_reason == "refund"
+    assert LedgerEntry.get(LedgerEntry.action == "refund").detail["refund"] == refund["id"]
+    assert sample("entitlements_revoked_total", source="stripe", reason="refund") == revoked_before + 1
+    no_secrets(result)
+
+    [row] = json.loads(cli("entitlements", "list", "--user", str(USER), "--json").stdout)
+    assert not row["active"] and row["revoked_at"]
+
+
+def test_refund_json_names_the_refund_and_what_was_revoked(cli, paid, stripe_api):
+    result = cli("refund", "stripe", paid["payment_intent"], "--json")
+    assert result.exit_code == 0
+    body = json.loads(result.stdout)
+    assert body["refund"] in stripe_api.refunds and body["user"] == USER
+    assert body["revoked"] == [{"entitlement": "premium", "reference": paid["payment_intent"]}]
+
+
+def test_a_stripe_error_is_shown_plainly_and_nothing_is_revoked(cli, paid, stripe_api):
+    stripe_api.fail_refunds(code="charge_disputed", message="This charge has been disputed and cannot be refunded.")
+
+    result = cli("refund", "stripe", paid["payment_intent"])
+
+    assert result.exit_code == 1
+    assert "Stripe error (HTTP 400, invalid_request_error, code charge_disputed" in result.stderr
+    assert "cannot be refunded" in result.stderr and "nothing was revoked" in result.stderr
+    assert "Traceback" not in result.output
+    assert Grant.get(Grant.reference == paid["payment_intent"]).revoked_at is None
+    assert stripe_api.refunds == {}
+    no_secrets(result)
+
+
+def test_a_payment_that_granted_nothing_here_is_not_refunded(cli, stripe_api):
+    result = cli("refund", "stripe", "pi_3NotOurs0000000000000000")
+    assert result.exit_code == 1 and "no grant here" in result.stderr
+    assert stripe_api.calls == []
+
+
+def test_a_refund_id_that_is_not_a_payment_intent_is_a_usage_error(cli):
+    assert cli("refund", "stripe", "ch_123").exit_code == 2
+
+
+def test_simulate_checkout_posts_signed_events_and_the_grant_appears(cli, app, worker):
+    accepted_before = sample("stripe_webhooks_total", type="checkout.session.completed", result="accepted")
+    with LiveServer(app) as server:
+        result = cli("simulate", "stripe", "checkout", "--user-id", "777", "--plan", "premium_week", "--url", server.url, "--json")
+
+        assert result.exit_code == 0, result.output
+        sent = json.loads(result.stdout)
+        assert [e["type"] for e in sent] == ["charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"]
+        assert {e["status"] for e in sent} == {200}
+        wait_for(lambda: Event.select().where(Event.status.in_(["processed", "ignored"])).count() == 3, message="events handled")
+
+    statuses = {e.type: e.status for e in Event.select()}
+    assert statuses == {"charge.succeeded": "ignored", "payment_intent.succeeded": "ignored", "checkout.session.completed": "processed"}
+    [row] = json.loads(cli("entitlements", "list", "--user", "777", "--json").stdout)
+    assert (row["entitlement"], row["source"], row["active"]) == ("premium", "stripe", True)
+    assert row["reference"].startswith("pi_")
+    assert sample("stripe_webhooks_total", type="checkout.session.completed", result="accepted") == accepted_before + 1
+    no_secrets(result)
+
+
+def test_simulate_says_plainly_what_it_cannot_do(cli):
+    subscription = cli("simulate", "stripe", "checkout", "--user-id", "1", "--plan", "premium_month")
+    assert subscription.exit_code == 1 and "is a subscription" in subscription.stderr
+    unknown = cli("simulate", "stripe", "checkout", "--user-id", "1", "--plan", "nope")
+    assert unknown.exit_code == 1 and "not sold by card" in unknown.stderr
+    unsigned = cli("simulate", "stripe", "checkout", "--user-id", "1", "--plan", "premium_week", STRIPE_WEBHOOK_SECRET="")
+    assert unsigned.exit_code == 1 and "STRIPE_WEBHOOK_SECRET is not set" in unsigned.stderr
+
+
+def test_simulate_against_a_service_that_is_not_running_exits_1(cli):
+    result = cli("simulate", "stripe", "checkout", "--user-id", "1", "--plan", "premium_week", "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 1 and "cannot reach" in result.stderr

@@ -1,0 +1,137 @@
+"""Stripe Checkout for the Mini App: `POST /api/checkout`, `POST /api/portal` and `GET /checkout/success`."""
+from __future__ import annotations
+
+import logging
+from html import escape
+
+import stripe
+from flask import Blueprint, Response, jsonify, request
+from flask_jwt_extended import get_jwt_identity, jwt_required
+
+from app import entitlements
+from app.models import User
+from app.stripe.api import CannotFulfil, NothingToDo, StripeNotConfigured, client_for
+from app.stripe.checkout import (
+    NoCustomer,
+    app_url,
+    create_checkout_session,
+    create_portal_session,
+    fulfil_session,
+    retrieve_session,
+)
+from app.stripe.client import describe_stripe_error
+from app.users import find_user
+from webapp.context import catalogue, settings
+from webapp.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("checkout", __name__)
+
+
+def _client() -> stripe.StripeClient:
+    try:
+        return client_for(settings())
+    except StripeNotConfigured:
+        raise ApiError(503, "stripe_not_configured", "card payments need STRIPE_SECRET_KEY on the server") from None
+
+
+def _stripe_failed(exc: stripe.StripeError, doing: str) -> ApiError:
+    log.warning("Stripe refused to %s: %s", doing, describe_stripe_error(exc))
+    return ApiError(502, "stripe_error", f"Stripe could not {doing} just now; try again in a moment")
+
+
+def _signed_in_user() -> User:
+    identity = get_jwt_identity()
+    user = find_user(int(identity)) if isinstance(identity, str) and identity.isdigit() else None
+    if user is None:
+        raise ApiError(401, "user_unknown", "the user of this token no longer exists; sign in again")
+    return user
+
+
+@bp.post("/api/checkout")
+@jwt_required()
+def checkout():
+    """A Checkout Session for `{"plan"}`: answers `{"url", "id"}`."""
+    user = _signed_in_user()
+    body = request.get_json(silent=True)
+    key = body.get("plan") if isinstance(body, dict) else None
+    plan = catalogue().get(key) if isinstance(key, str) else None
+    if plan is None:
+        raise ApiError(400, "plan_unknown", 'send {"plan": "<key>"} naming a plan from GET /api/plans')
+    if not plan.sold_by_card:
+        raise ApiError(400, "plan_not_sold_by_card", f"plan {plan.key!r} cannot be bought by card")
+    client = _client()
+    try:
+        session = create_checkout_session(client, settings(), user, plan)
+    except stripe.StripeError as exc:
+        raise _stripe_failed(exc, "start a checkout") from None
+    return jsonify({"url": session["url"], "id": session["id"]})
+
+
+@bp.post("/api/portal")
+@jwt_required()
+def portal():
+    """A Customer Portal session for the signed-in payer: answers `{"url"}`."""
+    user = _signed_in_user()
+    client = _client()
+    try:
+        session = create_portal_session(client, settings(), user)
+    except NoCustomer:
+        raise ApiError(404, "no_customer", "nothing was bought by card yet, so there is no billing account to manage") from None
+    except stripe.StripeError as exc:
+        raise _stripe_failed(exc, "open the billing portal") from None
+    return jsonify({"url": session["url"]})
+
+
+@bp.get("/checkout/success")
+def success():
+    """Where Checkout returns the payer: fulfil a paid session now (the webhook may come later) and lead back to the Mini App."""
+    session_id = request.args.get("session_id", "")
+    if not session_id.startswith("cs_"):
+        raise ApiError(400, "session_id_missing", "expected ?session_id=cs_… from Stripe Checkout")
+    client = _client()
+    try:
+        session = retrieve_session(client, session_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            raise ApiError(404, "session_unknown", "Stripe knows no such checkout session") from None
+        raise _stripe_failed(exc, "look up the checkout session") from None
+    except stripe.StripeError as exc:
+        log.warning("checkout session %s not confirmed on return: %s", session_id, describe_stripe_error(exc))
+        return _page("Payment being confirmed", "We will unlock your purchase as soon as Stripe confirms the payment.")
+    try:
+        done = fulfil_session(session, settings(), catalogue())
+    except NothingToDo as exc:
+        log.info("checkout session %s not fulfilled on return: %s", session_id, exc)
+        if not (session.get("metadata") or {}).get("plan"):
+            raise ApiError(404, "session_unknown", "this checkout session was not started here") from None
+        return _page("Payment processing", "Your payment is on its way; we will unlock your purchase once it clears.")
+    except (CannotFulfil, stripe.StripeError) as exc:
+        log.error("checkout session %s paid but not fulfilled on return: %s", session_id, describe_stripe_error(exc))
+        return _page("Payment being confirmed", "We will unlock your purchase as soon as the payment is confirmed.")
+    held = {e["entitlement"]: e["expires_at"] for e in entitlements.summary(done.user)}
+    until = held.get(done.plan.entitlement)
+    message = f"{done.plan.title} is yours" + (f" until {until[:10]}." if until else ".")
+    return _page("Payment received", message)
+
+
+def _page(title: str, message: str) -> Response:
+    back = escape(app_url(settings()), quote=True)
+    html = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="4;url={back}">
+<title>{escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;text-align:center}}a{{font-weight:600}}</style>
+</head>
+<body>
+<h1>{escape(title)}</h1>
+<p>{escape(message)}</p>
+<p><a href="{back}">Back to the app</a></p>
+</body>
+</html>
+"""
+    return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})

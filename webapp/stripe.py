@@ -1,0 +1,56 @@
+"""`POST /webhooks/stripe`: verify the signature on the raw body, record the event, enqueue it, answer 200."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify, request
+
+import workers
+from app import inbox, metrics
+from app.models import EventStatus
+from app.stripe.api import SOURCE, key_livemode
+from app.stripe.signature import SignatureError, verify_webhook
+from webapp.context import settings
+from webapp.errors import error_response
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("stripe_webhooks", __name__)
+
+
+def _count(type_: str, result: str, status: int) -> None:
+    metrics.stripe_webhooks.labels(type=type_, result=result).inc()
+    metrics.webhook_requests.labels(provider=SOURCE, status=str(status)).inc()
+
+
+@bp.post("/webhooks/stripe")
+def receive():
+    """Accept a Stripe event once its signature matches a configured secret; 400 (and nothing stored) otherwise."""
+    config = settings()
+    body = request.get_data(cache=False)
+    try:
+        event = verify_webhook(body, request.headers.get("Stripe-Signature"), config.stripe_webhook_secrets)
+    except SignatureError as exc:
+        if exc.reason == "secret_missing":
+            log.error("Stripe webhook refused: STRIPE_WEBHOOK_SECRET is not set")
+        else:
+            log.warning("Stripe webhook refused: %s", exc.reason)
+        _count("unverified", "rejected", 400)
+        return error_response(400, exc.reason, exc.detail)
+
+    type_, event_id = event["type"], event["id"]
+    expected = key_livemode(config.stripe_secret_key)
+    try:
+        if expected is not None and bool(event.get("livemode")) != expected:
+            note = f"{'live' if event.get('livemode') else 'test'}-mode event, but STRIPE_SECRET_KEY is a {'live' if expected else 'test'} key"
+            log.warning("Stripe event %s (%s) recorded as ignored: %s", event_id, type_, note)
+            recorded = inbox.record(SOURCE, event_id, type_, event, status=EventStatus.IGNORED, note=note)
+            result = "livemode_mismatch"
+        else:
+            recorded = workers.accept(SOURCE, event_id, type_, event)
+            result = "accepted" if recorded.created else "duplicate"
+    except Exception:
+        _count(type_, "error", 500)
+        raise
+    _count(type_, result, 200)
+    return jsonify({"received": True, "id": event_id, "status": recorded.event.status, "result": result})
