@@ -25,6 +25,7 @@ Handler = Callable[[Event], object]
 class _Spec:
     fn: Handler
     transactional: bool
+    prepare: Callable[[Event], object] | None = None
 
 
 _handlers: dict[tuple[str, str], _Spec] = {}
@@ -39,16 +40,21 @@ class PermanentError(Exception):
     """Raised by a handler when retrying cannot help; the row is marked failed at once."""
 
 
-def handles(provider: str, *types: str, transactional: bool = True) -> Callable[[Handler], Handler]:
+def handles(
+    provider: str, *types: str, transactional: bool = True, prepare: Callable[[Event], object] | None = None
+) -> Callable[[Handler], Handler]:
     """Register a function as the handler of these event types of a provider.
 
-    `transactional=False` is for handlers that only call other services (send a message):
-    they run outside the database transaction, so a slow API never holds a write lock.
+    `prepare(event)` runs first, outside the transaction, for reads from other services
+    (fetch the current subscription); the handler is then called as `handler(event, prepared)`
+    and its writes commit with the row's `processed` mark. `transactional=False` is for
+    handlers that only call other services (send a message): they run outside the database
+    transaction, so a slow API never holds a write lock.
     """
 
     def register(fn: Handler) -> Handler:
         for type_ in types:
-            _handlers[(provider, type_)] = _Spec(fn, transactional)
+            _handlers[(provider, type_)] = _Spec(fn, transactional, prepare)
         return fn
 
     return register
@@ -139,9 +145,9 @@ def _run_effects(effects: list[Callable[[], object]]) -> None:
             log.exception("an after-commit effect failed")
 
 
-def _run_handler(handler: Handler, event: Event) -> tuple[str, str | None]:
+def _run_handler(handler: Handler, event: Event, *prepared: object) -> tuple[str, str | None]:
     try:
-        handler(event)
+        handler(event, *prepared)
     except Ignore as reason:
         return EventStatus.IGNORED, str(reason) or None
     return EventStatus.PROCESSED, None
@@ -180,7 +186,12 @@ def process(event_id: int, *, final_attempt: bool) -> str:
     started = time.perf_counter()
     _effects.pending = []
     try:
-        outcome = None
+        outcome, prepared = None, ()
+        if spec is not None and spec.prepare is not None:
+            try:
+                prepared = (spec.prepare(event),)
+            except Ignore as reason:
+                outcome = EventStatus.IGNORED, str(reason) or None
         if spec is not None and not spec.transactional:
             if not _take_lease(event_id):
                 return EventStatus.PENDING
@@ -195,7 +206,7 @@ def process(event_id: int, *, final_attempt: bool) -> str:
                 status, detail = outcome
             else:
                 with transaction():
-                    status, detail = _run_handler(spec.fn, event)
+                    status, detail = _run_handler(spec.fn, event, *prepared)
             now = utcnow()
             Event.update(
                 status=status, attempts=Event.attempts + 1, processed_at=now, updated_at=now, lease_until=None,

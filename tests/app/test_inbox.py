@@ -228,3 +228,35 @@ def test_a_non_transactional_event_held_by_one_worker_is_left_alone_by_another(d
         assert Event.get(Event.external_id == "evt-lease").lease_until is None
     finally:
         inbox.unregister(PROVIDER, "slow_network")
+
+
+def test_prepare_reads_outside_the_transaction_and_the_handler_writes_inside(database):
+    from app.db import database as db
+
+    seen = []
+
+    def fetch(event):
+        seen.append(("prepare", db.in_transaction()))
+        return {"user": event.payload["user"], "days": 3}
+
+    @inbox.handles(PROVIDER, "prepared", prepare=fetch)
+    def apply(event, fetched):
+        seen.append(("handler", db.in_transaction()))
+        user = users.ensure_user(fetched["user"])
+        entitlements.grant(user, "premium", source=PROVIDER, reference=event.external_id, days=fetched["days"])
+
+    def nothing_to_fetch(event):
+        raise inbox.Ignore("nothing upstream")
+
+    inbox.handles(PROVIDER, "prepared_ignored", prepare=nothing_to_fetch)(apply)
+    try:
+        inbox.record(PROVIDER, "evt-prep", "prepared", {"user": 5})
+        assert inbox.process(Event.get(Event.external_id == "evt-prep").id, final_attempt=False) == "processed"
+        assert seen == [("prepare", False), ("handler", True)]
+        assert Grant.select().where(Grant.reference == "evt-prep").count() == 1
+
+        inbox.record(PROVIDER, "evt-prep-2", "prepared_ignored", {"user": 5})
+        assert inbox.process(Event.get(Event.external_id == "evt-prep-2").id, final_attempt=False) == "ignored"
+        assert Event.get(Event.external_id == "evt-prep-2").error == "nothing upstream"
+    finally:
+        inbox.unregister(PROVIDER, "prepared", "prepared_ignored")
