@@ -28,7 +28,8 @@ def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable]) -
     """A rich table of strings."""
     t = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
-        t.add_column(column)
+        # Fold rather than cut: an operator must be able to copy a whole charge or event id.
+        t.add_column(column, overflow="fold")
     for row in rows:
         t.add_row(*["" if v is None else str(v) for v in row])
     return t
