@@ -9,7 +9,7 @@ import peewee
 
 from app import metrics
 from app.clock import iso, utcnow
-from app.db import transaction
+from app.db import for_update, transaction
 from app.models import Grant, LedgerEntry, User
 
 
@@ -77,8 +77,10 @@ def grant(
     of what the user already holds when `stack` is true, so a second purchase extends.
     Neither: a lifetime grant.
     """
-    now = utcnow()
     with transaction():
+        # Serialises a user's grants, so two payments at once cannot both stack on the same end.
+        for_update(User.select(User.id).where(User.id == user.id)).get()
+        now = utcnow()
         existing = Grant.get_or_none((Grant.source == source) & (Grant.reference == reference))
         if existing is not None:
             return GrantResult(existing, False)
@@ -119,6 +121,29 @@ def grant(
     return GrantResult(row, True)
 
 
+def _close_gap(user_id: int, entitlement: str, now: datetime) -> None:
+    """Move grants that were stacked after a revoked one forward, so the payer loses no paid time."""
+    rows = Grant.select().where(
+        (Grant.user == user_id)
+        & (Grant.entitlement == entitlement)
+        & Grant.revoked_at.is_null()
+        & (Grant.ends_at.is_null() | (Grant.ends_at > now))
+    ).order_by(Grant.starts_at, Grant.id)
+    covered_until = now
+    for row in rows:
+        if row.ends_at is None:
+            return
+        if row.starts_at > covered_until:
+            starts_at, ends_at = covered_until, covered_until + (row.ends_at - row.starts_at)
+            Grant.update(starts_at=starts_at, ends_at=ends_at).where(Grant.id == row.id).execute()
+            LedgerEntry.create(
+                user=user_id, action="reschedule", entitlement=entitlement, source=row.source, reference=row.reference,
+                detail={"starts_at": iso(starts_at), "ends_at": iso(ends_at), "was_starts_at": iso(row.starts_at)},
+            )
+            row.ends_at = ends_at
+        covered_until = max(covered_until, row.ends_at)
+
+
 def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke") -> list[Grant]:
     now = utcnow()
     revoked = []
@@ -140,6 +165,8 @@ def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke"
             )
             metrics.entitlements_revoked.labels(source=row.source, reason=reason).inc()
             revoked.append(row)
+    for user_id, entitlement in {(row.user_id, row.entitlement) for row in revoked}:
+        _close_gap(user_id, entitlement, now)
     return revoked
 
 
@@ -153,13 +180,6 @@ def revoke_reference(source: str, reference: str, *, reason: str, actor: str = "
 def find_grant(source: str, reference: str) -> Grant | None:
     """The grant made for one payment, or None."""
     return Grant.get_or_none((Grant.source == source) & (Grant.reference == reference))
-
-
-def revoke_subscription(subscription_id: str, *, reason: str, actor: str = "system") -> list[Grant]:
-    """Revoke every grant of one subscription."""
-    with transaction():
-        rows = list(Grant.select().where(Grant.subscription_id == subscription_id))
-        return _revoke(rows, reason, actor)
 
 
 def revoke_entitlement(user: User, entitlement: str, *, reason: str = "manual", actor: str = "operator") -> list[Grant]:

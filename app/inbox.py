@@ -52,18 +52,15 @@ def handles(
     transaction, so a slow API never holds a write lock.
     """
 
+    if prepare is not None and not transactional:
+        raise ValueError("prepare= is for transactional handlers; a non-transactional one can read what it needs itself")
+
     def register(fn: Handler) -> Handler:
         for type_ in types:
             _handlers[(provider, type_)] = _Spec(fn, transactional, prepare)
         return fn
 
     return register
-
-
-def handler_for(provider: str, type_: str) -> Handler | None:
-    """The handler registered for an event type, or None."""
-    spec = _handlers.get((provider, type_))
-    return spec.fn if spec else None
 
 
 def unregister(provider: str, *types: str) -> None:

@@ -20,7 +20,7 @@ def print_json(data) -> None:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error on stderr and exit with `code`."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -39,15 +39,6 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     raise ValueError("BROKER_URL must start with redis://, rediss:// or amqp://")
 
 
-def install(broker: dramatiq.Broker, actors: list[dramatiq.Actor]) -> dramatiq.Broker:
-    """Make `broker` the global broker and move the project's actors onto it."""
-    dramatiq.set_broker(broker)
-    for actor in actors:
-        actor.broker = broker
-        broker.declare_actor(actor)
-    return broker
-
-
 def queue_depths(broker: dramatiq.Broker) -> dict[str, int]:
     """Messages waiting in each of the project's queues (delayed ones included)."""
     depths: dict[str, int] = {}

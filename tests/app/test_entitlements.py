@@ -76,3 +76,42 @@ def test_current_end_joins_back_to_back_grants(database):
     assert entitlements.current_end(user, "other", now) is None
     entitlements.grant(user, "premium", source="manual", reference="life")
     assert entitlements.current_end(user, "premium", now) == datetime.max
+
+
+def test_refunding_an_earlier_purchase_moves_the_later_one_forward(database):
+    user = users.ensure_user(1008)
+    first = entitlements.grant(user, "premium", source="telegram", reference="P", days=30).grant
+    second = entitlements.grant(user, "premium", source="telegram", reference="Q", days=7).grant
+    assert second.starts_at == first.ends_at
+
+    entitlements.revoke_reference("telegram", "P", reason="refund")
+
+    q = Grant.get(Grant.reference == "Q")
+    assert q.starts_at <= utcnow() and q.ends_at - q.starts_at == timedelta(days=7)
+    [held] = entitlements.summary(user)
+    assert held["active"] and held["expires_at"] == q.ends_at.replace(microsecond=0).isoformat() + "Z"
+    assert LedgerEntry.get(LedgerEntry.action == "reschedule").reference == "Q"
+
+
+def test_two_payments_granted_at_once_both_count(database):
+    import threading
+
+    from app import db
+
+    user = users.ensure_user(1009)
+    barrier = threading.Barrier(2)
+
+    def pay(reference):
+        with db.connection():
+            barrier.wait()
+            entitlements.grant(user, "premium", source="telegram", reference=reference, days=10)
+
+    threads = [threading.Thread(target=pay, args=(r,)) for r in ("A", "B")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    a, b = Grant.get(Grant.reference == "A"), Grant.get(Grant.reference == "B")
+    first, second = sorted([a, b], key=lambda g: g.starts_at)
+    assert second.starts_at == first.ends_at, "the second payment extends the first"
+    assert entitlements.current_end(user, "premium") - first.starts_at == timedelta(days=20)
