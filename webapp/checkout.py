@@ -14,9 +14,10 @@ from app.stripe.api import CannotFulfil, NothingToDo, StripeNotConfigured, clien
 from app.stripe.checkout import (
     NoCustomer,
     app_url,
+    apply_session,
     create_checkout_session,
     create_portal_session,
-    fulfil_session,
+    fetch_session,
     retrieve_session,
 )
 from app.stripe.client import describe_stripe_error
@@ -101,7 +102,7 @@ def success():
         log.warning("checkout session %s not confirmed on return: %s", session_id, describe_stripe_error(exc))
         return _page("Payment being confirmed", "We will unlock your purchase as soon as Stripe confirms the payment.")
     try:
-        done = fulfil_session(session, settings(), catalogue())
+        done = apply_session(fetch_session(session, settings(), catalogue()))
     except NothingToDo as exc:
         log.info("checkout session %s not fulfilled on return: %s", session_id, exc)
         if not (session.get("metadata") or {}).get("plan"):

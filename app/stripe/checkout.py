@@ -9,12 +9,13 @@ import stripe
 
 from app import entitlements
 from app.config import Settings
+from app.db import transaction
 from app.models import Grant, User
 from app.plans import Catalogue, Plan
 from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, client_for, plain
 from app.stripe.customers import METADATA_KEY, ensure_customer, link_customer
 from app.stripe.events import expandable_id
-from app.stripe.subscriptions import grant_invoice
+from app.stripe.subscriptions import PaidInvoice, fetch_paid_invoice, grant_paid_invoice
 from app.users import ensure_user
 
 PAID_STATUSES = ("paid", "no_payment_required")
@@ -93,32 +94,52 @@ def _owner(session: Mapping[str, Any], catalogue: Catalogue) -> tuple[int, Plan]
     return int(telegram_id), plan
 
 
-def fulfil_session(session: Mapping[str, Any], settings: Settings, catalogue: Catalogue) -> Fulfilment:
-    """Grant what a paid Checkout Session bought, once, whichever comes first: the webhook or the success page.
+@dataclass(frozen=True)
+class PaidSession:
+    """A paid Checkout Session started here, with what Stripe says it bought: enough to grant without calling Stripe."""
 
-    A one-off payment's grant is keyed on its PaymentIntent, a subscription's on the payment of
-    its first invoice (the key `invoice.paid` uses too), so every path meets the same grant.
-    """
+    session: dict
+    telegram_id: int
+    plan: Plan
+    invoice: PaidInvoice | None  # a subscription's first invoice
+
+
+def fetch_session(session: Mapping[str, Any], settings: Settings, catalogue: Catalogue) -> PaidSession:
+    """Check that a Checkout Session was started here and is paid, and fetch from Stripe what granting it needs."""
     if session.get("mode") not in ("payment", "subscription"):
         raise NothingToDo(f"checkout session {session.get('id')} is in {session.get('mode')} mode")
     telegram_id, plan = _owner(session, catalogue)
     if session.get("payment_status") not in PAID_STATUSES:
         raise NothingToDo(f"checkout session {session.get('id')} is {session.get('payment_status')}, not paid")
-    user = ensure_user(telegram_id)
-    link_customer(user, expandable_id(session.get("customer")))
+    invoice = None
     if session["mode"] == "subscription":
         invoice_id = expandable_id(session.get("invoice"))
         if invoice_id is None:
             raise NothingToDo(f"checkout session {session.get('id')} has no invoice yet")
-        result = grant_invoice(client_for(settings), catalogue, invoice_id)
-    else:
-        result = entitlements.grant(
-            user,
-            plan.entitlement,
-            source=SOURCE,
-            reference=expandable_id(session.get("payment_intent")) or session["id"],
-            days=plan.days,
-            plan=plan.key,
-            detail={"checkout_session": session["id"]},
-        )
+        invoice = fetch_paid_invoice(client_for(settings), catalogue, invoice_id)
+    return PaidSession(dict(session), telegram_id, plan, invoice)
+
+
+def apply_session(paid: PaidSession) -> Fulfilment:
+    """Grant what a paid Checkout Session bought, once, whichever comes first: the webhook or the success page.
+
+    A one-off payment's grant is keyed on its PaymentIntent, a subscription's on the payment of
+    its first invoice (the key `invoice.paid` uses too), so every path meets the same grant.
+    """
+    session, plan = paid.session, paid.plan
+    with transaction():
+        user = ensure_user(paid.telegram_id)
+        link_customer(user, expandable_id(session.get("customer")))
+        if paid.invoice is not None:
+            result = grant_paid_invoice(paid.invoice)
+        else:
+            result = entitlements.grant(
+                user,
+                plan.entitlement,
+                source=SOURCE,
+                reference=expandable_id(session.get("payment_intent")) or session["id"],
+                days=plan.days,
+                plan=plan.key,
+                detail={"checkout_session": session["id"]},
+            )
     return Fulfilment(user, plan, result.grant, result.created)

@@ -1,6 +1,8 @@
 """Inbox handlers for Stripe events: checkout, invoices, subscriptions, refunds and disputes.
 
-Event types without a handler here are marked ignored by the inbox.
+Whatever a handler needs from the Stripe API is fetched by its `prepare` function, before and
+outside the inbox's transaction, so a slow Stripe never holds the database's write lock; the
+handler itself only works on the database. Event types without a handler here are marked ignored.
 """
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ from app import entitlements, inbox, providers
 from app.models import Event
 from app.plans import Catalogue, PlanError
 from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, StripeNotConfigured, client_for
-from app.stripe.checkout import fulfil_session
+from app.stripe.checkout import PaidSession, apply_session, fetch_session
 from app.stripe.client import describe_stripe_error
 from app.stripe.customers import METADATA_KEY, user_for_customer
 from app.stripe.events import expandable_id, invoice_subscription_id
 from app.stripe.refunds import note_partial_refund, revoke_payment
-from app.stripe.subscriptions import grant_invoice, sync_subscription
+from app.stripe.subscriptions import PaidInvoice, apply_subscription, fetch_paid_invoice, fetch_subscription, grant_paid_invoice
 from app.users import find_user
 
 
@@ -54,11 +56,17 @@ def _payer(obj: dict):
     return user or (find_user(int(telegram_id)) if telegram_id.isdigit() else None)
 
 
-@inbox.handles(SOURCE, "checkout.session.completed", "checkout.session.async_payment_succeeded")
-def checkout_paid(event: Event) -> None:
+def _paid_session(event: Event) -> PaidSession:
+    """The event's Checkout Session, checked as paid and started here, with what Stripe says it bought."""
+    with outcomes():
+        return fetch_session(_object(event), providers.settings(), _catalogue())
+
+
+@inbox.handles(SOURCE, "checkout.session.completed", "checkout.session.async_payment_succeeded", prepare=_paid_session)
+def checkout_paid(event: Event, paid: PaidSession) -> None:
     """Grant what a paid Checkout Session bought (a session still awaiting payment is ignored)."""
     with outcomes():
-        fulfil_session(_object(event), providers.settings(), _catalogue())
+        apply_session(paid)
 
 
 @inbox.handles(SOURCE, "checkout.session.async_payment_failed")
@@ -68,14 +76,20 @@ def checkout_payment_failed(event: Event) -> None:
     entitlements.record(_payer(session), "payment_failed", source=SOURCE, reference=session["id"], detail={"event": event.external_id})
 
 
-@inbox.handles(SOURCE, "invoice.paid")
-def invoice_paid(event: Event) -> None:
-    """Grant the period a subscription invoice paid for."""
+def _paid_invoice(event: Event) -> PaidInvoice:
+    """The event's invoice and its subscription as Stripe has them now."""
     invoice = _object(event)
     if invoice_subscription_id(invoice) is None:
         raise inbox.Ignore(f"invoice {invoice['id']} is not a subscription's")
     with outcomes():
-        grant_invoice(client_for(providers.settings()), _catalogue(), invoice["id"])
+        return fetch_paid_invoice(client_for(providers.settings()), _catalogue(), invoice["id"])
+
+
+@inbox.handles(SOURCE, "invoice.paid", prepare=_paid_invoice)
+def invoice_paid(event: Event, paid: PaidInvoice) -> None:
+    """Grant the period a subscription invoice paid for."""
+    with outcomes():
+        grant_paid_invoice(paid)
 
 
 @inbox.handles(SOURCE, "invoice.payment_failed")
@@ -91,11 +105,19 @@ def invoice_payment_failed(event: Event) -> None:
     )
 
 
-@inbox.handles(SOURCE, "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted")
-def subscription_changed(event: Event) -> None:
-    """Apply the subscription's current state, fetched from Stripe rather than read from this (maybe stale) event."""
+def _current_subscription(event: Event) -> dict:
+    """The event's subscription as Stripe has it now, rather than as this (maybe stale) event shows it."""
     with outcomes():
-        sync_subscription(client_for(providers.settings()), _object(event)["id"])
+        return fetch_subscription(client_for(providers.settings()), _object(event)["id"])
+
+
+@inbox.handles(
+    SOURCE, "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+    prepare=_current_subscription,
+)
+def subscription_changed(event: Event, subscription: dict) -> None:
+    """Apply the subscription's current state."""
+    apply_subscription(subscription)
 
 
 @inbox.handles(SOURCE, "charge.refunded")
@@ -112,9 +134,8 @@ def charge_refunded(event: Event) -> None:
     revoke_payment(reference, reason="refund", actor="stripe", detail=detail)
 
 
-@inbox.handles(SOURCE, "charge.dispute.created")
-def dispute_created(event: Event) -> None:
-    """Revoke what a disputed payment granted, with reason `dispute`."""
+def _disputed_payment(event: Event) -> str:
+    """The payment a dispute is about, traced through its charge at Stripe when the dispute names only that."""
     dispute = _object(event)
     reference = expandable_id(dispute.get("payment_intent"))
     charge_id = expandable_id(dispute.get("charge"))
@@ -124,6 +145,13 @@ def dispute_created(event: Event) -> None:
         reference = expandable_id(charge.payment_intent) or charge.id
     if reference is None:
         raise inbox.Ignore(f"dispute {dispute['id']} names no payment")
+    return reference
+
+
+@inbox.handles(SOURCE, "charge.dispute.created", prepare=_disputed_payment)
+def dispute_created(event: Event, reference: str) -> None:
+    """Revoke what a disputed payment granted, with reason `dispute`."""
+    dispute = _object(event)
     if entitlements.find_grant(SOURCE, reference) is None:
         raise inbox.Ignore(f"no grant here for payment {reference}")
     revoke_payment(

@@ -8,6 +8,7 @@ every grant that reaches past its end, so events handled in any order leave the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import stripe
@@ -90,8 +91,18 @@ def fetch_subscription(client: stripe.StripeClient, subscription_id: str) -> dic
     return plain(client.v1.subscriptions.retrieve(subscription_id))
 
 
-def grant_invoice(client: stripe.StripeClient, catalogue: Catalogue, invoice_id: str) -> GrantResult:
-    """Grant what a paid subscription invoice pays for (once), then apply the subscription's current state."""
+@dataclass(frozen=True)
+class PaidInvoice:
+    """A paid subscription invoice and its subscription as Stripe has them now, with the plan and period it pays for."""
+
+    invoice: dict
+    subscription: dict
+    plan: Plan
+    period_end: int
+
+
+def fetch_paid_invoice(client: stripe.StripeClient, catalogue: Catalogue, invoice_id: str) -> PaidInvoice:
+    """Fetch a subscription invoice and its subscription from Stripe, checking it is paid and bills a plan sold here."""
     inv = fetch_invoice(client, invoice_id)
     subscription_id = invoice_subscription_id(inv)
     if subscription_id is None:
@@ -99,28 +110,28 @@ def grant_invoice(client: stripe.StripeClient, catalogue: Catalogue, invoice_id:
     if inv.get("status") != "paid":
         raise NothingToDo(f"invoice {invoice_id} is {inv.get('status')}, not paid")
     plan = plan_for_invoice(catalogue, inv)
-    user = user_for_invoice(inv)
     subscription = fetch_subscription(client, subscription_id)
     end = invoice_period_end(inv) or subscription_period_end(subscription)
     if end is None:
         raise CannotFulfil(f"invoice {invoice_id} names no period end")
+    return PaidInvoice(inv, subscription, plan, end)
+
+
+def grant_paid_invoice(paid: PaidInvoice) -> GrantResult:
+    """Grant what a paid subscription invoice pays for (once), then apply the subscription's current state."""
+    user = user_for_invoice(paid.invoice)
     result = entitlements.grant(
         user,
-        plan.entitlement,
+        paid.plan.entitlement,
         source=SOURCE,
-        reference=payment_reference(inv),
-        until=from_timestamp(end),
-        plan=plan.key,
-        subscription_id=subscription_id,
-        detail={"invoice": inv["id"]},
+        reference=payment_reference(paid.invoice),
+        until=from_timestamp(paid.period_end),
+        plan=paid.plan.key,
+        subscription_id=paid.subscription["id"],
+        detail={"invoice": paid.invoice["id"]},
     )
-    apply_subscription(subscription)
+    apply_subscription(paid.subscription)
     return result
-
-
-def sync_subscription(client: stripe.StripeClient, subscription_id: str) -> list[Grant]:
-    """Fetch a subscription and apply its current state; returns the grants revoked now."""
-    return apply_subscription(fetch_subscription(client, subscription_id))
 
 
 def apply_subscription(subscription: Mapping[str, Any]) -> list[Grant]:

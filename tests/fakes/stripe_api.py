@@ -238,13 +238,18 @@ _Handler = Callable[[re.Match, dict, Call], tuple[int, Any]]
 
 
 class FakeStripeAPI:
-    """A threaded Stripe API on 127.0.0.1 that keeps the objects created through it."""
+    """A threaded Stripe API on 127.0.0.1 that keeps the objects created through it.
+
+    `on_request`, when set, is called with each request's `Call` on the thread serving it, before
+    it is answered (while the client waits); an exception it raises is answered as a 500.
+    """
 
     def __init__(self, *, secret_key: str | None = None, strict_prices: bool = False) -> None:
         """`secret_key`: the only key accepted (any `sk_…`/`rk_…` when None); `strict_prices`: unknown prices are 400s."""
         self.secret_key = secret_key
         self.strict_prices = strict_prices
         self.portal_configured = True
+        self.on_request: Callable[[Call], None] | None = None
         self.calls: list[Call] = []
         self.customers: dict[str, dict] = {}
         self.prices: dict[str, dict] = {}
@@ -350,6 +355,7 @@ class FakeStripeAPI:
                 store.clear()
             self._failures.clear()
             self.portal_configured = True
+            self.on_request = None
 
     def put_customer(self, obj: Mapping[str, Any] | None = None, **fields: Any) -> dict:
         """Store a customer (a full object, or `events.customer(**fields)`); returns a copy."""
@@ -468,6 +474,8 @@ class FakeStripeAPI:
         version = call.headers.get("Stripe-Version")
         extra["Stripe-Version"] = version or stripe.api_version
         try:
+            if self.on_request is not None:
+                self.on_request(call)
             auth = self._check_auth(call.headers.get("Authorization"))
             key = call.headers.get("Idempotency-Key") if method == "POST" else None
             if not key:

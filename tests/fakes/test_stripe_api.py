@@ -198,6 +198,26 @@ def test_an_unknown_subscription_is_a_404_invalid_request(stripe_client):
     assert (caught.value.http_status, caught.value.code) == (404, "resource_missing")
 
 
+def test_on_request_sees_each_request_on_the_thread_serving_it(stripe_api, stripe_client):
+    seen = []
+    stripe_api.on_request = lambda call: seen.append((call.method, call.path, threading.current_thread() is threading.main_thread()))
+    stripe_api.put_subscription(subscription_id="sub_seen")
+
+    stripe_client.v1.subscriptions.retrieve("sub_seen")
+
+    assert seen == [("GET", "/v1/subscriptions/sub_seen", False)]
+
+
+def test_a_failing_on_request_hook_is_answered_as_a_500(stripe_api, stripe_client):
+    def refuse(call):
+        raise RuntimeError("hook refused")
+
+    stripe_api.on_request = refuse
+    with pytest.raises(stripe.APIError) as caught:
+        stripe_client.v1.subscriptions.retrieve("sub_any")
+    assert caught.value.http_status == 500 and "hook refused" in str(caught.value)
+
+
 def test_a_portal_session_has_a_url_for_an_existing_customer(stripe_api, stripe_client):
     customer = stripe_client.v1.customers.create()
     portal = stripe_client.v1.billing_portal.sessions.create(params={"customer": customer.id, "return_url": CANCEL_URL})

@@ -6,10 +6,11 @@ import threading
 
 import pytest
 
-from app import users
+from app import db, users
 from app.models import Event, Grant, LedgerEntry
 from app.stripe import events
 from tests.app.stripe.helpers import PUBLIC_URL, buy, post_event, sample, stripe_env, token_for
+from tests.support.sqlite_lock import WriteLockProbe
 from tests.support.waiting import wait_for
 from webapp import create_app
 
@@ -179,6 +180,19 @@ def test_a_subscription_bought_on_the_success_page_is_not_granted_again_by_its_e
         assert post_event(client, event).status_code == 200
     wait_for(lambda: all(Event.get(Event.external_id == e["id"]).status == "processed" for e in sent), message="all processed")
     assert Grant.select().count() == 1
+
+
+def test_buying_a_subscription_calls_stripe_only_outside_any_write_transaction(client, app, database, signed_in, stripe_api):
+    if db.is_postgres():
+        pytest.skip("only SQLite locks the whole database for a write")
+    probe = WriteLockProbe(database.database)
+    stripe_api.on_request = probe
+
+    buy(client, app, stripe_api, USER, plan="premium_month")
+
+    assert Grant.select().count() == 1
+    assert {"GET /v1/checkout/sessions", "GET /v1/invoices", "GET /v1/subscriptions"} <= {line.rsplit("/", 1)[0] for line in probe.seen}
+    assert probe.locked == []
 
 
 def test_an_unpaid_session_shows_that_the_payment_is_on_its_way(client, signed_in, stripe_api):

@@ -7,8 +7,12 @@ import time
 
 from prometheus_client import REGISTRY
 
-from app import inbox
+from app import inbox, users
 from app.models import Event
+from app.plans import Catalogue
+from app.stripe import events
+from app.stripe.api import client_for
+from app.stripe.checkout import create_checkout_session
 from app.stripe.signature import sign_payload
 from tests.fakes.stripe_api import DEFAULT_SECRET_KEY
 
@@ -48,6 +52,20 @@ def deliver(event: dict) -> Event:
     except Exception:
         pass
     return Event.get_by_id(recorded.event.id)
+
+
+def completed(user_id: int = 42, plan: str = "premium_week", **fields) -> dict:
+    """A `checkout.session.completed` event for a session entitle started for this user and plan (paid unless told otherwise)."""
+    session = events.checkout_session(client_reference_id=str(user_id), metadata={"telegram_user_id": str(user_id), "plan": plan}, **fields)
+    return events.event("checkout.session.completed", session)
+
+
+def paid_subscription(stripe_api, settings, telegram_id: int = 42) -> dict:
+    """A subscription bought through a Checkout Session created by entitle and paid at the fake."""
+    user = users.ensure_user(telegram_id)
+    plan = Catalogue.from_file(settings.plans_file).get("premium_month")
+    session = create_checkout_session(client_for(settings), settings, user, plan)
+    return stripe_api.set_checkout_session(session["id"], payment_status="paid")
 
 
 def token_for(app, telegram_id: int) -> dict:

@@ -12,11 +12,8 @@ import pytest
 from app import entitlements, inbox, users
 from app.clock import from_timestamp, utcnow
 from app.models import Event, Grant, LedgerEntry
-from app.plans import Catalogue
 from app.stripe import events
-from app.stripe.api import client_for
-from app.stripe.checkout import create_checkout_session
-from tests.app.stripe.helpers import deliver, stripe_env
+from tests.app.stripe.helpers import completed, deliver, paid_subscription, stripe_env
 
 DAY = 86400
 
@@ -32,21 +29,8 @@ def stripe_ready(broker, database):
     return broker
 
 
-def completed(user_id: int = 42, plan: str = "premium_week", **fields) -> dict:
-    session = events.checkout_session(client_reference_id=str(user_id), metadata={"telegram_user_id": str(user_id), "plan": plan}, **fields)
-    return events.event("checkout.session.completed", session)
-
-
 def grants(telegram_id: int = 42) -> list[Grant]:
     return list(Grant.select().join(users.User).where(users.User.telegram_id == telegram_id).order_by(Grant.id))
-
-
-def paid_subscription(stripe_api, settings, telegram_id: int = 42) -> dict:
-    """A subscription bought through a Checkout Session created by entitle and paid at the fake."""
-    user = users.ensure_user(telegram_id)
-    plan = Catalogue.from_file(settings.plans_file).get("premium_month")
-    session = create_checkout_session(client_for(settings), settings, user, plan)
-    return stripe_api.set_checkout_session(session["id"], payment_status="paid")
 
 
 # --- One-off Checkout payments ----------------------------------------------------------------
