@@ -27,13 +27,17 @@ class ConfigError(Exception):
     """A configuration value is missing or invalid; the message names the variable, never its value."""
 
 
+_PUBLIC_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_")
+
+
 def mask(value: str | None) -> str:
-    """Show that a secret is set without revealing it."""
+    """Show that a secret is set, and its kind where that is public (`sk_live_`, a bot's id), never the secret."""
     if not value:
         return "(not set)"
-    if len(value) <= 8:
-        return "****"
-    return f"{value[:3]}…{value[-2:]} ({len(value)} chars)"
+    prefix = next((p for p in _PUBLIC_PREFIXES if value.startswith(p)), "")
+    if not prefix and ":" in value and value.split(":", 1)[0].isdigit():
+        prefix = value.split(":", 1)[0] + ":"  # a bot token's id half is public
+    return f"{prefix}****"
 
 
 @dataclass(frozen=True)
@@ -117,24 +121,17 @@ def mask_url(url: str) -> str:
     return url
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _number(env: Mapping[str, str], name: str, default, kind=int, minimum=1):
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number") from None
+        raise ConfigError(f"{name} must be a {'whole ' if kind is int else ''}number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
 
 
 def read_environment(environ: Mapping[str, str] | None = None, env_file: str | Path = ".env") -> dict[str, str]:
@@ -179,18 +176,18 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         stripe_api_base=(get("STRIPE_API_BASE") or "").rstrip("/") or None,
         jwt_secret_key=jwt_secret,
         jwt_secret_generated=generated,
-        jwt_access_token_minutes=_int(env, "JWT_ACCESS_TOKEN_MINUTES", 15),
-        initdata_max_age=_int(env, "INITDATA_MAX_AGE", 900),
+        jwt_access_token_minutes=_number(env, "JWT_ACCESS_TOKEN_MINUTES", 15),
+        initdata_max_age=_number(env, "INITDATA_MAX_AGE", 900),
         plans_file=get("PLANS_FILE") or "plans.toml",
         public_url=(get("PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
         entitle_env=entitle_env,
-        port=_int(env, "PORT", 8000),
-        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024),
-        event_max_retries=_int(env, "EVENT_MAX_RETRIES", 8),
-        event_min_backoff_ms=_int(env, "EVENT_MIN_BACKOFF_MS", 1000),
-        event_max_backoff_ms=_int(env, "EVENT_MAX_BACKOFF_MS", 300_000),
-        sweep_interval=_float(env, "SWEEP_INTERVAL", 30.0),
-        sweep_after=_float(env, "SWEEP_AFTER", 60.0),
+        port=_number(env, "PORT", 8000),
+        max_body_bytes=_number(env, "MAX_BODY_BYTES", 1024 * 1024),
+        event_max_retries=_number(env, "EVENT_MAX_RETRIES", 8, minimum=0),
+        event_min_backoff_ms=_number(env, "EVENT_MIN_BACKOFF_MS", 1000),
+        event_max_backoff_ms=_number(env, "EVENT_MAX_BACKOFF_MS", 300_000),
+        sweep_interval=_number(env, "SWEEP_INTERVAL", 30.0, float, 0.01),
+        sweep_after=_number(env, "SWEEP_AFTER", 60.0, float, 0.01),
         prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR"),
     )
 

@@ -79,7 +79,8 @@ def revoke(
     revoked = entitlements.revoke_entitlement(user, entitlement, reason="manual")
     if as_json:
         print_json([entitlements.grant_to_dict(g) for g in revoked])
-        return
     if not revoked:
         fail(f"user {telegram_id} holds no {entitlement!r} grant to revoke")
+    if as_json:
+        return
     console.print(f"revoked {len(revoked)} grant(s) of [bold]{entitlement}[/] from {telegram_id}")

@@ -40,6 +40,8 @@ def metrics(
         samples = read_metrics(url)
     except requests.RequestException as exc:
         fail(f"could not read {url}: {type(exc).__name__}")
+    except ValueError:
+        fail(f"{url} did not answer with Prometheus text")
     if as_json:
         print_json(samples)
         return

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from app import db, inbox, migrations
-from app.config import ConfigError, check_for_startup, mask_url
+from app.config import ConfigError, check_for_startup, mask_url, production_problems
 from app.plans import PlanError
 from cli import context
 from cli.output import console, errors, fail, print_json, table
@@ -68,6 +68,10 @@ def worker(
 ) -> None:
     """Run Dramatiq worker processes for the configured broker."""
     settings = context.settings()
+    try:
+        check_for_startup(settings)
+    except ConfigError as exc:
+        fail(str(exc))
     if settings.embedded_broker:
         fail("BROKER_URL (or REDIS_URL) is not set: the worker runs inside `entitle run`")
     args = [sys.executable, "-m", "dramatiq", "workers", "--processes", str(processes), "--threads", str(threads)]
@@ -80,8 +84,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     from workers.broker import ping, queue_depths
 
     settings = context.settings()
-    report: dict = {"config": settings.masked()}
-    healthy = True
+    report: dict = {"config": settings.masked(), "problems": production_problems(settings) if settings.production else []}
+    healthy = not report["problems"]
     context.database()
     try:
         db.ping()
@@ -103,6 +107,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         print_json(report)
     else:
         console.print(table("Configuration", ["setting", "value"], report["config"].items()))
+        for problem in report["problems"]:
+            console.print(f"[red]config: {problem}[/]", highlight=False)
         console.print(f"database: {report['database']['state']}", highlight=False)
         if report["database"].get("pending_migrations"):
             console.print(f"  [yellow]migrations pending: {report['database']['pending_migrations']}[/]")

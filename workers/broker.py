@@ -9,6 +9,7 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 
 from app.config import Settings
 from workers.db_middleware import DatabaseConnection
+from workers.startup_check import StartupCheck
 from workers.sweeper import Sweeper
 
 QUEUES = ("events", "sessions")
@@ -16,7 +17,9 @@ QUEUES = ("events", "sessions")
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """A broker for the configured URL, with the project's middleware."""
-    middleware = [m() for m in default_middleware] + [CurrentMessage(), DatabaseConnection(), Sweeper(settings)]
+    middleware = [m() for m in default_middleware] + [
+        StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Sweeper(settings),
+    ]
     if settings.prometheus_multiproc_dir:
         # Dramatiq's own metrics land in the same directory our /metrics reads.
         os.environ.setdefault("dramatiq_prom_db", settings.prometheus_multiproc_dir)

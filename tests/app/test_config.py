@@ -61,3 +61,16 @@ def test_masking_never_shows_the_whole_secret():
     assert mask("short") == "****"
     shown = mask("sk_test_51Habcdefghijklmnop")
     assert "abcdefghijklmnop" not in shown and shown.startswith("sk_")
+
+
+@pytest.mark.parametrize("name, value", [("INITDATA_MAX_AGE", "0"), ("INITDATA_MAX_AGE", "-1"), ("JWT_ACCESS_TOKEN_MINUTES", "0"), ("SWEEP_INTERVAL", "-5")])
+def test_numbers_out_of_range_name_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=f"{name} must be at least"):
+        load_settings(environ={name: value}, env_file=tmp_path / "x")
+
+
+def test_masking_shows_only_the_public_kind():
+    assert mask("sk_live_51Habcdefghijkl") == "sk_live_****"
+    assert mask("whsec_abcdefghijkl") == "whsec_****"
+    assert mask("123456:AAHsecretsecret") == "123456:****"
+    assert mask("a-jwt-secret-of-some-length") == "****"

@@ -56,6 +56,7 @@ def test_status_masks_secrets_and_reports_health(cli):
 def test_db_status_lists_applied_migrations(cli):
     rows = json.loads(cli("db", "status", "--json").stdout)
     assert rows[0] == {"version": 1, "name": "initial schema", "applied": True}
+    assert rows[1] == {"version": 2, "name": "event lease", "applied": True}
     assert "up to date" in cli("db", "migrate").stdout
 
 
@@ -84,3 +85,23 @@ def test_metrics_reads_a_running_service(cli, app):
 def test_worker_needs_a_broker(cli):
     result = cli("worker", BROKER_URL="", REDIS_URL="")
     assert result.exit_code == 1 and "BROKER_URL" in result.stderr
+
+
+def test_revoking_nothing_exits_1_with_json_too(cli):
+    cli("entitlements", "grant", "901", "supporter")
+    result = cli("entitlements", "revoke", "901", "premium", "--json")
+    assert result.exit_code == 1 and result.stdout.strip() == "[]"
+
+
+def test_metrics_from_a_page_that_is_not_prometheus_text_exits_1(cli, app):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = cli("metrics", "--url", f"http://127.0.0.1:{server.port}/app")
+    finally:
+        server.shutdown()
+    assert result.exit_code == 1 and "did not answer with Prometheus text" in result.stderr

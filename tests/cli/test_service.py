@@ -56,3 +56,14 @@ def test_production_without_a_jwt_secret_refuses_to_start(tmp_path):
     assert "JWT_SECRET_KEY" in proc.stderr and "TELEGRAM_WEBHOOK_SECRET" in proc.stderr
     assert "AAsupersecrettokenvalue" not in proc.stdout + proc.stderr
     assert time.monotonic() - started < 60
+
+
+def test_a_production_worker_without_secrets_refuses_to_start(tmp_path):
+    env = clean_env(tmp_path, ENTITLE_ENV="production", REDIS_URL=os.environ["REDIS_URL"])
+    env.pop("JWT_SECRET_KEY", None)
+    proc = subprocess.run([sys.executable, "-m", "dramatiq", "workers", "-p", "1", "-t", "1"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "JWT_SECRET_KEY" in proc.stderr
+    via_cli = subprocess.run(entitle("worker"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert via_cli.returncode == 1 and "JWT_SECRET_KEY" in via_cli.stderr

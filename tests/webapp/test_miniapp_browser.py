@@ -90,8 +90,10 @@ def env(env):
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium driven by Playwright, or a skip saying what is missing."""
+    """Debian's Chromium driven by Playwright, or a skip saying what is missing (a failure in CI, which installs it)."""
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs it")
         pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
     with sync_api.sync_playwright() as playwright:

@@ -31,7 +31,7 @@ def test_release_then_web_serve_healthz_and_metrics_under_gunicorn(env, tmp_path
         def healthz():
             try:
                 return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            except requests.ConnectionError:
+            except requests.RequestException:
                 assert web.poll() is None, "gunicorn exited"
                 return None
 
