@@ -16,6 +16,11 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
 }
 
+# Per process: a gunicorn worker or Dramatiq thread holds at most one connection at a time.
+POOL_SIZE = 32
+POOL_STALE_SECONDS = 300
+POOL_WAIT_SECONDS = 10
+
 
 def make_database(url: str) -> peewee.Database:
     """A Peewee database for a URL: SQLite tuned for several processes, or PostgreSQL."""
@@ -28,7 +33,11 @@ def make_database(url: str) -> peewee.Database:
             path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=15, lock_type="IMMEDIATE", check_same_thread=False
         )
     if scheme in ("postgres", "postgresql"):
-        return connect_url(url.replace("postgres://", "postgresql://", 1))
+        # Pooled: a request or message borrows a connection and `close()` hands it back, since
+        # opening a PostgreSQL backend costs more than an inbox write. A borrowed connection is
+        # checked with a round trip first, so one broken by a database restart is replaced.
+        url = "postgresql+pool://" + url.split("://", 1)[1]
+        return connect_url(url, max_connections=POOL_SIZE, stale_timeout=POOL_STALE_SECONDS, timeout=POOL_WAIT_SECONDS)
     raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)")
 
 
@@ -37,6 +46,8 @@ def bind(url: str) -> peewee.Database:
     current = database.obj
     if current is not None and not current.is_closed():
         current.close()
+    if current is not None and hasattr(current, "close_idle"):
+        current.close_idle()  # a pool's idle connections would otherwise stay open
     db = make_database(url)
     database.initialize(db)
     return db

@@ -19,8 +19,17 @@ class Migration:
     apply: Callable[[], None]
 
 
+def _event_lease() -> None:
+    # Databases made by version 1 before `lease_until` existed lack it; newer ones got it from `_initial`.
+    if "lease_until" not in {column.name for column in database.get_columns(Event._meta.table_name)}:
+        from playhouse.migrate import SchemaMigrator, migrate
+
+        migrate(SchemaMigrator.from_database(database.obj).add_column(Event._meta.table_name, "lease_until", Event.lease_until))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
+    Migration(2, "event lease", _event_lease),
 ]
 
 
