@@ -61,6 +61,12 @@ def _pre_checkout(query: types.PreCheckoutQuery):
     return jsonify(decision.answer(query.id))
 
 
+def _charge_id(value) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 200:
+        raise ApiError(400, "malformed_update", "telegram_payment_charge_id must be a non-empty string")
+    return value
+
+
 def _accept(external_id: str, type_: str, data: dict):
     recorded = workers.accept(SOURCE, external_id, type_, data)
     return jsonify({"ok": True, "status": "recorded" if recorded.created else "duplicate", "event": recorded.event.id})
@@ -76,11 +82,11 @@ def webhook():
     message = update.message
     if message is not None:
         if message.successful_payment is not None:
-            return _accept(message.successful_payment.telegram_payment_charge_id, "successful_payment", data)
+            return _accept(_charge_id(message.successful_payment.telegram_payment_charge_id), "successful_payment", data)
         # pyTelegramBotAPI parses refunded_payment but gives the message no content type.
         if message.refunded_payment is not None:
-            return _accept(f"refund:{message.refunded_payment.telegram_payment_charge_id}", "refunded_payment", data)
-        if message.chat.type == "private" and commands.parse(message.text) is not None:
+            return _accept(f"refund:{_charge_id(message.refunded_payment.telegram_payment_charge_id)}", "refunded_payment", data)
+        if message.chat.type == "private" and isinstance(message.text, str) and commands.parse(message.text) is not None:
             return _accept(f"update:{update.update_id}", "command", data)
     return jsonify({"ok": True, "status": "ignored"})
 
@@ -95,7 +101,7 @@ def invoice():
         raise ApiError(400, "plan_required", 'send {"plan": "<plan key>"}')
     plan = catalogue().get(key)
     if plan is None:
-        raise ApiError(404, "unknown_plan", f"there is no plan {key!r}")
+        raise ApiError(400, "unknown_plan", f"there is no plan {key!r}")
     if not plan.sold_for_stars:
         raise ApiError(400, "not_sold_for_stars", f"plan {key!r} is not sold for Telegram Stars")
     identity = str(get_jwt_identity())

@@ -8,9 +8,10 @@ The HTTP client is stripe-python's own `RequestsClient` with a shorter timeout t
 """
 from __future__ import annotations
 
-import re
 
 import stripe
+
+from app.redact import redact
 
 __all__ = ["DEFAULT_MAX_NETWORK_RETRIES", "DEFAULT_TIMEOUT", "describe_stripe_error", "make_client"]
 
@@ -19,7 +20,6 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_MAX_NETWORK_RETRIES = 2
 
 # Secret and restricted keys, publishable keys and webhook secrets, masked or not.
-_KEY_PATTERN = re.compile(r"\b(sk|rk|pk)_(test|live)_[A-Za-z0-9*]+|\bwhsec_[A-Za-z0-9*]+")
 _MAX_MESSAGE = 300
 
 
@@ -45,10 +45,6 @@ def make_client(
     )
 
 
-def _redact(text: str) -> str:
-    return _KEY_PATTERN.sub(lambda m: (m.group(0).split("_", 1)[0] + "_***"), text)
-
-
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
@@ -57,7 +53,7 @@ def _one_line(text: str) -> str:
 def describe_stripe_error(exc: BaseException) -> str:
     """One plain line (kind, HTTP status, code, message, request id) for a Stripe error; never a key."""
     if not isinstance(exc, stripe.StripeError):
-        return _one_line(_redact(f"{type(exc).__name__}: {exc}"))
+        return _one_line(redact(f"{type(exc).__name__}: {exc}"))
     error = exc.error
     kind = getattr(error, "type", None) if error is not None else None
     details = [f"HTTP {exc.http_status}"] if exc.http_status else []
@@ -74,4 +70,4 @@ def describe_stripe_error(exc: BaseException) -> str:
     line = f"Stripe error ({', '.join(details)}): {message}"
     if exc.request_id:
         line += f" [{exc.request_id}]"
-    return _one_line(_redact(line))
+    return _one_line(redact(line))

@@ -20,6 +20,8 @@ import requests
 import telebot
 from telebot import apihelper
 
+from app.redact import redact
+
 DEFAULT_API_URL = "https://api.telegram.org"
 
 __all__ = ["DEFAULT_API_URL", "describe_api_error", "make_bot", "mask_tokens"]
@@ -80,15 +82,12 @@ def make_bot(token: str, api_url: str = DEFAULT_API_URL) -> telebot.TeleBot:
     return telebot.TeleBot(_BotToken(token, base), threaded=False)
 
 
-_TOKEN_IN_URL = re.compile(r"(/bot)(\d+):[^/\s?#'\"]+")
-_BARE_TOKEN = re.compile(r"\b(\d{5,}):[A-Za-z0-9_-]{30,}")
 _CATEGORY = re.compile(r"^[A-Z][A-Za-z ]+: ")
 
 
 def mask_tokens(text: str) -> str:
     """Replace the secret half of every bot token in `text` (in URLs or bare) with `***`."""
-    text = _TOKEN_IN_URL.sub(r"\1\2:***", text)
-    return _BARE_TOKEN.sub(r"\1:***", text)
+    return redact(text)
 
 
 def describe_api_error(exc: BaseException) -> str:

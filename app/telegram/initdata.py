@@ -351,7 +351,8 @@ def _user(fields: Mapping[str, str]) -> dict[str, Any] | None:
         user = json.loads(raw)
     except ValueError:
         raise InitDataError("user_invalid", "initData user is not JSON") from None
-    if not isinstance(user, dict) or type(user.get("id")) is not int:
+    # Telegram ids fit in 52 bits; anything outside a signed 64-bit column is not one.
+    if not isinstance(user, dict) or type(user.get("id")) is not int or not 0 < user["id"] < 2**63:
         raise InitDataError("user_invalid")
     return user
 

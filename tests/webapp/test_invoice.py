@@ -49,7 +49,7 @@ def test_without_a_session_token_it_is_401(client, telegram_api):
 
 @pytest.mark.parametrize(
     "body, status, code",
-    [({}, 400, "plan_required"), ({"plan": 5}, 400, "plan_required"), ({"plan": "gold"}, 404, "unknown_plan")],
+    [({}, 400, "plan_required"), ({"plan": 5}, 400, "plan_required"), ({"plan": "gold"}, 400, "unknown_plan")],
 )
 def test_a_bad_request_names_the_problem(client, bearer, telegram_api, body, status, code):
     response = client.post("/api/invoice", json=body, headers=bearer)

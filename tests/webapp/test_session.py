@@ -259,3 +259,10 @@ def test_the_mini_app_page_is_served(client):
     assert "script-src 'self' https://telegram.org" in response.headers["Content-Security-Policy"]
     for asset in ("/static/app.js", "/static/app.css"):
         assert client.get(asset).status_code == 200
+
+
+@pytest.mark.parametrize("user_id", [2**63, 0, -5])
+def test_a_signed_user_id_out_of_range_is_401_user_invalid(client, user_id):
+    response = sign_in(client, signed(user={"id": user_id, "first_name": "Big"}))
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "user_invalid"

@@ -221,3 +221,21 @@ def test_commands_in_groups_are_not_answered(client):
 
     assert post_update(client, update).get_json()["status"] == "ignored"
     assert status_of(f"update:{update['update_id']}") is None
+
+
+@pytest.mark.parametrize("charge_id", [None, "", ["a"], 42, "x" * 201])
+def test_a_payment_with_a_malformed_charge_id_is_400_and_records_nothing(client, plans, charge_id):
+    update = payment_update(42, plans.get("premium_week"))
+    update["message"]["successful_payment"]["telegram_payment_charge_id"] = charge_id
+    response = post_update(client, update)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "malformed_update"
+    assert Event.select().count() == 0
+
+
+def test_a_message_whose_text_is_not_a_string_is_not_a_command(client):
+    update = updates.command_update(42, "/status")
+    update["message"]["text"] = {"not": "text"}
+    response = post_update(client, update)
+    assert response.status_code in (200, 400)
+    assert response.is_json and Event.select().count() == 0
