@@ -68,6 +68,7 @@ class Settings:
     event_max_backoff_ms: int = 300_000
     sweep_interval: float = 30.0
     sweep_after: float = 60.0
+    sweep_lost_after: float = 900.0
     prometheus_multiproc_dir: str | None = None
 
     @property
@@ -188,6 +189,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         event_max_backoff_ms=_number(env, "EVENT_MAX_BACKOFF_MS", 300_000),
         sweep_interval=_number(env, "SWEEP_INTERVAL", 30.0, float, 0.01),
         sweep_after=_number(env, "SWEEP_AFTER", 60.0, float, 0.01),
+        sweep_lost_after=_number(env, "SWEEP_LOST_AFTER", 900.0, float, 0.01),
         prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR"),
     )
 

@@ -249,17 +249,31 @@ def failed_ids(provider: str | None = None) -> list[int]:
     return [row.id for row in query.order_by(Event.id)]
 
 
-def stale_pending(*, older_than: float, retry_grace: float, limit: int = 1000) -> list[int]:
-    """Pending events nobody seems to be working on: never tried for `older_than` seconds, or
-    last tried longer ago than the longest retry backoff."""
+def stale_pending(*, older_than: float, retry_grace: float, lost_after: float, limit: int = 1000) -> list[int]:
+    """Pending events nobody is working on.
+
+    Those whose hand-off to the broker failed (after `older_than` seconds), those last tried
+    longer ago than the longest retry backoff, and any pending for `lost_after` seconds (a
+    message lost with a killed worker). Rows merely waiting in a long queue are left alone,
+    so a backlog is not queued twice. `lost_after=0` takes every pending row (after a restart
+    of the in-process broker, whose queue died with it).
+    """
     now = utcnow()
     fresh_cutoff = now - timedelta(seconds=older_than)
-    retry_cutoff = now - timedelta(seconds=older_than + retry_grace)
+    handoff_failed = peewee.fn.EXISTS(
+        EventLog.select(EventLog.id).where(
+            (EventLog.event == Event.id) & (EventLog.action == "enqueue_failed") & (EventLog.at >= Event.updated_at)
+        )
+    )
     query = (
         Event.select(Event.id)
         .where(
             (Event.status == EventStatus.PENDING)
-            & (((Event.attempts == 0) & (Event.updated_at < fresh_cutoff)) | (Event.updated_at < retry_cutoff))
+            & (
+                ((Event.updated_at < fresh_cutoff) & handoff_failed)
+                | (Event.updated_at < now - timedelta(seconds=older_than + retry_grace))
+                | (Event.updated_at <= now - timedelta(seconds=lost_after))
+            )
         )
         .order_by(Event.id)
         .limit(limit)

@@ -32,6 +32,7 @@ TEST_ENV = {
     "EVENT_MAX_BACKOFF_MS": "200",
     "SWEEP_INTERVAL": "0.2",
     "SWEEP_AFTER": "0.5",
+    "SWEEP_LOST_AFTER": "2",
     "JWT_SECRET_KEY": "test-jwt-secret-that-is-long-enough-for-hs256",
     "PLANS_FILE": str(ROOT / "plans.toml"),
     "ENTITLE_ENV": "test",

@@ -13,10 +13,14 @@ from app.db import connection
 log = logging.getLogger(__name__)
 
 
-def sweep_once(settings: Settings, send) -> int:
-    """Hand every stale pending event to `send`; returns how many were sent."""
+def sweep_once(settings: Settings, send, *, everything: bool = False) -> int:
+    """Hand every stale pending event (every pending one with `everything`) to `send`; returns how many were sent."""
     with connection():
-        ids = inbox.stale_pending(older_than=settings.sweep_after, retry_grace=settings.event_max_backoff_ms / 1000)
+        ids = inbox.stale_pending(
+            older_than=settings.sweep_after,
+            retry_grace=settings.event_max_backoff_ms / 1000,
+            lost_after=0 if everything else settings.sweep_lost_after,
+        )
         sent = []
         for event_id in ids:
             try:
@@ -49,9 +53,12 @@ class Sweeper(Middleware):
 
     def _run(self, broker) -> None:
         actor = broker.get_actor("process_event")
+        # An in-process broker starts empty: whatever was pending when the process stopped is lost from it.
+        everything = self.settings.embedded_broker
         while not self._stop.is_set():
             try:
-                sweep_once(self.settings, actor.send)
+                sweep_once(self.settings, actor.send, everything=everything)
+                everything = False
             except Exception:
                 log.exception("sweep failed; trying again later")
             self._stop.wait(self.settings.sweep_interval)

@@ -260,3 +260,24 @@ def test_prepare_reads_outside_the_transaction_and_the_handler_writes_inside(dat
         assert Event.get(Event.external_id == "evt-prep-2").error == "nothing upstream"
     finally:
         inbox.unregister(PROVIDER, "prepared", "prepared_ignored")
+
+
+def test_the_sweeper_takes_failed_handoffs_and_lost_messages_but_not_a_waiting_backlog(database):
+    from datetime import timedelta
+
+    from app.clock import utcnow
+
+    waiting = inbox.record(PROVIDER, "evt-waiting", "paid", {"user": 1}).event
+    failed_handoff = inbox.record(PROVIDER, "evt-handoff", "paid", {"user": 2}).event
+    lost = inbox.record(PROVIDER, "evt-lost", "paid", {"user": 3}).event
+    minute_ago = utcnow() - timedelta(seconds=60)
+    Event.update(updated_at=minute_ago).where(Event.id.in_([waiting.id, failed_handoff.id])).execute()
+    Event.update(updated_at=utcnow() - timedelta(hours=1)).where(Event.id == lost.id).execute()
+    inbox.log_enqueued(failed_handoff.id, False, "ConnectionError")
+
+    stale = inbox.stale_pending(older_than=30, retry_grace=300, lost_after=900)
+    assert stale == [failed_handoff.id, lost.id]
+
+    inbox.touch([failed_handoff.id])
+    assert inbox.stale_pending(older_than=0.001, retry_grace=300, lost_after=900) == [lost.id], "a handed-off row waits again"
+    assert inbox.stale_pending(older_than=30, retry_grace=300, lost_after=0) == [waiting.id, failed_handoff.id, lost.id]
