@@ -70,3 +70,11 @@ def test_the_embedded_broker_processes_in_process(env, database):
         worker.stop(timeout=5000)
         workers.setup(load_settings(environ=env, env_file="/none"))
     assert Grant.select().where(Grant.reference == "embedded-1").count() == 1
+
+
+def test_bot_commands_go_to_the_sessions_queue_and_payments_to_events(env, database, broker):
+    from workers.broker import queue_depths
+
+    workers.accept("telegram", "update:1", "command", {"update_id": 1})
+    workers.accept("testpay", "pay-1", "slow_paid", {"user": 1})
+    assert queue_depths(broker) == {"events": 1, "sessions": 1}
