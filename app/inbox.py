@@ -75,6 +75,8 @@ def _log(event_id: int, action: str, detail: str | None = None) -> None:
 
 @dataclass(frozen=True)
 class Recorded:
+    """The inbox row of a delivery, whether this call created it, and whether it must be queued."""
+
     event: Event
     created: bool
     should_enqueue: bool

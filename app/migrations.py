@@ -8,12 +8,16 @@ from app.db import database, transaction
 from app.models import Event, EventLog, Grant, LedgerEntry, SchemaMigration, User
 
 
+# Migration 1 creates the tables from the models as they are; every later migration must
+# therefore check before it changes anything, since a fresh database already has the change.
 def _initial() -> None:
     database.create_tables([User, Event, EventLog, Grant, LedgerEntry])
 
 
 @dataclass(frozen=True)
 class Migration:
+    """One schema change: its version, a name for `db status`, and the function that applies it."""
+
     version: int
     name: str
     apply: Callable[[], None]

@@ -26,6 +26,8 @@ class BaseModel(peewee.Model):
 
 
 class User(BaseModel):
+    """A Telegram user, and their Stripe customer once they pay by card."""
+
     telegram_id = peewee.BigIntegerField(unique=True)
     first_name = peewee.CharField(max_length=256, default="")
     last_name = peewee.CharField(max_length=256, null=True)
@@ -44,6 +46,8 @@ class User(BaseModel):
 
 
 class EventStatus:
+    """Where an inbox event stands."""
+
     PENDING = "pending"
     PROCESSED = "processed"
     FAILED = "failed"
@@ -113,6 +117,8 @@ class LedgerEntry(BaseModel):
 
 
 class SchemaMigration(BaseModel):
+    """A migration applied to this database."""
+
     version = peewee.IntegerField(primary_key=True)
     name = peewee.CharField(max_length=128)
     applied_at = peewee.DateTimeField(default=utcnow)

@@ -27,6 +27,8 @@ class PlanError(Exception):
 
 @dataclass(frozen=True)
 class Plan:
+    """One thing a payer can buy: what it grants, for how long, and its prices."""
+
     key: str
     title: str
     entitlement: str
