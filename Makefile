@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite install clean
+.PHONY: run test test-sqlite install clean bench chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.installed-run: setup.cfg pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@ $(VENV)/.installed-run
+
+$(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[test,bench]"
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed-run
 
 install: $(VENV)/.installed-run
 
@@ -32,6 +36,15 @@ test: $(VENV)/.installed-test
 ## The database-facing tests on SQLite, whatever DATABASE_URL says.
 test-sqlite: $(VENV)/.installed-test
 	env -u DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS) tests/app tests/workers tests/cli
+
+## Benchmarks on PostgreSQL + Redis at 127.0.0.1 (tables printed; BENCH_WRITE_DOCS=1 updates docs/BENCHMARKS.md,
+## BENCH_FULL=1 runs the full sizes). See docs/BENCHMARKS.md.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench
+
+## Fault scenarios and bad input (restarts the machine's PostgreSQL once). See docs/RELIABILITY.md.
+chaos: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

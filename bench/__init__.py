@@ -1,0 +1,1 @@
+"""Benchmarks and fault scenarios for entitle: `make bench` and `make chaos` (figures in docs/)."""

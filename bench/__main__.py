@@ -1,0 +1,63 @@
+"""`python -m bench` (`make bench`): every benchmark, its tables on stdout, raw figures in bench/results/.
+
+With BENCH_WRITE_DOCS=1 the tables also replace the generated sections of docs/BENCHMARKS.md.
+BENCH_ONLY=initdata,ingest,e2e,scale picks benchmarks; BENCH_FULL=1 runs the issue's full sizes.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from bench import config, e2e, ingest, initdata_bench, report, scale
+from bench.services import Stack
+
+DOC = config.ROOT / "docs" / "BENCHMARKS.md"
+
+
+def _emit(marker: str, title: str, text: str, write: bool) -> None:
+    print(f"\n## {title}\n\n{text}\n", flush=True)
+    if write:
+        report.write_section(DOC, marker, text)
+
+
+def main() -> int:
+    """Run the chosen benchmarks against PostgreSQL + Redis with gunicorn and Dramatiq as separate processes."""
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "initdata,ingest,e2e,scale").split(",")))
+    write = os.environ.get("BENCH_WRITE_DOCS") == "1"
+    started = time.monotonic()
+    info = report.machine()
+    print(report.machine_line(info), flush=True)
+    print(f"sizes: {'full (BENCH_FULL=1)' if config.FULL else 'default'}; runs {config.RUNS}; "
+          f"concurrency {config.CONCURRENCY}; {config.RUN_SECONDS:g} s per measurement", flush=True)
+    results: dict = {"machine": info, "full": config.FULL, "runs": config.RUNS}
+    if "initdata" in only:
+        results["initdata"] = initdata_bench.run()
+        _emit("initdata", "initData verification", initdata_bench.render(results["initdata"]), write)
+    stack = Stack("entitle_bench")
+    try:
+        stack.start(app="bench.bench_app:create_app()", workers=False)
+        if "ingest" in only:
+            results["ingest"] = ingest.run(stack)
+            _emit("ingest", "Webhook ingest and session exchange", ingest.render(results["ingest"]), write)
+        if "e2e" in only:
+            providers = tuple(p for p, name in (("telegram", "telegram webhook"), ("stripe", "stripe webhook"))
+                              if ingest.available(stack.url, ingest.SCENARIOS[name][0]))
+            results["e2e"] = e2e.run(stack, providers)
+            _emit("e2e", "End to end", e2e.render(results["e2e"]), write)
+        if "scale" in only:
+            results["scale"] = scale.run(stack)
+            _emit("scale", "Scale", scale.render(results["scale"]), write)
+    finally:
+        stack.stop()
+    elapsed = time.monotonic() - started
+    results["elapsed_s"] = elapsed
+    if write:
+        report.write_section(DOC, "machine", report.machine_line(info) + f" Whole run: {elapsed / 60:.1f} min.")
+    path = report.save("bench", results)
+    print(f"\nraw figures: {path.relative_to(config.ROOT)}; {elapsed / 60:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Fault scenarios (`make chaos`): each ends by counting what was accepted, granted, doubled and lost."""

@@ -1,0 +1,112 @@
+"""`python -m bench.chaos` (`make chaos`): every fault scenario and the bad-input run, then their tally.
+
+The broker is a Redis of its own on a free port (so stopping it never touches the machine's);
+the database is `entitle_chaos` on the machine's PostgreSQL, which the restart scenario restarts.
+CHAOS_ONLY=duplicates,kill,redis,postgres,badinput picks scenarios; BENCH_WRITE_DOCS=1 updates
+docs/RELIABILITY.md. Exits 1 when anything was lost, doubled, or answered wrongly.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from bench import config, report
+from bench.chaos import badinput, scenarios
+from bench.services import Stack
+from tests.support.redis_server import RedisServer
+
+DOC = config.ROOT / "docs" / "RELIABILITY.md"
+
+# Short sweeps and backoffs, so recovery shows within the run (production defaults: 30 s / 60 s / 1–300 s).
+CHAOS_ENV = {
+    "SWEEP_INTERVAL": "1", "SWEEP_AFTER": "3", "EVENT_MIN_BACKOFF_MS": "100", "EVENT_MAX_BACKOFF_MS": "2000",
+    "EVENT_MAX_RETRIES": "20",
+}
+
+
+def render(results: list[dict]) -> str:
+    """The tally table, one row per scenario."""
+    rows = []
+    for r in results:
+        t = r["tally"]
+        note = []
+        if "kills" in r:
+            note.append(f"{r['kills']} kills")
+        if "answers_5xx" in r:
+            note.append(f"{r['answers_5xx']} answers 5xx/refused, retried; down {r['postgres_down_s']:.1f} s")
+        if r["not_json_errors"]:
+            note.append(f"{r['not_json_errors']} errors not JSON!")
+        rows.append([r["scenario"], t["events_accepted"], t["grants_expected"], t["grants_present"], t["grants_doubled"],
+                     t["events_lost"], t["accepted_without_row"], f"{r['seconds']:.0f}", "; ".join(note) or "—",
+                     "pass" if t["ok"] else "FAIL"])
+    return report.table(["scenario", "events accepted", "grants expected", "grants present", "grants doubled",
+                         "events lost", "200 without row", "s", "notes", "verdict"], rows)
+
+
+def render_bad(result: dict) -> str:
+    """The bad-input table."""
+    rows = []
+    for name, f in result["families"].items():
+        fives = sum(n for s, n in f["statuses"].items() if int(s) >= 500)
+        statuses = ", ".join(f"{s}×{n}" for s, n in sorted(f["statuses"].items()))
+        rows.append([name, f["sent"], statuses, fives, len(f["violations"]), "pass" if not f["violations"] else "FAIL"])
+    created = ", ".join(f"{t} {n}" for t, n in result["rows_created"].items())
+    text = report.table(["endpoint", "requests", "answers", "5xx", "violations", "verdict"], rows)
+    text += f"\n\nRows created by all of them: {created}."
+    violations = [v for f in result["families"].values() for v in f["violations"]]
+    if violations:
+        text += "\n\nViolations:\n" + "\n".join(f"- `{v}`" for v in violations[:20])
+    return text
+
+
+def main() -> int:
+    """Run the scenarios; print and (optionally) write the tables."""
+    only = set(filter(None, os.environ.get("CHAOS_ONLY", "duplicates,kill,redis,postgres,badinput").split(",")))
+    write = os.environ.get("BENCH_WRITE_DOCS") == "1"
+    started = time.monotonic()
+    info = report.machine()
+    print(report.machine_line(info), flush=True)
+    redis_server = RedisServer().start()
+    stack = Stack("entitle_chaos", broker_url=redis_server.url, **CHAOS_ENV)
+    results: list[dict] = []
+    bad = None
+    try:
+        stack.start(workers=False)
+        user = 20_000_000
+        plan = [("duplicates", lambda u: scenarios.duplicates(stack, u)),
+                ("kill", lambda u: scenarios.worker_kills(stack, u)),
+                ("redis", lambda u: scenarios.redis_outage(stack, redis_server, u)),
+                ("postgres", lambda u: scenarios.postgres_restart(stack, u))]
+        for key, scenario in plan:
+            if key in only:
+                result = scenario(user)
+                user += 1_000_000
+                results.append(result)
+                print(f"{result['scenario']}: {result['tally']}", flush=True)
+        if "badinput" in only:
+            bad = badinput.run(stack)
+    finally:
+        stack.stop()
+        redis_server.stop()
+    elapsed = time.monotonic() - started
+    if results:
+        text = render(results)
+        print("\n## Faults\n\n" + text, flush=True)
+        if write:
+            report.write_section(DOC, "faults", text)
+    if bad is not None:
+        text = render_bad(bad)
+        print("\n## Bad input\n\n" + text, flush=True)
+        if write:
+            report.write_section(DOC, "badinput", text)
+    if write:
+        report.write_section(DOC, "machine", report.machine_line(info) + f" Whole run: {elapsed / 60:.1f} min.")
+    report.save("chaos", {"machine": info, "scenarios": results, "badinput": bad, "elapsed_s": elapsed})
+    print(f"\n{elapsed / 60:.1f} min", flush=True)
+    ok = all(r["tally"]["ok"] for r in results) and (bad is None or bad["ok"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Benchmark 2: payments end to end (webhook → inbox → Dramatiq → grant) beside a no-op actor.
+
+Per run: (a) the no-op ceiling: N messages queued while the workers are stopped, then drained by
+`dramatiq workers --processes 2 --threads 4`; (b) the drain of the same number of recorded payments
+by the same workers, measured the same way (the ratio); (c) live: P payments, Stars and Stripe
+alternating, each delivered 3 times, shuffled, at concurrency 32 while the workers run: time until
+every grant exists, events/s, and acceptance→grant latency. Then once: payments sent at half the
+measured capacity (open loop) for the latency target.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import redis
+
+from bench import client, config, payloads, tally
+from bench.procs import PeakRss
+from bench.report import median, table
+
+PAYMENTS = config.size(2000, 20000)
+NOOP_MESSAGES = config.size(20000, 20000)
+HALF_SECONDS = config.size(20, 40)
+
+
+def _drain_rate(count_done, total: int, timeout: float) -> tuple[float, float]:
+    """(messages/s between the first and the last done, seconds to finish) by polling `count_done()`."""
+    started = time.monotonic()
+    first_t = first_n = None
+    while time.monotonic() - started < timeout:
+        n = count_done()
+        now = time.monotonic()
+        if first_t is None and n > 0:
+            first_t, first_n = now, n
+        if n >= total:
+            span = now - first_t if first_t else 0.0
+            return ((total - first_n) / span if span > 0 else float("nan")), now - started
+        time.sleep(0.05)
+    raise RuntimeError(f"only {count_done()} of {total} done after {timeout} s")
+
+
+def noop_ceiling(stack) -> float:
+    """No-op messages per second through the project's broker and workers."""
+    stack.stop_workers()
+    stack.flush_broker()
+    subprocess.run([config.PYTHON, "-m", "bench.noop", str(NOOP_MESSAGES)], cwd=config.ROOT, env=stack.env, check=True)
+    r = redis.Redis.from_url(stack.broker_url)
+    key = f"{stack.namespace}:bench:noop"
+    stack.start_workers("workers", "bench.noop", wait=False)
+    rate, _ = _drain_rate(lambda: int(r.get(key) or 0), NOOP_MESSAGES, timeout=600)
+    stack.stop_workers()
+    r.delete(key)
+    return rate
+
+
+def _granted_count(stack, users: list[int]) -> int:
+    return stack.sql('SELECT COUNT(DISTINCT u.telegram_id) FROM "user" u JOIN "grant" g ON g.user_id = u.id '
+                     "WHERE u.telegram_id BETWEEN %s AND %s", (min(users), max(users)))[0][0]
+
+
+def drain(stack, paid: list[payloads.Payment]) -> float:
+    """Recorded payments granted per second by the workers, measured like the no-op ceiling."""
+    stack.stop_workers()
+    stack.reset()
+    items = [p.request for p in paid]
+    client.load(stack.url, client.write_requests(items), concurrency=config.CONCURRENCY, duration=600, retry_5xx=60)
+    users = [p.user for p in paid]
+    stack.start_workers("workers", wait=False)
+    rate, _ = _drain_rate(lambda: _granted_count(stack, users), len(users), timeout=600)
+    return rate
+
+
+def acceptance_to_grant(stack, items: list[dict]) -> list[float]:
+    """Seconds from each payment's row being stored (its first acceptance) to its grant."""
+    user_of = {item["external_id"]: item["user"] for item in items}
+    received = {}
+    for external_id, at in stack.sql("SELECT external_id, received_at FROM event WHERE type IN %s", (tally.PAYMENT_TYPES,)):
+        if external_id in user_of:
+            received[user_of[external_id]] = at
+    users = list(user_of.values())
+    granted = dict(stack.sql('SELECT u.telegram_id, MIN(g.created_at) FROM "user" u JOIN "grant" g ON g.user_id = u.id '
+                             "WHERE u.telegram_id BETWEEN %s AND %s GROUP BY u.telegram_id", (min(users), max(users))))
+    return [(granted[u] - received[u]).total_seconds() for u in received if u in granted]
+
+
+def live(stack, paid: list[payloads.Payment], times: int = 3, rate: float | None = None, duration: float = 900) -> dict:
+    """Deliver every payment `times` times, shuffled, while the workers run; wait for every grant."""
+    stack.stop_workers()
+    stack.reset()
+    stack.start_workers("workers")
+    items = payloads.deliveries(paid, times)
+    started = time.monotonic()
+    bounds = {"rate": rate} if rate else {"concurrency": config.CONCURRENCY}
+    with PeakRss(lambda: stack.web_workers() + stack.worker_processes()) as rss:
+        result = client.load(stack.url, client.write_requests(items), duration=duration, retry_5xx=60, **bounds)
+        sent_for = time.monotonic() - started
+        waited = tally.wait_for_grants(stack.sql, [p.user for p in paid], timeout=600)
+    if waited is None:
+        raise RuntimeError("not every payment was granted within 600 s")
+    total = time.monotonic() - started
+    latencies = sorted(acceptance_to_grant(stack, items))
+    from bench.loadgen import percentile
+
+    counted = tally.count(stack.sql, items, result["final"])
+    return {
+        "payments": len(paid), "requests": len(items), "seconds_to_last_grant": total, "seconds_sending": sent_for,
+        "events_per_s": len(paid) / total, "ingest_rps": result["ok_rps"],
+        "p50_s": percentile(latencies, 50), "p99_s": percentile(latencies, 99), "max_s": max(latencies, default=0.0),
+        "statuses": result["statuses"], "tally": counted.as_dict(), "peak_rss_mb": rss.max_mb,
+    }
+
+
+def run(stack, providers: tuple[str, ...]) -> dict:
+    """The no-op ceiling, the drain and the live run `config.RUNS` times, then the half-capacity run."""
+    runs = []
+    first = 3_000_000
+    for i in range(config.RUNS):
+        ceiling = noop_ceiling(stack)
+        drained = drain(stack, payloads.payments(PAYMENTS, first, providers))
+        first += PAYMENTS
+        result = live(stack, payloads.payments(PAYMENTS, first, providers))
+        first += PAYMENTS
+        runs.append({"noop_per_s": ceiling, "drain_per_s": drained, "ratio": drained / ceiling, "live": result})
+    capacity = median([r["live"]["events_per_s"] for r in runs])
+    half_rate = capacity / 2
+    half_paid = payloads.payments(int(half_rate * HALF_SECONDS), first, providers)
+    half = live(stack, half_paid, rate=half_rate * 3)
+    stack.stop_workers()
+    return {"runs": runs, "capacity_events_per_s": capacity, "half": half | {"payments_per_s": half_rate},
+            "payments": PAYMENTS, "providers": list(providers)}
+
+
+def render(summary: dict) -> str:
+    """The end-to-end table."""
+    runs = summary["runs"]
+    noop = median([r["noop_per_s"] for r in runs])
+    drained = median([r["drain_per_s"] for r in runs])
+    ratio = median([r["ratio"] for r in runs])
+    live_eps = median([r["live"]["events_per_s"] for r in runs])
+    p50 = median([r["live"]["p50_s"] for r in runs])
+    p99 = median([r["live"]["p99_s"] for r in runs])
+    to_last = median([r["live"]["seconds_to_last_grant"] for r in runs])
+    half = summary["half"]
+    rows = [
+        ["no-op actor (ceiling)", f"{noop:,.0f} msg/s", "", "", "—", "—"],
+        ["payments drained by the workers", f"{drained:,.0f} events/s", "", "", f"{ratio:.2f} (≥ 0.5)",
+         "met" if ratio >= 0.5 else "missed"],
+        [f"live: {summary['payments']:,} payments × 3 deliveries, shuffled", f"{live_eps:,.0f} events/s",
+         f"{p50:.2f} / {p99:.2f}", f"{to_last:.1f}", f"{live_eps / noop:.2f}", "—"],
+        [f"half capacity: {half['payments_per_s']:,.0f} payments/s × 3 for {HALF_SECONDS} s", f"{half['events_per_s']:,.0f} events/s",
+         f"{half['p50_s']:.2f} / {half['p99_s']:.2f}", f"{half['seconds_to_last_grant']:.1f}", "p99 < 1 s",
+         "met" if half["p99_s"] < 1 else "missed"],
+    ]
+    return table(["run", "throughput", "acceptance→grant p50 / p99 s", "s to last grant", "ratio to no-op (target)",
+                  "verdict"], rows)

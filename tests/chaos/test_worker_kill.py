@@ -1,0 +1,56 @@
+"""A worker process SIGKILLed while real payments flow: after a restart every payment is granted once."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import workers
+from app.config import load_settings
+from tests.chaos.support import all_granted, clean, env, payments_for, post, tally  # noqa: F401
+from tests.conftest import ROOT
+from tests.support.waiting import wait_for
+
+
+def start_worker(worker_env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "workers", "--processes", "1", "--threads", "2"],
+        cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def test_payments_survive_a_sigkilled_worker_and_are_granted_once_after_the_restart(env, database):
+    from webapp import create_app
+
+    worker_env = {**os.environ, **env, "BROKER_NAMESPACE": f"entitle-chaos-{uuid.uuid4().hex[:8]}", "PYTHONPATH": str(ROOT)}
+    settings = load_settings(environ=worker_env, env_file="/none")
+    workers.setup(settings)
+    app = create_app(settings)
+    client = app.test_client()
+    deliveries = payments_for(app, 40, first_user=42_000_000)
+    first = start_worker(worker_env)
+    second = None
+    try:
+        # Given a worker busy with the first half of the payments
+        statuses = [post(client, d) for d in deliveries[:20]]
+        wait_for(lambda: tally(deliveries[:20], statuses).grants_present >= 1, timeout=60, message="a first grant")
+
+        # When it is killed with SIGKILL, more payments arrive, and a new worker starts
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        statuses += [post(client, d) for d in deliveries[20:]]
+        second = start_worker(worker_env)
+
+        # Then every payment is granted, none twice
+        wait_for(lambda: all_granted(deliveries), timeout=60, message="every payment granted after the restart")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(20)
+        workers.current_broker().flush_all()
+        workers.setup(load_settings(environ=env, env_file="/none"))
+    assert statuses == [200] * 40
+    assert tally(deliveries, statuses) == clean(40)
