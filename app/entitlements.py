@@ -13,10 +13,18 @@ from app.db import for_update, transaction
 from app.models import Grant, LedgerEntry, User
 
 
+# Ledger actions that take a payment back for good, and how messages name them; a partial refund is neither.
+REVERSALS = {"refund": "refunded", "dispute": "disputed"}
+
+
 @dataclass(frozen=True)
 class GrantResult:
     grant: Grant
     created: bool
+
+
+class PaymentReversed(Exception):
+    """The payment was refunded or disputed before it was granted, so it never grants."""
 
 
 def _is_active(grant: Grant, now: datetime) -> bool:
@@ -84,6 +92,10 @@ def grant(
         existing = Grant.get_or_none((Grant.source == source) & (Grant.reference == reference))
         if existing is not None:
             return GrantResult(existing, False)
+        # Checked under the user's lock, which `revoke_payment` takes too, so a refund cannot land in between.
+        reversed_as = reversal(source, reference)
+        if reversed_as is not None:
+            raise PaymentReversed(f"payment {reference} was {REVERSALS[reversed_as]} before it was granted")
         starts_at = now
         ends_at = until
         action = "grant"
@@ -175,6 +187,55 @@ def revoke_reference(source: str, reference: str, *, reason: str, actor: str = "
     with transaction():
         rows = list(Grant.select().where((Grant.source == source) & (Grant.reference == reference)))
         return _revoke(rows, reason, actor)
+
+
+def revoke_payment(
+    source: str,
+    reference: str,
+    *,
+    reason: str,
+    actor: str,
+    detail: dict | None = None,
+    user: User | None = None,
+) -> list[Grant]:
+    """Revoke what one payment granted and record why (`refund`, `dispute`) in the ledger; returns the grants revoked now.
+
+    The record is made also when nothing was granted yet, so the payment never grants later.
+    `user` names the payer in that case.
+    """
+    with transaction():
+        found = find_grant(source, reference)
+        payer = found.user if found is not None else user
+        if payer is not None:
+            # The lock `grant` takes: a grant of this payment under way finishes first, or sees this record.
+            for_update(User.select(User.id).where(User.id == payer.id)).get()
+        revoked = revoke_reference(source, reference, reason=reason, actor=actor)
+        found = find_grant(source, reference)
+        record(
+            found.user if found is not None else payer,
+            reason,
+            source=source,
+            reference=reference,
+            entitlement=found.entitlement if found is not None else None,
+            detail={"actor": actor, "revoked": len(revoked), **(detail or {})},
+        )
+    return revoked
+
+
+def reversal(source: str, reference: str) -> str | None:
+    """`refund` or `dispute` when the ledger records the payment taken back in full, else None."""
+    row = (
+        LedgerEntry.select(LedgerEntry.action)
+        .where((LedgerEntry.source == source) & (LedgerEntry.reference == reference) & LedgerEntry.action.in_(list(REVERSALS)))
+        .order_by(LedgerEntry.id)
+        .first()
+    )
+    return row.action if row is not None else None
+
+
+def was_reversed(source: str, reference: str) -> bool:
+    """True when the ledger records the payment refunded in full or disputed."""
+    return reversal(source, reference) is not None
 
 
 def find_grant(source: str, reference: str) -> Grant | None:

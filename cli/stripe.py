@@ -30,7 +30,7 @@ def refund(
     payment_intent_id: str = typer.Argument(..., help="The PaymentIntent to refund (pi_…)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Refund a card payment in full at Stripe, then revoke what it granted."""
+    """Refund a card payment in full at Stripe, then revoke what it granted and stop its subscription's renewals."""
     if not payment_intent_id.startswith("pi_"):
         raise typer.BadParameter("a PaymentIntent id starts with pi_", param_hint="PAYMENT_INTENT_ID")
     settings = context.settings()
@@ -50,19 +50,31 @@ def refund(
             {
                 "payment_intent": result.payment_intent,
                 "refund": result.refund_id,
+                "already_refunded": result.already_refunded,
                 "amount": result.amount,
                 "currency": result.currency,
                 "user": result.grant.user.telegram_id,
                 "revoked": [{"entitlement": g.entitlement, "reference": g.reference} for g in result.revoked],
+                "renewal_canceled": result.renewal_canceled,
+                "errors": result.errors,
             }
         )
-        return
-    amount = f"{result.amount / 100:.2f} {result.currency.upper()}" if result.amount is not None and result.currency else "in full"
-    console.print(f"refunded {result.payment_intent} ({result.refund_id}, {amount})")
-    if result.revoked:
-        console.print(f"revoked {result.grant.entitlement} from {result.grant.user.telegram_id} ({len(result.revoked)} grant)")
     else:
-        console.print(f"its grant of {result.grant.entitlement} was already revoked")
+        if result.refund_id:
+            amount = f"{result.amount / 100:.2f} {result.currency.upper()}" if result.amount is not None and result.currency else "in full"
+            console.print(f"refunded {result.payment_intent} ({result.refund_id}, {amount})")
+        if result.revoked:
+            console.print(f"revoked {result.grant.entitlement} from {result.grant.user.telegram_id} ({len(result.revoked)} grant)")
+        else:
+            console.print(f"its grant of {result.grant.entitlement} was already revoked")
+        if result.renewal_canceled:
+            console.print(f"stopped the renewals of subscription {result.grant.subscription_id}")
+    for message in result.errors:
+        errors.print(f"[bold red]error:[/] Stripe: {message}", highlight=False, soft_wrap=True)
+    if result.already_refunded:
+        errors.print(f"the payment was refunded before; its grant is revoked ({len(result.revoked)} revoked now)", highlight=False, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def checkout_events(user_id: int, plan_key: str, settings) -> list[dict]:

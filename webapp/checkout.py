@@ -57,11 +57,13 @@ def checkout():
     user = _signed_in_user()
     body = request.get_json(silent=True)
     key = body.get("plan") if isinstance(body, dict) else None
-    plan = catalogue().get(key) if isinstance(key, str) else None
+    if not isinstance(key, str) or not key:
+        raise ApiError(400, "plan_required", 'send {"plan": "<plan key>"} naming a plan from GET /api/plans')
+    plan = catalogue().get(key)
     if plan is None:
-        raise ApiError(400, "plan_unknown", 'send {"plan": "<key>"} naming a plan from GET /api/plans')
+        raise ApiError(400, "unknown_plan", f"there is no plan {key!r}")
     if not plan.sold_by_card:
-        raise ApiError(400, "plan_not_sold_by_card", f"plan {plan.key!r} cannot be bought by card")
+        raise ApiError(400, "not_sold_by_card", f"plan {key!r} is not sold by card")
     client = _client()
     try:
         session = create_checkout_session(client, settings(), user, plan)
@@ -103,6 +105,9 @@ def success():
         return _page("Payment being confirmed", "We will unlock your purchase as soon as Stripe confirms the payment.")
     try:
         done = apply_session(fetch_session(session, settings(), catalogue()))
+    except entitlements.PaymentReversed as exc:
+        log.info("checkout session %s not fulfilled on return: %s", session_id, exc)
+        return _page("Payment refunded", "This payment was refunded or disputed, so it unlocks nothing.")
     except NothingToDo as exc:
         log.info("checkout session %s not fulfilled on return: %s", session_id, exc)
         if not (session.get("metadata") or {}).get("plan"):

@@ -18,12 +18,22 @@ log = logging.getLogger(__name__)
 bp = Blueprint("stripe_webhooks", __name__)
 
 
-def _count(type_: str, result: str, status: int) -> None:
+WEBHOOK_PATH = "/webhooks/stripe"
+
+
+# App-wide, filtered by path: a 405 matches no route, so a blueprint-only hook would miss it.
+@bp.after_app_request
+def _count_webhook_requests(response):
+    if request.path == WEBHOOK_PATH:
+        metrics.webhook_requests.labels(provider=SOURCE, status=str(response.status_code)).inc()
+    return response
+
+
+def _count(type_: str, result: str) -> None:
     metrics.stripe_webhooks.labels(type=type_, result=result).inc()
-    metrics.webhook_requests.labels(provider=SOURCE, status=str(status)).inc()
 
 
-@bp.post("/webhooks/stripe")
+@bp.post(WEBHOOK_PATH)
 def receive():
     """Accept a Stripe event once its signature matches a configured secret; 400 (and nothing stored) otherwise."""
     config = settings()
@@ -35,7 +45,7 @@ def receive():
             log.error("Stripe webhook refused: STRIPE_WEBHOOK_SECRET is not set")
         else:
             log.warning("Stripe webhook refused: %s", exc.reason)
-        _count("unverified", "rejected", 400)
+        _count("unverified", "rejected")
         return error_response(400, exc.reason, exc.detail)
 
     type_, event_id = event["type"], event["id"]
@@ -50,7 +60,7 @@ def receive():
             recorded = workers.accept(SOURCE, event_id, type_, event)
             result = "accepted" if recorded.created else "duplicate"
     except Exception:
-        _count(type_, "error", 500)
+        _count(type_, "error")
         raise
-    _count(type_, result, 200)
+    _count(type_, result)
     return jsonify({"received": True, "id": event_id, "status": recorded.event.status, "result": result})

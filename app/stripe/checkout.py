@@ -125,6 +125,7 @@ def apply_session(paid: PaidSession) -> Fulfilment:
 
     A one-off payment's grant is keyed on its PaymentIntent, a subscription's on the payment of
     its first invoice (the key `invoice.paid` uses too), so every path meets the same grant.
+    A payment refunded or disputed before it was granted raises `entitlements.PaymentReversed`.
     """
     session, plan = paid.session, paid.plan
     with transaction():

@@ -12,13 +12,13 @@ import stripe
 
 from app import entitlements, inbox, providers
 from app.models import Event
-from app.plans import Catalogue, PlanError
+from app.plans import PlanError
 from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, StripeNotConfigured, client_for
 from app.stripe.checkout import PaidSession, apply_session, fetch_session
 from app.stripe.client import describe_stripe_error
 from app.stripe.customers import METADATA_KEY, user_for_customer
 from app.stripe.events import expandable_id, invoice_subscription_id
-from app.stripe.refunds import note_partial_refund, revoke_payment
+from app.stripe.refunds import note_partial_refund
 from app.stripe.subscriptions import PaidInvoice, apply_subscription, fetch_paid_invoice, fetch_subscription, grant_paid_invoice
 from app.users import find_user
 
@@ -32,7 +32,7 @@ def outcomes():
     """Map what the Stripe services report onto the inbox: nothing to do is ignored, operator problems fail, outages retry."""
     try:
         yield
-    except NothingToDo as exc:
+    except (NothingToDo, entitlements.PaymentReversed) as exc:
         raise inbox.Ignore(str(exc)) from None
     except (CannotFulfil, StripeNotConfigured, PlanError) as exc:
         raise inbox.PermanentError(str(exc)) from None
@@ -46,10 +46,6 @@ def _object(event: Event) -> dict:
     return event.payload["data"]["object"]
 
 
-def _catalogue() -> Catalogue:
-    return Catalogue.from_file(providers.settings().plans_file)
-
-
 def _payer(obj: dict):
     user = user_for_customer(obj.get("customer"))
     telegram_id = str(obj.get("client_reference_id") or (obj.get("metadata") or {}).get(METADATA_KEY) or "")
@@ -59,7 +55,7 @@ def _payer(obj: dict):
 def _paid_session(event: Event) -> PaidSession:
     """The event's Checkout Session, checked as paid and started here, with what Stripe says it bought."""
     with outcomes():
-        return fetch_session(_object(event), providers.settings(), _catalogue())
+        return fetch_session(_object(event), providers.settings(), providers.catalogue())
 
 
 @inbox.handles(SOURCE, "checkout.session.completed", "checkout.session.async_payment_succeeded", prepare=_paid_session)
@@ -82,7 +78,7 @@ def _paid_invoice(event: Event) -> PaidInvoice:
     if invoice_subscription_id(invoice) is None:
         raise inbox.Ignore(f"invoice {invoice['id']} is not a subscription's")
     with outcomes():
-        return fetch_paid_invoice(client_for(providers.settings()), _catalogue(), invoice["id"])
+        return fetch_paid_invoice(client_for(providers.settings()), providers.catalogue(), invoice["id"])
 
 
 @inbox.handles(SOURCE, "invoice.paid", prepare=_paid_invoice)
@@ -122,16 +118,15 @@ def subscription_changed(event: Event, subscription: dict) -> None:
 
 @inbox.handles(SOURCE, "charge.refunded")
 def charge_refunded(event: Event) -> None:
-    """Revoke what a fully refunded payment granted; a partial refund keeps the grant."""
+    """Revoke what a fully refunded payment granted, or keep it from ever granting; a partial refund keeps the grant."""
     charge = _object(event)
     reference = expandable_id(charge.get("payment_intent")) or charge["id"]
-    if entitlements.find_grant(SOURCE, reference) is None:
-        raise inbox.Ignore(f"no grant here for payment {reference}")
     detail = {"charge": charge["id"], "amount": charge.get("amount"), "amount_refunded": charge.get("amount_refunded"), "event": event.external_id}
+    payer = _payer(charge)
     if not charge.get("refunded"):
-        note_partial_refund(reference, detail)
+        note_partial_refund(reference, detail, payer)
         return
-    revoke_payment(reference, reason="refund", actor="stripe", detail=detail)
+    entitlements.revoke_payment(SOURCE, reference, reason="refund", actor="stripe", detail=detail, user=payer)
 
 
 def _disputed_payment(event: Event) -> str:
@@ -150,11 +145,10 @@ def _disputed_payment(event: Event) -> str:
 
 @inbox.handles(SOURCE, "charge.dispute.created", prepare=_disputed_payment)
 def dispute_created(event: Event, reference: str) -> None:
-    """Revoke what a disputed payment granted, with reason `dispute`."""
+    """Revoke what a disputed payment granted, or keep it from ever granting, with reason `dispute`."""
     dispute = _object(event)
-    if entitlements.find_grant(SOURCE, reference) is None:
-        raise inbox.Ignore(f"no grant here for payment {reference}")
-    revoke_payment(
+    entitlements.revoke_payment(
+        SOURCE,
         reference,
         reason="dispute",
         actor="stripe",

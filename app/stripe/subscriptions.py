@@ -118,7 +118,10 @@ def fetch_paid_invoice(client: stripe.StripeClient, catalogue: Catalogue, invoic
 
 
 def grant_paid_invoice(paid: PaidInvoice) -> GrantResult:
-    """Grant what a paid subscription invoice pays for (once), then apply the subscription's current state."""
+    """Grant what a paid subscription invoice pays for (once), then apply the subscription's current state.
+
+    A payment refunded or disputed before it was granted raises `entitlements.PaymentReversed`.
+    """
     user = user_for_invoice(paid.invoice)
     result = entitlements.grant(
         user,

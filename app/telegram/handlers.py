@@ -8,13 +8,13 @@ import requests
 from telebot import types
 from telebot.apihelper import ApiException, ApiTelegramException
 
-from app import inbox, metrics, providers
+from app import entitlements, inbox, metrics, providers
 from app.db import for_update
 from app.models import Event
-from app.plans import Catalogue
 from app.telegram import commands, payments, refunds
 from app.telegram.bot_api import describe_api_error
 from app.telegram.payments import SOURCE, TelegramNotConfigured, bot_for
+from app.users import find_user
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,6 @@ def _message(event: Event) -> types.Message:
     if message is None:
         raise inbox.PermanentError("the update carries no message")
     return message
-
-
-def _catalogue(settings) -> Catalogue:
-    return Catalogue.from_file(settings.plans_file)
 
 
 @contextlib.contextmanager
@@ -74,10 +70,10 @@ def successful_payment(event: Event) -> None:
     payment = message.successful_payment
     if payment is None:
         raise inbox.PermanentError("the message carries no successful_payment")
-    if refunds.was_refunded(payment.telegram_payment_charge_id):
+    if entitlements.was_reversed(SOURCE, payment.telegram_payment_charge_id):
         raise inbox.Ignore("this payment was refunded before it was granted")
     try:
-        done = payments.fulfil(_catalogue(settings), message.from_user, payment)
+        done = payments.fulfil(providers.catalogue(), message.from_user, payment)
     except payments.UnknownPlan as exc:
         metrics.telegram_payments.labels(result="unfulfilled").inc()
         raise inbox.PermanentError(
@@ -104,7 +100,9 @@ def refunded_payment(event: Event) -> None:
     if charge.grant is not None and charge.grant.revoked_at is not None:
         raise inbox.Ignore(f"the grant of {charge_id} was already revoked")
     # Also without a grant yet: the refund in the ledger keeps the payment from ever granting.
-    refunds.revoke_charge(charge_id, actor="telegram", user_id=charge.user_id, detail={"amount": refund.total_amount})
+    entitlements.revoke_payment(
+        SOURCE, charge_id, reason="refund", actor="telegram", user=find_user(charge.user_id), detail={"amount": refund.total_amount}
+    )
     metrics.telegram_payments.labels(result="refunded").inc()
 
 
@@ -114,7 +112,7 @@ def command(event: Event) -> None:
     settings = providers.settings()
     message = _message(event)
     with telegram_errors():
-        answered = commands.answer(bot_for(settings), settings, _catalogue(settings), message)
+        answered = commands.answer(bot_for(settings), settings, providers.catalogue(), message)
     if answered is None:
         raise inbox.Ignore("not a command of this bot")
 

@@ -8,8 +8,7 @@ import telebot
 from telebot.apihelper import ApiException, ApiTelegramException
 
 from app import entitlements, metrics, users
-from app.db import transaction
-from app.models import Event, Grant, LedgerEntry
+from app.models import Event, Grant
 from app.telegram.bot_api import describe_api_error
 from app.telegram.payments import SOURCE
 
@@ -45,31 +44,6 @@ def find_charge(charge_id: str) -> Charge | None:
         return None
     subscription = grant.subscription_id is not None if grant else bool(payment.get("subscription_expiration_date"))
     return Charge(charge_id, user_id, grant, subscription, payment.get("total_amount"))
-
-
-def revoke_charge(charge_id: str, *, actor: str, user_id: int | None = None, detail: dict | None = None) -> list[Grant]:
-    """Revoke the grant of a refunded charge and note the refund in the ledger; returns the grants revoked now."""
-    with transaction():
-        revoked = entitlements.revoke_reference(SOURCE, charge_id, reason="refund", actor=actor)
-        grant = entitlements.find_grant(SOURCE, charge_id)
-        entitlements.record(
-            grant.user if grant else (users.find_user(user_id) if user_id else None),
-            "refund",
-            source=SOURCE,
-            reference=charge_id,
-            entitlement=grant.entitlement if grant else None,
-            detail={"actor": actor, "revoked": len(revoked), **(detail or {})},
-        )
-    return revoked
-
-
-def was_refunded(charge_id: str) -> bool:
-    """True when the ledger records a refund of this charge."""
-    return (
-        LedgerEntry.select()
-        .where((LedgerEntry.source == SOURCE) & (LedgerEntry.reference == charge_id) & (LedgerEntry.action == "refund"))
-        .exists()
-    )
 
 
 @dataclass
@@ -108,8 +82,13 @@ def refund(bot: telebot.TeleBot, charge_id: str, *, actor: str = "operator") -> 
     except (ApiException, requests.RequestException) as exc:
         result.errors.append(describe_api_error(exc) + "; the refund may not have happened: run the command again")
         return result
-    result.revoked = revoke_charge(
-        charge_id, actor=actor, user_id=charge.user_id, detail={"amount": charge.amount, "already_refunded": result.already_refunded}
+    result.revoked = entitlements.revoke_payment(
+        SOURCE,
+        charge_id,
+        reason="refund",
+        actor=actor,
+        user=users.find_user(charge.user_id),
+        detail={"amount": charge.amount, "already_refunded": result.already_refunded},
     )
     if result.refunded or result.revoked:
         metrics.telegram_payments.labels(result="refunded").inc()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from app import entitlements, users
 from app.clock import utcnow
 from app.models import Grant, LedgerEntry
@@ -115,3 +117,36 @@ def test_two_payments_granted_at_once_both_count(database):
     first, second = sorted([a, b], key=lambda g: g.starts_at)
     assert second.starts_at == first.ends_at, "the second payment extends the first"
     assert entitlements.current_end(user, "premium") - first.starts_at == timedelta(days=20)
+
+
+def test_revoking_a_payment_revokes_its_grant_and_records_why(database):
+    user = users.ensure_user(1010)
+    entitlements.grant(user, "premium", source="stripe", reference="pi_R", days=30)
+    entitlements.grant(user, "premium", source="stripe", reference="pi_S", days=30)
+
+    [revoked] = entitlements.revoke_payment("stripe", "pi_R", reason="dispute", actor="stripe", detail={"dispute": "dp_1"})
+
+    assert revoked.reference == "pi_R" and revoked.revoke_reason == "dispute"
+    assert Grant.get(Grant.reference == "pi_S").revoked_at is None
+    noted = LedgerEntry.get(LedgerEntry.action == "dispute")
+    assert (noted.user.id, noted.entitlement, noted.detail) == (user.id, "premium", {"actor": "stripe", "revoked": 1, "dispute": "dp_1"})
+    assert entitlements.revoke_payment("stripe", "pi_R", reason="dispute", actor="stripe") == []
+
+
+def test_a_payment_taken_back_before_it_was_granted_never_grants(database):
+    user = users.ensure_user(1011)
+    assert entitlements.revoke_payment("telegram", "charge-early", reason="refund", actor="telegram", user=user) == []
+    assert LedgerEntry.get(LedgerEntry.action == "refund").user.id == user.id
+    assert entitlements.was_reversed("telegram", "charge-early")
+    assert not entitlements.was_reversed("stripe", "charge-early")
+
+    with pytest.raises(entitlements.PaymentReversed, match="charge-early was refunded before it was granted"):
+        entitlements.grant(user, "premium", source="telegram", reference="charge-early", days=30)
+    assert Grant.select().count() == 0
+
+
+def test_a_partial_refund_does_not_count_as_taking_the_payment_back(database):
+    user = users.ensure_user(1012)
+    entitlements.record(user, "partial_refund", source="stripe", reference="pi_P", detail={"amount_refunded": 100})
+    assert not entitlements.was_reversed("stripe", "pi_P")
+    assert entitlements.grant(user, "premium", source="stripe", reference="pi_P", days=30).created

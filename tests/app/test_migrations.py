@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from app import migrations
-from app.db import database
 from app.models import Event, SchemaMigration
 
 

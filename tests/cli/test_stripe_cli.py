@@ -42,7 +42,7 @@ def test_refund_creates_the_refund_and_revokes_the_grant(cli, paid, stripe_api):
     [refund] = stripe_api.refunds.values()
     assert refund["payment_intent"] == payment and refund["amount"] == paid["amount_total"]
     [call] = stripe_api.calls_to("POST", "/v1/refunds")
-    assert call.headers["Idempotency-Key"] == f"refund-{payment}"
+    assert call.headers["Idempotency-Key"].startswith(f"refund-{payment}-")
     grant = Grant.get(Grant.reference == payment)
     assert grant.revoke_reason == "refund"
     assert LedgerEntry.get(LedgerEntry.action == "refund").detail["refund"] == refund["id"]
@@ -73,6 +73,72 @@ def test_a_stripe_error_is_shown_plainly_and_nothing_is_revoked(cli, paid, strip
     assert Grant.get(Grant.reference == paid["payment_intent"]).revoked_at is None
     assert stripe_api.refunds == {}
     no_secrets(result)
+
+
+def test_a_refund_that_failed_can_be_run_again_once_its_cause_is_fixed(cli, paid, stripe_api):
+    payment = paid["payment_intent"]
+    stripe_api.fail_refunds(code="balance_insufficient", message="Insufficient funds in Stripe account.", times=1)
+    first = cli("refund", "stripe", payment)
+    assert first.exit_code == 1 and "balance_insufficient" in first.stderr
+
+    again = cli("refund", "stripe", payment)
+
+    assert again.exit_code == 0, again.output
+    [refund] = stripe_api.refunds.values()
+    assert refund["payment_intent"] == payment
+    assert Grant.get(Grant.reference == payment).revoke_reason == "refund"
+    keys = [call.headers["Idempotency-Key"] for call in stripe_api.calls_to("POST", "/v1/refunds")]
+    assert len(keys) == 2 and keys[0] != keys[1]
+
+
+def test_a_payment_refunded_at_stripe_already_still_loses_its_grant(cli, paid, stripe_api):
+    payment = paid["payment_intent"]
+    stripe_api.fail_refunds()
+
+    result = cli("refund", "stripe", payment, "--json")
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["already_refunded"] is True and body["refund"] is None and body["errors"] == []
+    assert body["revoked"] == [{"entitlement": "premium", "reference": payment}]
+    assert "refunded before; its grant is revoked (1 revoked now)" in result.stderr
+    assert Grant.get(Grant.reference == payment).revoke_reason == "refund"
+    assert LedgerEntry.get(LedgerEntry.action == "refund").detail["already_refunded"] is True
+
+
+def test_refunding_a_subscription_payment_stops_its_renewals(cli, client, app, stripe_api):
+    users.ensure_user(USER)
+    session = buy(client, app, stripe_api, USER, plan="premium_month")
+    payment = stripe_api.invoice_payments[session["invoice"]][0]["payment"]["payment_intent"]
+
+    result = cli("refund", "stripe", payment)
+
+    assert result.exit_code == 0, result.output
+    assert f"stopped the renewals of subscription {session['subscription']}" in result.stdout
+    subscription = stripe_api.subscriptions[session["subscription"]]
+    assert subscription["cancel_at_period_end"] is True and subscription["status"] == "active"
+    [update] = stripe_api.calls_to("POST", f"/v1/subscriptions/{session['subscription']}")
+    assert update.params == {"cancel_at_period_end": "true"}
+    assert Grant.get(Grant.reference == payment).revoke_reason == "refund"
+
+
+def test_when_stopping_renewals_fails_the_refund_stands_and_the_command_says_run_again(cli, client, app, stripe_api):
+    users.ensure_user(USER)
+    session = buy(client, app, stripe_api, USER, plan="premium_month")
+    payment = stripe_api.invoice_payments[session["invoice"]][0]["payment"]["payment_intent"]
+    stripe_api.fail("POST", "/v1/subscriptions", status=500, message="Stripe is having a moment")
+
+    failed = cli("refund", "stripe", payment)
+
+    assert failed.exit_code == 1
+    assert "stopping the renewals" in failed.stderr and "run the command again" in failed.stderr
+    assert Grant.get(Grant.reference == payment).revoked_at is not None and len(stripe_api.refunds) == 1
+
+    stripe_api.clear_failures()
+    again = cli("refund", "stripe", payment)
+    assert again.exit_code == 0, again.output
+    assert stripe_api.subscriptions[session["subscription"]]["cancel_at_period_end"] is True
+    assert len(stripe_api.refunds) == 1
 
 
 def test_a_payment_that_granted_nothing_here_is_not_refunded(cli, stripe_api):

@@ -10,7 +10,9 @@ the parts of Stripe's v1 REST API that entitle uses, the way Stripe does
 - `Idempotency-Key` on POST: the same key with the same parameters returns the first answer
   (with `Idempotent-Replayed: true`); concurrent requests with one key are serialised, so they
   create one object; the same key with other parameters is a 400 `idempotency_error`. As at
-  Stripe, only requests that ran to a result are remembered (here: 2xx answers);
+  Stripe, a request that ran to a result is remembered, a 4xx error included (injected, or found
+  while executing, such as `charge_already_refunded`); one refused before it ran (authentication,
+  a `parameter_*` error) or failing with a 5xx is not, so it may be sent again with the same key;
 - unknown top-level parameters on create/update are rejected (`parameter_unknown`), judged by
   stripe-python's own generated parameter types, so a typo in our code fails as it would live;
 - errors as `{"error": {"type", "code", "message", "param"}}` with Stripe's status codes, so
@@ -498,9 +500,13 @@ class FakeStripeAPI:
                         )
                     extra["Idempotent-Replayed"] = "true"
                     return saved[1], copy.deepcopy(saved[2]), extra
-                status, payload = self._dispatch(call)
-                if 200 <= status < 300:
-                    self._idempotent[scope] = (fingerprint, status, copy.deepcopy(payload))
+                try:
+                    status, payload = self._dispatch(call)
+                except StripeErrorResponse as err:
+                    if err.status < 500 and not str(err.body["error"].get("code", "")).startswith("parameter_"):
+                        self._idempotent[scope] = (fingerprint, err.status, copy.deepcopy(err.body))
+                    raise
+                self._idempotent[scope] = (fingerprint, status, copy.deepcopy(payload))
                 return status, payload, extra
         except StripeErrorResponse as err:
             return err.status, err.body, extra

@@ -81,6 +81,25 @@ def test_reusing_an_idempotency_key_with_other_params_is_an_idempotency_error(st
         stripe_client.v1.customers.create(params={"name": "B"}, options={"idempotency_key": "k1"})
 
 
+def test_a_keyed_request_that_failed_while_running_replays_its_failure(stripe_api, stripe_client):
+    pi = stripe_api.put_payment_intent()
+    stripe_api.fail_refunds("balance_insufficient", "Insufficient funds in Stripe account.", times=1)
+    params = {"payment_intent": pi["id"]}
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.refunds.create(params=params, options={"idempotency_key": "refund-a"})
+
+    with pytest.raises(stripe.InvalidRequestError) as replayed:
+        stripe_client.v1.refunds.create(params=params, options={"idempotency_key": "refund-a"})
+    assert replayed.value.code == "balance_insufficient" and stripe_api.refunds == {}
+    assert stripe_client.v1.refunds.create(params=params, options={"idempotency_key": "refund-b"}).status == "succeeded"
+
+
+def test_a_keyed_request_refused_before_it_ran_may_be_sent_again(stripe_client):
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.customers.create(params={"nmae": "A"}, options={"idempotency_key": "k2"})
+    assert stripe_client.v1.customers.create(params={"name": "A"}, options={"idempotency_key": "k2"}).name == "A"
+
+
 def test_a_customer_can_be_retrieved_updated_and_found_by_metadata(stripe_api, stripe_client):
     created = stripe_client.v1.customers.create(params={"metadata": {"telegram_user_id": "5", "x": "1"}})
     updated = stripe_client.v1.customers.update(created.id, params={"metadata": {"x": "", "plan": "p"}})

@@ -69,10 +69,11 @@ def test_a_subscription_plan_opens_a_subscription_checkout(client, signed_in, st
 @pytest.mark.parametrize(
     "body, code",
     [
-        ({"plan": "no_such_plan"}, "plan_unknown"),
-        ({}, "plan_unknown"),
-        ({"plan": ["premium_week"]}, "plan_unknown"),
-        ({"plan": "supporter_lifetime"}, "plan_not_sold_by_card"),
+        ({}, "plan_required"),
+        ({"plan": ""}, "plan_required"),
+        ({"plan": ["premium_week"]}, "plan_required"),
+        ({"plan": "no_such_plan"}, "unknown_plan"),
+        ({"plan": "supporter_lifetime"}, "not_sold_by_card"),
     ],
 )
 def test_a_plan_that_cannot_be_bought_by_card_is_400(client, signed_in, stripe_api, body, code):

@@ -192,9 +192,62 @@ def test_a_refund_revokes_only_the_payment_it_refunds(stripe_ready):
     assert revoked.revoke_reason == "refund"
 
 
-def test_a_refund_of_a_payment_unknown_here_is_ignored(stripe_ready):
-    row = deliver(refunded_charge("pi_unknown000000000000000", 500))
-    assert row.status == "ignored" and "no grant" in row.error
+def test_a_refund_of_a_payment_that_granted_nothing_is_recorded_with_its_payer(stripe_ready):
+    payer = users.ensure_user(42)
+    charge = events.charge(payment_intent="pi_early0000000000000000", amount=500, amount_refunded=500, metadata={"telegram_user_id": "42"})
+
+    assert deliver(events.event("charge.refunded", charge)).status == "processed"
+
+    noted = LedgerEntry.get(LedgerEntry.action == "refund")
+    assert (noted.reference, noted.user_id, noted.detail["revoked"]) == ("pi_early0000000000000000", payer.id, 0)
+    assert grants() == []
+
+
+def reversal(kind: str, payment: str) -> dict:
+    """The event that takes a payment back: a full refund or a dispute."""
+    if kind == "refund":
+        return refunded_charge(payment, 500)
+    return events.event("charge.dispute.created", events.dispute(payment_intent=payment))
+
+
+@pytest.mark.parametrize("kind, said", [("refund", "refunded"), ("dispute", "disputed")])
+def test_a_checkout_payment_taken_back_before_it_granted_never_grants(stripe_ready, kind, said):
+    event = completed()
+    payment = event["data"]["object"]["payment_intent"]
+    assert deliver(reversal(kind, payment)).status == "processed"
+
+    row = deliver(event)
+
+    assert row.status == "ignored" and row.error == f"payment {payment} was {said} before it was granted"
+    assert grants() == []
+    assert entitlements.was_reversed("stripe", payment)
+
+
+@pytest.mark.parametrize("kind, said", [("refund", "refunded"), ("dispute", "disputed")])
+def test_a_subscription_payment_taken_back_before_it_granted_never_grants(stripe_ready, stripe_api, settings, kind, said):
+    session = paid_subscription(stripe_api, settings)
+    invoice = stripe_api.invoices[session["invoice"]]
+    payment = stripe_api.invoice_payments[invoice["id"]][0]["payment"]["payment_intent"]
+    assert deliver(reversal(kind, payment)).status == "processed"
+
+    paid = deliver(events.event("invoice.paid", invoice))
+    checkout = deliver(events.event("checkout.session.completed", session))
+
+    for row in (paid, checkout):
+        assert row.status == "ignored" and row.error == f"payment {payment} was {said} before it was granted"
+    assert grants() == []
+
+
+def test_a_partial_refund_before_the_grant_does_not_keep_it_from_granting(stripe_ready):
+    event = completed()
+    payment = event["data"]["object"]["payment_intent"]
+    assert deliver(refunded_charge(payment, 200)).status == "processed"
+
+    assert deliver(event).status == "processed"
+
+    [grant] = grants()
+    assert grant.reference == payment and grant.revoked_at is None
+    assert not entitlements.was_reversed("stripe", payment)
 
 
 def test_a_dispute_revokes_with_reason_dispute(stripe_ready):
