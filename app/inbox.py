@@ -89,16 +89,20 @@ def record(provider: str, external_id: str, type_: str, payload: dict, *, status
     processed or ignored one changes nothing.
     """
     external_id = str(external_id)
-    with transaction():
-        try:
-            with transaction():
-                event = Event.create(provider=provider, external_id=external_id, type=type_, payload=payload, status=status)
+    # The common case is one INSERT in one short transaction; the row's own timestamps are its
+    # first history line, so only a note needs a log row.
+    try:
+        with transaction():
+            done_at = utcnow() if status == EventStatus.IGNORED else None
+            event = Event.create(
+                provider=provider, external_id=external_id, type=type_, payload=payload, status=status, processed_at=done_at
+            )
+            if note:
                 _log(event.id, "received", note)
-                if status == EventStatus.IGNORED:
-                    Event.update(processed_at=utcnow()).where(Event.id == event.id).execute()
-            return Recorded(event, True, status == EventStatus.PENDING)
-        except peewee.IntegrityError:
-            pass
+        return Recorded(event, True, status == EventStatus.PENDING)
+    except peewee.IntegrityError:
+        pass
+    with transaction():
         event = for_update(Event.select().where((Event.provider == provider) & (Event.external_id == external_id))).get()
         if event.status in EventStatus.DONE:
             _log(event.id, "duplicate", f"already {event.status}; nothing to do")
@@ -211,7 +215,6 @@ def process(event_id: int, *, final_attempt: bool) -> str:
                 status=status, attempts=Event.attempts + 1, processed_at=now, updated_at=now, lease_until=None,
                 error=detail if status == EventStatus.IGNORED else None,
             ).where(Event.id == event_id).execute()
-            _log(event_id, status, detail)
     except Exception as exc:
         permanent = isinstance(exc, PermanentError)
         status = EventStatus.FAILED if (final_attempt or permanent) else EventStatus.PENDING
@@ -326,8 +329,21 @@ def event_to_dict(event: Event, *, with_payload: bool = False) -> dict:
     }
     if with_payload:
         data["payload"] = event.payload
-        data["history"] = [
-            {"at": iso(h.at), "action": h.action, "detail": h.detail}
-            for h in EventLog.select().where(EventLog.event == event.id).order_by(EventLog.id)
-        ]
+        data["history"] = _history(event)
     return data
+
+
+def _history(event: Event) -> list[dict]:
+    """The event's log, opened by its arrival and closed by its outcome, both read off the row itself."""
+    from app.clock import iso
+
+    logged = [
+        {"at": iso(h.at), "action": h.action, "detail": h.detail}
+        for h in EventLog.select().where(EventLog.event == event.id).order_by(EventLog.id)
+    ]
+    history = [] if any(h["action"] == "received" for h in logged) else [{"at": iso(event.received_at), "action": "received", "detail": None}]
+    history += logged
+    if event.status in EventStatus.DONE and event.processed_at is not None:
+        detail = event.error if event.status == EventStatus.IGNORED else None
+        history.append({"at": iso(event.processed_at), "action": event.status, "detail": detail})
+    return history

@@ -71,7 +71,7 @@ def test_a_handler_that_fails_twice_then_succeeds_ends_processed_after_three_att
     wait_for(lambda: status_of("evt-2") == "processed", message="evt-2 processed")
     event = Event.get(Event.external_id == "evt-2")
     assert event.attempts == 3 and event.error is None
-    actions = [h.action for h in EventLog.select().where(EventLog.event == event).order_by(EventLog.id)]
+    actions = [h["action"] for h in inbox.event_to_dict(event, with_payload=True)["history"]]
     assert actions == ["received", "attempt_failed", "attempt_failed", "processed"]
 
 

@@ -9,6 +9,7 @@ import threading
 import pytest
 import requests
 
+from app import inbox
 from app.models import Event, EventLog, Grant
 from app.stripe import events
 from tests.app.stripe.helpers import (
@@ -53,7 +54,7 @@ def test_a_signed_event_is_recorded_queued_and_answered_200(client):
     assert response.get_json() == {"received": True, "id": event["id"], "status": "pending", "result": "accepted"}
     row = Event.get(Event.external_id == event["id"])
     assert (row.provider, row.type, row.payload) == ("stripe", "checkout.session.completed", event)
-    assert [h.action for h in EventLog.select().where(EventLog.event == row)] == ["received"]
+    assert [h["action"] for h in inbox.event_to_dict(row, with_payload=True)["history"]] == ["received"]
     assert sample("stripe_webhooks_total", type="checkout.session.completed", result="accepted") == before + 1
     assert sample("webhook_requests_total", provider="stripe", status="200") == requests_before + 1
 
@@ -100,6 +101,28 @@ def test_an_unverifiable_delivery_is_400_and_nothing_is_recorded(client, make, r
     assert Event.select().count() == 0
     assert rejected() == before + 1
     assert sample("webhook_requests_total", provider="stripe", status="400") == requests_before + 1
+
+
+def test_a_body_over_the_limit_is_counted_as_a_413(client, app):
+    before = sample("webhook_requests_total", provider="stripe", status="413")
+    body = b"x" * (app.config["MAX_CONTENT_LENGTH"] + 1)
+
+    response = client.post("/webhooks/stripe", data=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 413
+    assert sample("webhook_requests_total", provider="stripe", status="413") == before + 1
+
+
+def test_a_wrong_method_is_counted_as_a_405(client):
+    before = sample("webhook_requests_total", provider="stripe", status="405")
+    assert client.get("/webhooks/stripe").status_code == 405
+    assert sample("webhook_requests_total", provider="stripe", status="405") == before + 1
+
+
+def test_other_paths_are_not_counted_as_stripe_webhooks(client):
+    before = sample("webhook_requests_total", provider="stripe", status="200")
+    assert client.get("/healthz").status_code == 200
+    assert sample("webhook_requests_total", provider="stripe", status="200") == before
 
 
 def test_the_old_secret_is_accepted_while_it_is_rotated(client):
