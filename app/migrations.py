@@ -31,9 +31,16 @@ def _event_lease() -> None:
         migrate(SchemaMigrator.from_database(database.obj).add_column(Event._meta.table_name, "lease_until", Event.lease_until))
 
 
+def _ledger_reference_index() -> None:
+    # Every grant asks the ledger whether its payment was refunded first.
+    table = LedgerEntry._meta.table_name
+    database.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_source_reference" ON "{table}" ("source", "reference")')
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
+    Migration(3, "ledger index by payment", _ledger_reference_index),
 ]
 
 

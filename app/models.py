@@ -115,6 +115,9 @@ class LedgerEntry(BaseModel):
     reference = peewee.CharField(max_length=255, null=True)
     detail = JSONField(null=True)
 
+    class Meta:
+        indexes = ((("source", "reference"), False),)
+
 
 class SchemaMigration(BaseModel):
     """A migration applied to this database."""

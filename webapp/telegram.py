@@ -25,9 +25,13 @@ bp = Blueprint("telegram", __name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-@bp.after_request
+WEBHOOK_PATH = "/webhooks/telegram"
+
+
+@bp.after_app_request
 def _count_webhook_requests(response):
-    if request.endpoint == "telegram.webhook":
+    # App-wide and by path: a 405 or 413 never reaches the blueprint's own hooks.
+    if request.path == WEBHOOK_PATH:
         metrics.webhook_requests.labels(provider=SOURCE, status=str(response.status_code)).inc()
     return response
 
@@ -72,7 +76,7 @@ def _accept(external_id: str, type_: str, data: dict):
     return jsonify({"ok": True, "status": "recorded" if recorded.created else "duplicate", "event": recorded.event.id})
 
 
-@bp.post("/webhooks/telegram")
+@bp.post(WEBHOOK_PATH)
 def webhook():
     """Verify the secret token, answer pre-checkout queries, record payments, refunds and commands."""
     _verify_secret()

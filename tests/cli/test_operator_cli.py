@@ -57,6 +57,7 @@ def test_db_status_lists_applied_migrations(cli):
     rows = json.loads(cli("db", "status", "--json").stdout)
     assert rows[0] == {"version": 1, "name": "initial schema", "applied": True}
     assert rows[1] == {"version": 2, "name": "event lease", "applied": True}
+    assert rows[2] == {"version": 3, "name": "ledger index by payment", "applied": True}
     assert "up to date" in cli("db", "migrate").stdout
 
 

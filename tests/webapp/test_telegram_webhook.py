@@ -239,3 +239,9 @@ def test_a_message_whose_text_is_not_a_string_is_not_a_command(client):
     response = post_update(client, update)
     assert response.status_code in (200, 400)
     assert response.is_json and Event.select().count() == 0
+
+
+def test_a_wrong_method_on_the_webhook_is_counted_too(client):
+    before = metric(client, "webhook_requests_total", provider="telegram", status="405")
+    assert client.get("/webhooks/telegram").status_code == 405
+    assert metric(client, "webhook_requests_total", provider="telegram", status="405") == before + 1
