@@ -19,6 +19,8 @@ REVERSALS = {"refund": "refunded", "dispute": "disputed"}
 
 @dataclass(frozen=True)
 class GrantResult:
+    """The grant for a payment, and whether this call created it (False: it existed)."""
+
     grant: Grant
     created: bool
 

@@ -20,6 +20,8 @@ class JSONField(peewee.TextField):
 
 
 class BaseModel(peewee.Model):
+    """Every table lives in the bound database, named in snake_case."""
+
     class Meta:
         database = database
         legacy_table_names = False

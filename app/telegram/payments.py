@@ -40,6 +40,8 @@ def bot_for(settings: Settings) -> telebot.TeleBot:
 
 @dataclass(frozen=True)
 class InvoicePayload:
+    """What an invoice's payload names: the plan, the user it was made out to, and a nonce."""
+
     plan: str
     user_id: int
     nonce: str
@@ -104,6 +106,8 @@ def send_invoice(bot: telebot.TeleBot, chat_id: int, plan: Plan, user_id: int) -
 
 @dataclass(frozen=True)
 class Decision:
+    """The answer to a pre-checkout query: ok, or the message the payer sees and why."""
+
     ok: bool
     error_message: str | None = None
     reason: str | None = None
@@ -147,6 +151,8 @@ class UnknownPlan(Exception):
 
 @dataclass(frozen=True)
 class Fulfilment:
+    """What a Stars payment granted, to whom, and whether this delivery created the grant."""
+
     user: User
     plan: Plan
     grant: Grant

@@ -21,6 +21,8 @@ class UnknownCharge(Exception):
 
 @dataclass(frozen=True)
 class Charge:
+    """A Stars payment known here: its charge id, payer, grant (if any) and whether it was a subscription's."""
+
     charge_id: str
     user_id: int
     grant: Grant | None
@@ -48,6 +50,8 @@ def find_charge(charge_id: str) -> Charge | None:
 
 @dataclass
 class RefundResult:
+    """What an operator refund did: refunded now or before, and the grants it revoked."""
+
     charge: Charge
     refunded: bool = False
     already_refunded: bool = False
