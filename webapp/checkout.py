@@ -22,7 +22,7 @@ from app.stripe.checkout import (
 )
 from app.stripe.client import describe_stripe_error
 from app.users import find_user
-from webapp.context import catalogue, settings
+from webapp.context import catalogue, requested_plan, settings
 from webapp.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,7 @@ def _signed_in_user() -> User:
 def checkout():
     """A Checkout Session for `{"plan"}`: answers `{"url", "id"}`."""
     user = _signed_in_user()
-    body = request.get_json(silent=True)
-    key = body.get("plan") if isinstance(body, dict) else None
-    if not isinstance(key, str) or not key:
-        raise ApiError(400, "plan_required", 'send {"plan": "<plan key>"} naming a plan from GET /api/plans')
-    plan = catalogue().get(key)
-    if plan is None:
-        raise ApiError(400, "unknown_plan", f"there is no plan {key!r}")
-    if not plan.sold_by_card:
-        raise ApiError(400, "not_sold_by_card", f"plan {key!r} is not sold by card")
+    plan = requested_plan(stars=False)
     client = _client()
     try:
         session = create_checkout_session(client, settings(), user, plan)

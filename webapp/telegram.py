@@ -15,7 +15,7 @@ from app import metrics
 from app.telegram import commands, payments
 from app.telegram.bot_api import describe_api_error
 from app.telegram.payments import SOURCE, TelegramNotConfigured
-from webapp.context import catalogue, settings
+from webapp.context import catalogue, requested_plan, settings
 from webapp.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -99,15 +99,7 @@ def webhook():
 @jwt_required()
 def invoice():
     """A Telegram Stars invoice link for a plan, made out to the signed-in user."""
-    body = request.get_json(silent=True)
-    key = body.get("plan") if isinstance(body, dict) else None
-    if not isinstance(key, str) or not key:
-        raise ApiError(400, "plan_required", 'send {"plan": "<plan key>"}')
-    plan = catalogue().get(key)
-    if plan is None:
-        raise ApiError(400, "unknown_plan", f"there is no plan {key!r}")
-    if not plan.sold_for_stars:
-        raise ApiError(400, "not_sold_for_stars", f"plan {key!r} is not sold for Telegram Stars")
+    plan = requested_plan(stars=True)
     identity = str(get_jwt_identity())
     if not identity.isdigit():
         raise ApiError(401, "token_invalid", "the session token does not name a Telegram user")
