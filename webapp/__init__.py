@@ -6,13 +6,15 @@ import logging
 
 from flask import Flask, abort, request
 
-from app import db
+from app import db, metrics
 from app.config import Settings, check_for_startup, load_settings
 from app.plans import Catalogue
 from webapp.auth import init_auth
 from webapp.errors import register_error_handlers
 
 log = logging.getLogger(__name__)
+
+WEBHOOK_PROVIDERS = {"/webhooks/telegram": "telegram", "/webhooks/stripe": "stripe"}
 
 # Blueprints of the providers and the Mini App, registered when present.
 OPTIONAL_BLUEPRINTS = ("webapp.telegram", "webapp.stripe", "webapp.session", "webapp.miniapp", "webapp.checkout")
@@ -38,6 +40,14 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         # Refuse early on the declared length; bodies without one are capped when read.
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
             abort(413)
+
+    @app.after_request
+    def _count_webhook_requests(response):
+        # App-wide and by path: a 405 or 413 never reaches a blueprint's own hooks.
+        provider = WEBHOOK_PROVIDERS.get(request.path)
+        if provider:
+            metrics.webhook_requests.labels(provider=provider, status=str(response.status_code)).inc()
+        return response
 
     @app.teardown_request
     def _close_db(exc):

@@ -21,14 +21,6 @@ bp = Blueprint("stripe_webhooks", __name__)
 WEBHOOK_PATH = "/webhooks/stripe"
 
 
-# App-wide, filtered by path: a 405 matches no route, so a blueprint-only hook would miss it.
-@bp.after_app_request
-def _count_webhook_requests(response):
-    if request.path == WEBHOOK_PATH:
-        metrics.webhook_requests.labels(provider=SOURCE, status=str(response.status_code)).inc()
-    return response
-
-
 def _count(type_: str, result: str) -> None:
     metrics.stripe_webhooks.labels(type=type_, result=result).inc()
 

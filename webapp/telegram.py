@@ -28,14 +28,6 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/webhooks/telegram"
 
 
-@bp.after_app_request
-def _count_webhook_requests(response):
-    # App-wide and by path: a 405 or 413 never reaches the blueprint's own hooks.
-    if request.path == WEBHOOK_PATH:
-        metrics.webhook_requests.labels(provider=SOURCE, status=str(response.status_code)).inc()
-    return response
-
-
 def _verify_secret() -> None:
     expected = settings().telegram_webhook_secret
     if not expected:
