@@ -12,7 +12,7 @@ from app import db, inbox, migrations
 from app.config import ConfigError, check_for_startup, mask_url, production_problems
 from app.plans import PlanError
 from cli import context
-from cli.output import console, errors, fail, print_json, table
+from cli.output import console, fail, print_json, table
 
 
 def run(

@@ -12,7 +12,7 @@ import pytest
 
 import workers
 from app import entitlements, inbox, users
-from app.models import Event, EventLog, Grant
+from app.models import Event, Grant
 from tests.support.waiting import wait_for
 
 PROVIDER = "testpay"

@@ -14,7 +14,7 @@ from app.telegram.updates import (
     refunded_payment_update,
     successful_payment_update,
 )
-from tests.fakes.telegram_api import FakeTelegramAPI, telegram_api  # noqa: F401 - the fixture
+from tests.fakes.telegram_api import FakeTelegramAPI
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SECRET_PART = TOKEN.split(":")[1]

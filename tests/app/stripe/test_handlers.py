@@ -5,7 +5,7 @@ inbox (`record`, then `process`), the path a worker takes.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
