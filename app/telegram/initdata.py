@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -109,28 +110,7 @@ class Explanation:
 
 def parse_init_data(raw: str) -> dict[str, str]:
     """Split raw initData into decoded fields, in the order given; raise `malformed` on anything odd."""
-    if not isinstance(raw, str) or not raw:
-        raise InitDataError("malformed", "initData is empty")
-    fields: dict[str, str] = {}
-    # Split before decoding so an encoded `&` or `=` inside a value stays part of it.
-    for part in raw.split("&"):
-        if "=" not in part:
-            raise InitDataError("malformed", f"initData part without '=': {_clip(part)!r}")
-        raw_key, _, raw_value = part.partition("=")
-        try:
-            key = unquote_plus(raw_key, errors="strict")
-            value = unquote_plus(raw_value, errors="strict")
-        except UnicodeDecodeError:
-            raise InitDataError("malformed", f"initData field {_clip(raw_key)!r} is not UTF-8") from None
-        if not key or "=" in key or "\n" in key:
-            raise InitDataError("malformed", f"initData has an invalid key {_clip(key)!r}")
-        # A raw line feed would make two different field sets share one data-check-string.
-        if "\n" in value:
-            raise InitDataError("malformed", f"initData field {key!r} contains a line feed")
-        if key in fields:
-            raise InitDataError("malformed", f"initData repeats the field {key!r}")
-        fields[key] = value
-    return fields
+    return _parse(raw)[0]
 
 
 def data_check_string(fields: Mapping[str, str]) -> str:
@@ -140,7 +120,7 @@ def data_check_string(fields: Mapping[str, str]) -> str:
 
 def expected_hash(fields: Mapping[str, str], bot_token: str) -> str:
     """The hex HMAC-SHA256 Telegram would have put in `hash` for these fields and this bot token."""
-    return hmac.new(_secret_key(bot_token), data_check_string(fields).encode(), hashlib.sha256).hexdigest()
+    return _hash_hex(data_check_string(fields), bot_token)
 
 
 def third_party_check_string(fields: Mapping[str, str], bot_id: int) -> str:
@@ -155,8 +135,8 @@ def verify_init_data(
     _check_max_age(max_age)
     if not bot_token:
         raise InitDataError("token_missing")
-    fields = parse_init_data(raw)
-    _check_hash(fields, bot_token)
+    fields, lines = _parse(raw)
+    _check_hash(fields, bot_token, "\n".join([lines[key] for key in sorted(lines) if key != "hash"]))
     return _finish(fields, max_age=max_age, now=now)
 
 
@@ -284,21 +264,75 @@ def sign_init_data(
     return "&".join(f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in fields.items())
 
 
+def _parse(raw: str) -> tuple[dict[str, str], dict[str, str]]:
+    # The fields, and each field's `key=value` line as it goes into the data-check-string.
+    if not isinstance(raw, str) or not raw:
+        raise InitDataError("malformed", "initData is empty")
+    fields: dict[str, str] = {}
+    lines: dict[str, str] = {}
+    # Split before decoding so an encoded `&` or `=` inside a value stays part of it.
+    for part in raw.split("&"):
+        if "=" not in part:
+            raise InitDataError("malformed", f"initData part without '=': {_clip(part)!r}")
+        raw_key, _, raw_value = part.partition("=")
+        if "%" in part or "+" in part:
+            try:
+                key = _unquote_plus(raw_key)
+                value = _unquote_plus(raw_value)
+            except UnicodeDecodeError:
+                raise InitDataError("malformed", f"initData field {_clip(raw_key)!r} is not UTF-8") from None
+            line = f"{key}={value}"
+        else:
+            key, value, line = raw_key, raw_value, part
+        if not key or "=" in key or "\n" in key:
+            raise InitDataError("malformed", f"initData has an invalid key {_clip(key)!r}")
+        # A raw line feed would make two different field sets share one data-check-string.
+        if "\n" in value:
+            raise InitDataError("malformed", f"initData field {key!r} contains a line feed")
+        if key in fields:
+            raise InitDataError("malformed", f"initData repeats the field {key!r}")
+        fields[key] = value
+        lines[key] = line
+    return fields, lines
+
+
+def _unquote_plus(text: str) -> str:
+    # Same result as unquote_plus(text, errors="strict"), with C codecs doing the common case: when the
+    # text has no backslash of its own, unicode_escape turns each `\xHH` (from `%HH`) into U+00HH, whose
+    # Latin-1 byte is 0xHH, and raises on a `%` without two hex digits, which unquote_plus keeps as is.
+    if "%" not in text:
+        return text.replace("+", " ")
+    if text.isascii() and "\\" not in text:
+        try:
+            latin1 = text.replace("+", " ").replace("%", "\\x").encode().decode("unicode_escape")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return latin1.encode("latin-1").decode()
+    return unquote_plus(text, errors="strict")
+
+
+@functools.lru_cache(maxsize=8)
 def _secret_key(bot_token: str) -> bytes:
     return hmac.new(b"WebAppData", bot_token.encode(), hashlib.sha256).digest()
 
 
 def _join_sorted(fields: Mapping[str, str], *, exclude: tuple[str, ...]) -> str:
-    return "\n".join(f"{key}={fields[key]}" for key in sorted(fields) if key not in exclude)
+    return "\n".join([f"{key}={fields[key]}" for key in sorted(fields) if key not in exclude])
 
 
-def _check_hash(fields: Mapping[str, str], bot_token: str) -> None:
+def _check_hash(fields: Mapping[str, str], bot_token: str, check_string: str | None = None) -> None:
     given = fields.get("hash")
     if not given:
         raise InitDataError("hash_missing")
+    want = _hash_hex(data_check_string(fields) if check_string is None else check_string, bot_token)
     # Compare bytes: compare_digest refuses non-ASCII str, and a hostile hash may be anything.
-    if not hmac.compare_digest(expected_hash(fields, bot_token).encode(), given.encode()):
+    if not hmac.compare_digest(want.encode(), given.encode()):
         raise InitDataError("hash_mismatch")
+
+
+def _hash_hex(check_string: str, bot_token: str) -> str:
+    return hmac.new(_secret_key(bot_token), check_string.encode(), hashlib.sha256).hexdigest()
 
 
 def _check_signature(fields: Mapping[str, str], bot_id: int, key: Ed25519PublicKey) -> None:

@@ -5,7 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -430,6 +430,67 @@ def test_parse_keeps_order_blank_values_and_decodes_each_part_after_splitting():
     fields = parse_init_data("b=&a=x+y%20z&c=%26k%3Dv&d=1=2")
     assert list(fields) == ["b", "a", "c", "d"]
     assert fields == {"b": "", "a": "x y z", "c": "&k=v", "d": "1=2"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "a+b",
+        "%41%42c",
+        "%e2%82%ac%E2%82%AC",
+        "100%",
+        "%4",
+        "%zz%41",
+        "%%41",
+        "caf%C3%A9+%2B%25",
+        "\\x41%41",
+        "é%41",
+        "€%E2%82%AC",
+        "%5Cx41",
+        "%00%7F",
+        "\udcff%41",
+    ],
+)
+def test_parse_decodes_values_exactly_like_unquote_plus(value):
+    assert parse_init_data(f"k={value}&%6B+={value}") == {"k": unquote_plus(value), "k ": unquote_plus(value)}
+
+
+@pytest.mark.parametrize("value", ["%FF", "%C3", "%E2%82", "%C3%28", "é%A9", "%ED%A0%80"])
+def test_parse_refuses_invalid_utf8_like_unquote_plus(value):
+    with pytest.raises(UnicodeDecodeError):
+        unquote_plus(value, errors="strict")
+    assert reason_of(parse_init_data, f"k={value}") == "malformed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["%", "+", "\\", "x", "0", "9", "a", "F", "g", "é", "€", "%C3", "%A9", "%FF"]),
+                max_size=20))
+def test_parse_decodes_any_value_like_unquote_plus(pieces):
+    value = "".join(pieces)
+    try:
+        want = unquote_plus(value, errors="strict")
+    except UnicodeDecodeError:
+        want = None
+    if want is None or "\n" in want:
+        assert reason_of(parse_init_data, f"k={value}") == "malformed"
+    else:
+        assert parse_init_data(f"k={value}") == {"k": want}
+
+
+def test_hashes_stay_right_when_tokens_alternate():
+    # More tokens than the derived-key cache holds, so some come back after being evicted.
+    tokens = [TOKEN] + [f"{600000 + i}:XYZ-another-bot-token" for i in range(11)]
+    raws = {token: sign_init_data(token, user={"id": 7}, auth_date=NOW) for token in tokens}
+    for _ in range(3):
+        for i, (token, raw) in enumerate(raws.items()):
+            assert verify_init_data(raw, token, now=NOW).user_id == 7
+            assert reason_of(verify_init_data, raw, tokens[i - 1], now=NOW) == "hash_mismatch"
+            fields = parse_init_data(raw)
+            secret = hmac.new(b"WebAppData", token.encode(), hashlib.sha256).digest()
+            assert expected_hash(fields, token) == hmac.new(
+                secret, data_check_string(fields).encode(), hashlib.sha256
+            ).hexdigest()
 
 
 def test_parse_keeps_raw_user_json():
