@@ -20,11 +20,7 @@ def load_handlers(settings: Settings | None = None) -> None:
     if settings is not None:
         _settings = settings
     for name in HANDLER_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not name.startswith(exc.name):
-                raise
+        importlib.import_module(name)
 
 
 def settings() -> Settings:

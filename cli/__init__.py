@@ -1,11 +1,9 @@
 """The `entitle` command line for operators."""
 from __future__ import annotations
 
-import importlib
-
 import typer
 
-from cli import db, entitlements, events, plans, service
+from cli import db, entitlements, events, initdata, plans, service, stripe, telegram
 from cli.metrics import metrics
 
 app = typer.Typer(
@@ -26,14 +24,8 @@ app.add_typer(plans.app, name="plans")
 app.add_typer(events.app, name="events")
 app.add_typer(entitlements.app, name="entitlements")
 
-# Provider command modules add themselves: each has register(app, refund_app, simulate_app).
-for _name in ("cli.telegram", "cli.stripe", "cli.initdata"):
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != _name:
-            raise
-        continue
+# Provider command modules add their commands to the top level, `refund` and `simulate`.
+for _module in (telegram, stripe, initdata):
     _module.register(app, refund_app, simulate_app)
 
 app.add_typer(refund_app, name="refund")

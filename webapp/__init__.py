@@ -1,7 +1,6 @@
 """The Flask application: webhooks, the Mini App API and page, health and metrics."""
 from __future__ import annotations
 
-import importlib
 import logging
 
 from flask import Flask, abort, request
@@ -16,8 +15,6 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PROVIDERS = {"/webhooks/telegram": "telegram", "/webhooks/stripe": "stripe"}
 
-# Blueprints of the providers and the Mini App, registered when present.
-OPTIONAL_BLUEPRINTS = ("webapp.telegram", "webapp.stripe", "webapp.session", "webapp.miniapp", "webapp.checkout")
 
 
 def create_app(settings: Settings | None = None, catalogue: Catalogue | None = None) -> Flask:
@@ -54,16 +51,8 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         if not db.database.is_closed() and not db.database.in_transaction():
             db.database.close()
 
-    from webapp import health, plans
+    from webapp import checkout, health, miniapp, plans, session, stripe, telegram
 
-    app.register_blueprint(health.bp)
-    app.register_blueprint(plans.bp)
-    for name in OPTIONAL_BLUEPRINTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in (health, plans, telegram, stripe, session, miniapp, checkout):
         app.register_blueprint(module.bp)
     return app
