@@ -7,23 +7,13 @@ import time
 import pytest
 
 from app.telegram.initdata import sign_init_data, verify_init_data
+# A real initData with Telegram's Ed25519 signature; its source is cited where it is defined.
+from tests.app.telegram.test_initdata import TMA_3RD_BOT_ID as THIRD_PARTY_BOT_ID
+from tests.app.telegram.test_initdata import TMA_3RD_INIT_DATA as THIRD_PARTY_INIT_DATA
 
 TOKEN = "7000000003:AAHsecretHalfOfTheBotTokenMustNotLeak_xyz"
 SECRET_HALF = TOKEN.split(":", 1)[1]
 USER = {"id": 777001, "first_name": "Grace", "username": "grace"}
-
-# Telegram-Mini-Apps/telegram-apps, packages/init-data-node/src/entries/shared.test.ts (`sp`, `botId`):
-# a real initData carrying both `hash` and Telegram's production Ed25519 `signature`.
-THIRD_PARTY_BOT_ID = 7342037359
-THIRD_PARTY_INIT_DATA = (
-    "user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%20%2B%20-%20%3F%20%5C%2F%22%2C%22last_name"
-    "%22%3A%22Kibenko%22%2C%22username%22%3A%22vdkfrost%22%2C%22language_code%22%3A%22ru%22%2C%22is_premium"
-    "%22%3Atrue%2C%22allows_write_to_pm%22%3Atrue%2C%22photo_url%22%3A%22https%3A%5C%2F%5C%2Ft.me%5C%2Fi%5C"
-    "%2Fuserpic%5C%2F320%5C%2F4FPEE4tmP3ATHa57u6MqTDih13LTOiMoKoLDRG4PnSA.svg%22%7D&chat_instance="
-    "8134722200314281151&chat_type=private&auth_date=1733584787&signature=zL-ucjNyREiHDE8aihFwpfR9aggP2xiAo3"
-    "NSpfe-p7IbCisNlDKlo7Kb6G4D0Ao2mBrSgEk4maLSdv6MLIlADQ&hash=2174df5b000556d044f3f020384e879c8efcab55ddea2"
-    "ced4eb752e93e7080d6"
-)
 
 
 def signed(auth_date: float | None = None) -> str:
