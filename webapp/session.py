@@ -42,7 +42,12 @@ def me():
     user = find_user(int(identity))
     if user is None:
         raise ApiError(401, "user_unknown", "the user of this token no longer exists; sign in again")
-    return jsonify({"user": user_to_dict(user), "entitlements": entitlements.summary(user)})
+    return jsonify({"user": _user_json(user), "entitlements": entitlements.summary(user)})
+
+
+def _user_json(user) -> dict:
+    """The user as JSON, and whether they have a Stripe customer (a card billing portal to open)."""
+    return {**user_to_dict(user), "stripe_customer": bool(user.stripe_customer_id)}
 
 
 def _sign_in() -> dict:
@@ -61,7 +66,7 @@ def _sign_in() -> dict:
         "access_token": create_access_token(identity=str(user.telegram_id)),
         "token_type": "Bearer",
         "expires_in": config.jwt_access_token_minutes * 60,
-        "user": user_to_dict(user),
+        "user": _user_json(user),
         "entitlements": entitlements.summary(user),
         # Which buy buttons the page shows: Stars need only the bot token, cards need Stripe.
         "payments": {"stars": True, "card": bool(config.stripe_secret_key)},

@@ -1,8 +1,8 @@
 """The Mini App page in headless Chromium: it signs in, shows what the user holds, and its buy buttons work.
 
 Telegram's `telegram-web-app.js` is answered by a stand-in that carries initData signed with the
-test token and records `openInvoice` / `openLink`. `/api/invoice` and `/api/checkout` are answered
-in the browser too, so the test proves what the page sends to them, not how they charge.
+test token and records `openInvoice` / `openLink`. `/api/invoice`, `/api/checkout` and `/api/portal`
+are answered in the browser too, so the test proves what the page sends to them, not how they charge.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import entitlements, users
+from app.models import User
 from app.telegram.initdata import sign_init_data
 
 pytestmark = pytest.mark.browser
@@ -51,6 +52,7 @@ THEME = {
 }
 INVOICE_LINK = "https://t.me/$browser-test-invoice"
 CHECKOUT_URL = "https://checkout.stripe.com/c/pay/cs_test_browser"
+PORTAL_URL = "https://billing.stripe.com/p/session/test_browser"
 
 STAND_IN = """
 (function () {
@@ -121,7 +123,8 @@ class MiniApp:
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
         self.errors: list[str] = []
-        self.posted: dict[str, list[dict]] = {"/api/invoice": [], "/api/checkout": []}
+        self.base = base
+        self.posted: dict[str, list[dict]] = {"/api/invoice": [], "/api/checkout": [], "/api/portal": []}
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
 
         # Nothing leaves the machine: only our server and the answers below are reachable.
@@ -133,15 +136,16 @@ class MiniApp:
         )
         self.page.route(f"{base}/api/invoice", lambda route: self._answer(route, {"link": INVOICE_LINK}))
         self.page.route(f"{base}/api/checkout", lambda route: self._answer(route, {"url": CHECKOUT_URL, "id": "cs_test_browser"}))
+        self.page.route(f"{base}/api/portal", lambda route: self._answer(route, {"url": PORTAL_URL}))
         self.page.goto(f"{base}/app")
 
-    def _answer(self, route, body: dict) -> None:
+    def _answer(self, route, body: dict, status: int = 200) -> None:
         request = route.request
         path = "/" + request.url.split("/", 3)[3]
         self.posted[path].append(
             {"method": request.method, "body": request.post_data_json, "authorization": request.headers.get("authorization", "")}
         )
-        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+        route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
 
     def telegram(self, name: str):
         """What the stand-in recorded for one Telegram.WebApp method."""
@@ -200,6 +204,8 @@ def test_the_page_signs_in_shows_entitlements_and_buys(open_app):
     lifetime = page.locator('li[data-plan="supporter_lifetime"]')
     assert lifetime.locator(".buy-stars").get_attribute("aria-label") == "Pay 1000 Telegram Stars"
     assert lifetime.locator(".buy-card").count() == 0
+    # Nothing bought by card yet: no billing account to manage.
+    assert page.locator("#billing").is_hidden()
 
     # Telegram's theme, not the page's own colours.
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(23, 33, 43)"
@@ -231,6 +237,71 @@ def test_the_page_signs_in_shows_entitlements_and_buys(open_app):
     assert mini_app.telegram("openLink") == [CHECKOUT_URL]
 
     mini_app.screenshot("miniapp-after-purchase.png")
+    assert mini_app.errors == []
+
+
+def with_stripe_customer() -> None:
+    users.ensure_user(USER["id"], first_name="Grace")
+    User.update(stripe_customer_id="cus_test_browser").where(User.telegram_id == USER["id"]).execute()
+
+
+def test_a_card_payer_opens_the_billing_portal(open_app):
+    with_stripe_customer()
+
+    mini_app = open_app(fresh_init_data())
+    page = mini_app.page
+
+    manage = page.locator("#manage-card")
+    manage.wait_for(state="visible")
+    assert manage.inner_text() == "Manage card payments"
+    mini_app.screenshot("miniapp-manage-card.png")
+
+    # The portal session comes from /api/portal with the session token and opens with openLink.
+    manage.click()
+    page.wait_for_function("() => window.__telegram.openLink.length === 1")
+    [portal] = mini_app.posted["/api/portal"]
+    assert portal["method"] == "POST" and portal["authorization"].startswith("Bearer ")
+    assert mini_app.telegram("openLink") == [PORTAL_URL]
+
+    # A refusal is shown, and nothing opens.
+    refuse_portal(mini_app, 502, "stripe_error", "Stripe could not open the billing portal just now; try again in a moment")
+    manage.click()
+    page.locator("#notice.error", has_text="Could not open your card payments: Stripe could not open").wait_for(state="visible")
+    assert manage.is_enabled() and len(mini_app.posted["/api/portal"]) == 2
+    mini_app.screenshot("miniapp-manage-card-failed.png")
+
+    # No customer after all: said plainly, and the button goes.
+    refuse_portal(mini_app, 404, "no_customer", "nothing was bought by card yet, so there is no billing account to manage")
+    manage.click()
+    page.locator("#notice.error", has_text="You have not paid by card yet").wait_for(state="visible")
+    assert page.locator("#billing").is_hidden()
+    assert mini_app.telegram("openLink") == [PORTAL_URL]
+    assert mini_app.errors == []
+
+
+def refuse_portal(mini_app: MiniApp, status: int, code: str, message: str) -> None:
+    """Answer /api/portal from now on with an API error."""
+    error = {"error": {"code": code, "message": message}}
+    mini_app.page.route(f"{mini_app.base}/api/portal", lambda route: mini_app._answer(route, error, status=status))
+
+
+def test_no_billing_portal_when_cards_are_not_sold(open_app):
+    with_stripe_customer()
+    mini_app = open_app(fresh_init_data())
+    page = mini_app.page
+
+    # The session answer as a server without Stripe would give it.
+    def without_cards(route):
+        response = route.fetch()
+        body = response.json()
+        body["payments"]["card"] = False
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route(f"{mini_app.base}/api/session", without_cards)
+    page.reload()
+    page.locator("#content").wait_for(state="visible")
+    assert page.locator(".buy-card").count() == 0
+    assert page.locator("#billing").is_hidden()
     assert mini_app.errors == []
 
 

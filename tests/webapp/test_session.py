@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app import entitlements, users
+from app.models import User
 from app.telegram.initdata import sign_init_data
 from webapp import create_app
 
@@ -59,7 +60,7 @@ def test_fresh_init_data_gives_a_token_for_the_user(client, settings):
     body = response.get_json()
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 15 * 60
-    assert body["user"] == USER
+    assert body["user"] == {**USER, "stripe_customer": False}
     assert body["entitlements"] == []
     payload = jwt.decode(body["access_token"], settings.jwt_secret_key, algorithms=["HS256"])
     assert payload["sub"] == str(USER["id"])
@@ -187,6 +188,20 @@ def test_sign_in_answers_what_the_user_already_holds(client):
     body = sign_in(client, signed()).get_json()
 
     assert body["entitlements"] == [{"entitlement": "supporter", "active": True, "expires_at": None}]
+
+
+def test_session_and_me_say_whether_the_user_has_a_stripe_customer(client):
+    token = sign_in(client, signed()).get_json()["access_token"]
+
+    def me() -> dict:
+        return client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).get_json()["user"]
+
+    assert me()["stripe_customer"] is False
+
+    User.update(stripe_customer_id="cus_test_session").where(User.telegram_id == USER["id"]).execute()
+
+    assert me()["stripe_customer"] is True
+    assert sign_in(client, signed()).get_json()["user"]["stripe_customer"] is True
 
 
 def forged_tokens(good: str, secret: str) -> dict[str, str]:

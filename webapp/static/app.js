@@ -102,6 +102,9 @@
     $("user-name").textContent = name;
     $("user-handle").textContent = user.username ? "@" + user.username : "id " + user.id;
     $("avatar").textContent = name.charAt(0).toUpperCase();
+    // Only someone who has paid by card has a Stripe billing account to manage.
+    var payments = (session && session.payments) || {};
+    $("billing").hidden = !(payments.card !== false && user.stripe_customer);
   }
 
   function renderEntitlements(list) {
@@ -222,6 +225,23 @@
       .then(function () { setBusy(false); });
   }
 
+  function manageCard() {
+    var button = $("manage-card");
+    button.disabled = true;
+    notify("");
+    authed("POST", "/api/portal")
+      .then(function (data) { tg.openLink(data.url); })
+      .catch(function (error) {
+        if (error.code === "no_customer") {
+          $("billing").hidden = true;
+          notify("You have not paid by card yet, so there are no card payments to manage.", true);
+        } else {
+          notify("Could not open your card payments: " + error.message, true);
+        }
+      })
+      .then(function () { button.disabled = false; });
+  }
+
   function refresh() {
     return authed("GET", "/api/me").then(function (data) {
       renderUser(data.user);
@@ -287,6 +307,7 @@
     tg.ready();
     if (tg.expand) tg.expand();
     $("retry").addEventListener("click", load);
+    $("manage-card").addEventListener("click", manageCard);
     document.addEventListener("visibilitychange", returned);
     if (tg.onEvent) tg.onEvent("activated", returned);
     load();
