@@ -6,8 +6,10 @@ REDIS_URL to the machine's Redis); without them the suite starts its own Redis a
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -136,6 +138,20 @@ def app(settings, database, broker):
     application = create_app(settings)
     application.config["TESTING"] = True
     return application
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:
+    """The app served over real HTTP on a free port, as `entitle run` serves it; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
 
 
 @pytest.fixture

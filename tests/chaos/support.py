@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import peewee
 import pytest
@@ -10,6 +9,7 @@ import requests
 
 from app.models import Event, Grant, LedgerEntry, User
 from bench import config, payloads
+from bench.tally import Tally
 
 
 @pytest.fixture
@@ -58,15 +58,6 @@ def deliver_concurrently(url: str, requests_: list[dict], copies: int) -> list[i
     for t in threads:
         t.join(60)
     return best
-
-
-@dataclass(frozen=True)
-class Tally:
-    events_accepted: int
-    grants_expected: int
-    grants_present: int
-    grants_doubled: int
-    events_lost: int
 
 
 def tally(requests_: list[dict], statuses: list[int]) -> Tally:

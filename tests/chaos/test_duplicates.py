@@ -1,23 +1,8 @@
 """Every real payment webhook delivered 5 times at the same moment: one row and one grant each."""
 from __future__ import annotations
 
-import threading
-
-import pytest
-from werkzeug.serving import make_server
-
 from tests.chaos.support import all_granted, clean, deliver_concurrently, env, payments_for, tally  # noqa: F401
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_twelve_payments_each_delivered_five_times_concurrently_are_granted_once_each(app, live_server, worker):

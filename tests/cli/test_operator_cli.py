@@ -61,25 +61,17 @@ def test_db_status_lists_applied_migrations(cli):
     assert "up to date" in cli("db", "migrate").stdout
 
 
-def test_metrics_reads_a_running_service(cli, app):
-    import threading
-
-    from werkzeug.serving import make_server
+def test_metrics_reads_a_running_service(cli, live_server):
+    from tests.support.redis_server import free_port
 
     cli("entitlements", "grant", "888", "premium")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.port}/metrics"
-        rows = json.loads(cli("metrics", "--url", url, "--json").stdout)
-        granted = [r for r in rows if r["name"] == "entitlements_granted_total" and r["labels"] == {"source": "manual"}]
-        assert granted and granted[0]["value"] >= 1
-        table = cli("metrics", "--url", url)
-        assert table.exit_code == 0 and "entitlements_granted_total" in table.stdout
-    finally:
-        server.shutdown()
-    down = cli("metrics", "--url", url)
+    url = f"{live_server}/metrics"
+    rows = json.loads(cli("metrics", "--url", url, "--json").stdout)
+    granted = [r for r in rows if r["name"] == "entitlements_granted_total" and r["labels"] == {"source": "manual"}]
+    assert granted and granted[0]["value"] >= 1
+    table = cli("metrics", "--url", url)
+    assert table.exit_code == 0 and "entitlements_granted_total" in table.stdout
+    down = cli("metrics", "--url", f"http://127.0.0.1:{free_port()}/metrics")
     assert down.exit_code == 1 and "could not read" in down.stderr
 
 
@@ -94,15 +86,6 @@ def test_revoking_nothing_exits_1_with_json_too(cli):
     assert result.exit_code == 1 and result.stdout.strip() == "[]"
 
 
-def test_metrics_from_a_page_that_is_not_prometheus_text_exits_1(cli, app):
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        result = cli("metrics", "--url", f"http://127.0.0.1:{server.port}/app")
-    finally:
-        server.shutdown()
+def test_metrics_from_a_page_that_is_not_prometheus_text_exits_1(cli, live_server):
+    result = cli("metrics", "--url", f"{live_server}/app")
     assert result.exit_code == 1 and "did not answer with Prometheus text" in result.stderr

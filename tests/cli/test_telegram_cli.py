@@ -13,7 +13,6 @@ from tests.app.telegram.support import (  # noqa: F401 - fixtures
     SECRET,
     TOKEN_SECRET_HALF,
     env,
-    live_server,
     metric,
     payment_update,
     post_update,

@@ -17,7 +17,6 @@ from tests.app.telegram.support import (  # noqa: F401 - fixtures
     HEADERS,
     SECRET,
     env,
-    live_server,
     metric,
     payment_update,
     post_update,

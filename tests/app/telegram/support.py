@@ -4,8 +4,6 @@ Test modules import the fixtures they need (`env` overrides the suite's, adding 
 """
 from __future__ import annotations
 
-import threading
-from typing import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,20 +29,6 @@ def env(env, telegram_api):
         PUBLIC_URL=PUBLIC_URL,
     )
     return env
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[str]:
-    """The app served over real HTTP on a free port, as `entitle run` serves it; yields its base URL."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def post_update(client, update: dict, headers: dict | None = None):
