@@ -1,10 +1,17 @@
 """The `entitle` command line for operators."""
 from __future__ import annotations
 
-import typer
+import os
 
-from cli import db, entitlements, events, initdata, plans, service, stripe, telegram
-from cli.metrics import metrics
+# A CLI run is not one of the processes `/metrics` aggregates: its counters stay in memory, so
+# it leaves no file in the shared directory (prometheus-client reads the variable at import).
+# `entitle worker` hands the directory on to the workers it starts.
+METRICS_DIR = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+import typer  # noqa: E402
+
+from cli import db, entitlements, events, initdata, plans, service, stripe, telegram  # noqa: E402
+from cli.metrics import metrics  # noqa: E402
 
 app = typer.Typer(
     name="entitle",

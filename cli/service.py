@@ -74,6 +74,10 @@ def worker(
         fail(str(exc))
     if settings.embedded_broker:
         fail("BROKER_URL (or REDIS_URL) is not set: the worker runs inside `entitle run`")
+    from cli import METRICS_DIR
+
+    if METRICS_DIR:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
     args = [sys.executable, "-m", "dramatiq", "workers", "--processes", str(processes), "--threads", str(threads)]
     os.execvp(args[0], args)
 

@@ -1,6 +1,7 @@
 """The Procfile's `release:` and `web:` lines work as a platform would run them."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -36,11 +37,77 @@ def test_release_then_web_serve_healthz_and_metrics_under_gunicorn(env, tmp_path
                 return None
 
         assert wait_for(healthz, timeout=30, message="gunicorn to answer").json() == {"database": "ok", "broker": "ok"}
-        # An operator's grant in another process shows in the web process's /metrics.
+        # An operator's command is not a process /metrics aggregates: it leaves no file behind.
+        before = sorted(os.listdir(run_env["PROMETHEUS_MULTIPROC_DIR"]))
         subprocess.run(["bash", "-c", "entitle entitlements grant 4242 premium"], cwd=ROOT, env=run_env, check=True, capture_output=True)
+        assert sorted(os.listdir(run_env["PROMETHEUS_MULTIPROC_DIR"])) == before
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
         assert metrics.status_code == 200
-        assert 'entitlements_granted_total{source="manual"} 1.0' in metrics.text
+        assert "miniapp_sessions_total 0.0" in metrics.text
     finally:
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(20)
+
+
+def test_web_start_clears_metrics_files_of_processes_that_are_gone(env, tmp_path):
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999999.db").write_bytes(b"left over from an earlier run")
+    run_env = {**os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": "1", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    run_env["PATH"] = f"{os.path.dirname(sys.executable)}:{run_env['PATH']}"
+    subprocess.run(["bash", "-c", procfile()["release"]], cwd=ROOT, env=run_env, check=True, capture_output=True)
+    web = subprocess.Popen(["bash", "-c", procfile()["web"]], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz", web), timeout=30, message="gunicorn to answer")
+        assert not (metrics_dir / "counter_999999999.db").exists()
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(20)
+
+
+def _get(url: str, proc: subprocess.Popen):
+    try:
+        return requests.get(url, timeout=2)
+    except requests.RequestException:
+        assert proc.poll() is None, "the process exited"
+        return None
+
+
+def test_honcho_runs_the_documented_local_recipe_and_a_payment_is_granted(env, database, telegram_api, tmp_path):
+    """`honcho start release && honcho start web worker`, as the README says, with a real webhook and worker."""
+    from app.telegram.payments import encode_payload
+    from app.telegram.updates import successful_payment_update
+
+    port = free_port()
+    secret = "local-webhook-secret-0123456789"
+    run_env = {
+        **os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": "1", "WORKER_PROCESSES": "1", "WORKER_THREADS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "TELEGRAM_WEBHOOK_SECRET": secret,
+        "TELEGRAM_BOT_TOKEN": "123456:local-test-token-abcdefghij", "TELEGRAM_API_URL": telegram_api.url,
+    }
+    run_env["PATH"] = f"{os.path.dirname(sys.executable)}:{run_env['PATH']}"
+    release = subprocess.run(["honcho", "start", "release"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=120)
+    assert release.returncode == 0, release.stdout + release.stderr
+    stack = subprocess.Popen(["honcho", "start", "web", "worker"], cwd=ROOT, env=run_env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz", stack), timeout=30, message="web to answer")
+        update = successful_payment_update(777001, encode_payload("premium_week", 777001), 75, "honcho-charge-1")
+        answer = requests.post(f"http://127.0.0.1:{port}/webhooks/telegram", json=update, timeout=5,
+                               headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+        assert answer.status_code == 200, answer.text
+
+        def granted():
+            listing = subprocess.run(["entitle", "entitlements", "list", "--user", "777001", "--json"], cwd=ROOT,
+                                     env=run_env, capture_output=True, text=True)
+            return [row for row in json.loads(listing.stdout or "[]") if row["active"]]
+
+        rows = wait_for(granted, timeout=30, message="the worker to grant")
+        assert [(r["entitlement"], r["source"]) for r in rows] == [("premium", "telegram")]
+        wait_for(lambda: telegram_api.calls_to("sendMessage"), timeout=15, message="the confirmation")
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        assert 'entitlements_granted_total{source="telegram"} 1.0' in metrics  # counted by the worker process
+    finally:
+        os.killpg(stack.pid, signal.SIGTERM)
+        stack.wait(20)
