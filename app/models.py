@@ -129,4 +129,14 @@ class SchemaMigration(BaseModel):
     applied_at = peewee.DateTimeField(default=utcnow)
 
 
-ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry]
+class WorkerHeartbeat(BaseModel):
+    """A worker process that is alive: it writes `seen_at` every few seconds and removes its row when it stops."""
+
+    worker = peewee.CharField(max_length=128, primary_key=True)
+    hostname = peewee.CharField(max_length=255)
+    pid = peewee.IntegerField()
+    started_at = peewee.DateTimeField(default=utcnow)
+    seen_at = peewee.DateTimeField(default=utcnow, index=True)
+
+
+ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry, WorkerHeartbeat]

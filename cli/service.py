@@ -82,8 +82,28 @@ def worker(
     os.execvp(args[0], args)
 
 
+def _workers_report(settings, database_ok: bool) -> dict:
+    """Workers seen through their heartbeats; none alive fails the status when a broker is configured."""
+    from app import heartbeats
+    from app.clock import iso
+
+    within = int(heartbeats.ALIVE_WITHIN.total_seconds())
+    if not database_ok:
+        return {"state": "unknown (database down or not migrated)", "alive": 0, "within_seconds": within, "last_seen": None}
+    try:
+        seen = heartbeats.seen()
+    except Exception as exc:
+        return {"state": f"unknown: {type(exc).__name__}", "alive": 0, "within_seconds": within, "last_seen": None}
+    if seen.ok:
+        state = "ok"
+    else:
+        # Without a broker the worker runs inside `entitle run`; not running it is not a failure.
+        state = "none (embedded)" if settings.embedded_broker else "none alive"
+    return {"state": state, "alive": seen.alive, "within_seconds": within, "last_seen": iso(seen.last_seen)}
+
+
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Configuration (secrets masked), database, broker, queue depths, pending and failed events."""
+    """Configuration (secrets masked), database, broker, queue depths, workers alive, pending and failed events."""
     import workers
     from workers.broker import ping, queue_depths
 
@@ -100,13 +120,20 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         healthy = False
         report["database"] = {"state": f"down: {type(exc).__name__}"}
         report["events"] = {}
-    broker = workers.current_broker()
-    try:
-        ping(broker)
-        report["broker"] = {"state": "ok", "kind": type(broker).__name__, "queues": queue_depths(broker)}
-    except Exception as exc:
+    report["workers"] = _workers_report(settings, not report["database"].get("pending_migrations", [None]))
+    if report["workers"]["state"] == "none alive":
         healthy = False
-        report["broker"] = {"state": f"down: {type(exc).__name__}", "kind": type(broker).__name__}
+    if settings.embedded_broker:
+        # The in-memory broker lives inside `entitle run`; this process's own copy says nothing.
+        report["broker"] = {"state": "embedded", "kind": "embedded in `entitle run`"}
+    else:
+        broker = workers.current_broker()
+        try:
+            ping(broker)
+            report["broker"] = {"state": "ok", "kind": type(broker).__name__, "queues": queue_depths(broker)}
+        except Exception as exc:
+            healthy = False
+            report["broker"] = {"state": f"down: {type(exc).__name__}", "kind": type(broker).__name__}
     if as_json:
         print_json(report)
     else:
@@ -119,6 +146,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         console.print(f"broker:   {report['broker']['state']} ({report['broker']['kind']})", highlight=False)
         for queue, depth in report["broker"].get("queues", {}).items():
             console.print(f"  queue {queue}: {depth} waiting")
+        seen = report["workers"]
+        style = "green" if seen["state"] == "ok" else ("yellow" if seen["state"] == "none (embedded)" else "red")
+        last = f", last seen {seen['last_seen']}" if seen.get("last_seen") else ""
+        console.print(f"workers:  [{style}]{seen['alive']} alive[/] in the last {seen['within_seconds']} s{last}", highlight=False)
         if report["events"]:
             ev = report["events"]
             style = "red" if ev.get("failed") else "green"

@@ -9,6 +9,7 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 
 from app.config import Settings
 from workers.db_middleware import DatabaseConnection
+from workers.heartbeat import Heartbeat
 from workers.startup_check import StartupCheck
 from workers.sweeper import Sweeper
 
@@ -18,7 +19,7 @@ QUEUES = ("events", "sessions")
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """A broker for the configured URL, with the project's middleware."""
     middleware = [m() for m in default_middleware] + [
-        StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Sweeper(settings),
+        StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Sweeper(settings), Heartbeat(),
     ]
     if settings.prometheus_multiproc_dir:
         # Dramatiq's own metrics land in the same directory our /metrics reads.

@@ -34,7 +34,7 @@ def test_a_bad_user_id_is_a_usage_error(cli):
     assert cli("entitlements", "grant", "not-a-number", "premium").exit_code == 2
 
 
-def test_status_masks_secrets_and_reports_health(cli):
+def test_status_masks_secrets_and_reports_health(cli, worker):
     secret_env = {
         "TELEGRAM_BOT_TOKEN": "123456:AAHsecretsecretsecretsecret",
         "STRIPE_SECRET_KEY": "sk_test_verysecretvalue123",
@@ -46,11 +46,34 @@ def test_status_masks_secrets_and_reports_health(cli):
     assert report["database"]["state"] == "ok" and report["broker"]["state"] == "ok"
     assert set(report["broker"]["queues"]) == {"events", "sessions"}
     assert report["events"] == {"pending": 0, "processed": 0, "failed": 0, "ignored": 0}
+    assert report["workers"]["state"] == "ok" and report["workers"]["alive"] == 1
     human = cli("status", **secret_env)
+    assert "workers:  1 alive in the last 60 s, last seen" in human.stdout
     for secret in secret_env.values():
         for part in secret.split(","):
             assert part not in result.stdout and part not in human.stdout
     assert "JWT_SECRET_KEY" in human.stdout
+
+
+def test_status_exits_1_when_a_broker_is_configured_and_no_worker_is_alive(cli, broker):
+    import dramatiq
+
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    assert cli("status").exit_code == 0
+    worker.stop()
+    result = cli("status", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["workers"] == {"state": "none alive", "alive": 0, "within_seconds": 60, "last_seen": None}
+    assert "0 alive" in cli("status").stdout
+
+
+def test_status_in_embedded_mode_does_not_report_its_own_in_memory_broker(cli, env):
+    result = cli("status", "--json", BROKER_URL="", REDIS_URL="")
+    report = json.loads(result.stdout)
+    assert report["broker"] == {"state": "embedded", "kind": "embedded in `entitle run`"}
+    assert report["workers"]["state"] == "none (embedded)"
+    assert result.exit_code == 0
 
 
 def test_db_status_lists_applied_migrations(cli):

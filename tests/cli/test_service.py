@@ -38,7 +38,7 @@ def test_run_serves_healthz_on_sqlite_with_the_embedded_worker(tmp_path):
 
         response = wait_for(healthy, timeout=30, message="entitle run to answer")
         assert response.status_code == 200
-        assert response.json() == {"database": "ok", "broker": "ok"}
+        assert response.json() == {"database": "ok", "broker": "ok", "workers": "ok"}
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)

@@ -7,10 +7,29 @@ from app.config import load_settings
 from webapp import create_app
 
 
-def test_healthz_reports_database_and_broker(client):
+def test_healthz_reports_database_broker_and_workers(client, worker):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"database": "ok", "broker": "ok"}
+    assert response.get_json() == {"database": "ok", "broker": "ok", "workers": "ok"}
+
+
+def test_healthz_is_503_naming_the_workers_when_none_is_alive(client, broker, database):
+    import dramatiq
+
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["database"] == "ok" and body["broker"] == "ok" and body["workers"].startswith("down: no worker seen")
+    assert "workers" in body["error"]["message"]
+
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        assert client.get("/healthz").status_code == 200
+    finally:
+        worker.stop()
+    # A worker that stops cleanly takes its heartbeat with it.
+    assert client.get("/healthz").get_json()["workers"].startswith("down")
 
 
 def test_healthz_names_the_broker_when_it_is_down(env, database):

@@ -31,12 +31,16 @@ def test_release_then_web_serve_healthz_and_metrics_under_gunicorn(env, tmp_path
     try:
         def healthz():
             try:
-                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                return [requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)]  # a 503 Response is falsy
             except requests.RequestException:
                 assert web.poll() is None, "gunicorn exited"
                 return None
 
-        assert wait_for(healthz, timeout=30, message="gunicorn to answer").json() == {"database": "ok", "broker": "ok"}
+        # Web alone: nothing processes what it records, and /healthz says so.
+        [health] = wait_for(healthz, timeout=30, message="gunicorn to answer")
+        assert health.status_code == 503
+        assert {k: v for k, v in health.json().items() if k != "error"} == {
+            "database": "ok", "broker": "ok", "workers": "down: no worker seen in the last 60 s"}
         # An operator's command is not a process /metrics aggregates: it leaves no file behind.
         before = sorted(os.listdir(run_env["PROMETHEUS_MULTIPROC_DIR"]))
         subprocess.run(["bash", "-c", "entitle entitlements grant 4242 premium"], cwd=ROOT, env=run_env, check=True, capture_output=True)
@@ -68,7 +72,7 @@ def test_web_start_clears_metrics_files_of_processes_that_are_gone(env, tmp_path
 
 def _get(url: str, proc: subprocess.Popen):
     try:
-        return requests.get(url, timeout=2)
+        return [requests.get(url, timeout=2)]  # a list, since a 503 Response is falsy
     except requests.RequestException:
         assert proc.poll() is None, "the process exited"
         return None
@@ -92,7 +96,11 @@ def test_honcho_runs_the_documented_local_recipe_and_a_payment_is_granted(env, d
     stack = subprocess.Popen(["honcho", "start", "web", "worker"], cwd=ROOT, env=run_env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz", stack), timeout=30, message="web to answer")
+        def healthy():
+            answered = _get(f"http://127.0.0.1:{port}/healthz", stack)
+            return answered and answered[0].status_code == 200 and answered[0]
+
+        assert wait_for(healthy, timeout=30, message="web and worker to be up").json() == {"database": "ok", "broker": "ok", "workers": "ok"}
         update = successful_payment_update(777001, encode_payload("premium_week", 777001), 75, "honcho-charge-1")
         answer = requests.post(f"http://127.0.0.1:{port}/webhooks/telegram", json=update, timeout=5,
                                headers={"X-Telegram-Bot-Api-Secret-Token": secret})
