@@ -73,7 +73,7 @@ def grant(
     *,
     source: str,
     reference: str,
-    days: int | None = None,
+    days: float | None = None,
     until: datetime | None = None,
     plan: str | None = None,
     subscription_id: str | None = None,
@@ -260,7 +260,7 @@ def revoke_entitlement(user: User, entitlement: str, *, reason: str = "manual", 
         return _revoke(rows, reason, actor)
 
 
-def grant_manually(user: User, entitlement: str, *, days: int | None, actor: str = "operator") -> GrantResult:
+def grant_manually(user: User, entitlement: str, *, days: float | None, actor: str = "operator") -> GrantResult:
     """An operator's grant, recorded in the ledger under its own reference."""
     return grant(user, entitlement, source="manual", reference=f"manual-{uuid.uuid4().hex}", days=days, actor=actor)
 

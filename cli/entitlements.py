@@ -1,13 +1,17 @@
 """`entitle entitlements list|grant|revoke`."""
 from __future__ import annotations
 
+from difflib import get_close_matches
 from typing import Optional
 
 import typer
 
 from app import entitlements, users
+from app.plans import Catalogue, PlanError
 from cli import context
 from cli.output import console, fail, print_json, table
+
+MAX_TELEGRAM_ID = 2**53 - 1  # Telegram ids fit in 52 significant bits
 
 app = typer.Typer(help="What users hold, and manual changes.", no_args_is_help=True)
 
@@ -47,14 +51,27 @@ def list_grants(
     )
 
 
+def _known_entitlements() -> set[str]:
+    """The entitlements some plan of the catalogue grants."""
+    try:
+        return {plan.entitlement for plan in Catalogue.from_file(context.settings().plans_file)}
+    except PlanError as exc:
+        fail(str(exc))
+
+
 @app.command("grant")
 def grant(
-    telegram_id: int = typer.Argument(..., help="The user's Telegram id."),
+    telegram_id: int = typer.Argument(..., min=1, max=MAX_TELEGRAM_ID, help="The user's Telegram id."),
     entitlement: str = typer.Argument(..., help="The entitlement key, e.g. premium."),
-    days: Optional[int] = typer.Option(None, "--days", min=1, help="How long; omit for lifetime."),
+    days: Optional[float] = typer.Option(None, "--days", min=0.0001, help="How long (fractions too, e.g. 0.5); omit for lifetime."),
+    new: bool = typer.Option(False, "--new", help="Grant an entitlement that no plan grants (not a typo)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Grant an entitlement by hand (recorded in the audit ledger)."""
+    known = _known_entitlements()
+    if entitlement not in known and not new:
+        hint = f"; did you mean {' or '.join(repr(k) for k in close)}?" if (close := get_close_matches(entitlement, known)) else ""
+        fail(f"no plan grants {entitlement!r}{hint} (known: {', '.join(sorted(known)) or 'none'}); pass --new if it is meant", code=1)
     context.ready_database()
     user = users.ensure_user(telegram_id)
     result = entitlements.grant_manually(user, entitlement, days=days)

@@ -1,0 +1,113 @@
+"""One payer's history, oldest first: payments, grants, revocations, refunds and messages, from the ledger."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from app.clock import iso
+from app.models import LedgerEntry, User
+from app.users import find_user
+
+PAYMENT_SOURCES = ("telegram", "stripe")
+# Currencies Stripe counts in whole units (https://docs.stripe.com/currencies#zero-decimal).
+ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+
+# Ledger actions and the kind of timeline line each one is.
+KINDS = {
+    "grant": "grant",
+    "extend": "grant",
+    "reschedule": "reschedule",
+    "revoke": "revocation",
+    "refund": "refund",
+    "partial_refund": "refund",
+    "dispute": "dispute",
+    "payment_failed": "payment_failed",
+    "message": "message",
+}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One thing that happened to a payer."""
+
+    at: datetime
+    kind: str
+    source: str
+    reference: str | None
+    entitlement: str | None
+    summary: str
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The line as JSON."""
+        return {
+            "at": iso(self.at), "kind": self.kind, "source": self.source, "reference": self.reference,
+            "entitlement": self.entitlement, "summary": self.summary, "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A payer and what happened to them."""
+
+    user: User
+    lines: list[Line]
+
+
+def customer_timeline(telegram_id: int) -> Timeline | None:
+    """The payer's timeline, oldest first; None when the service has never seen them."""
+    user = find_user(telegram_id)
+    if user is None:
+        return None
+    rows = LedgerEntry.select().where(LedgerEntry.user == user.id).order_by(LedgerEntry.at, LedgerEntry.id)
+    return Timeline(user, [_line(row) for row in rows])
+
+
+def _line(row: LedgerEntry) -> Line:
+    detail = dict(row.detail or {})
+    kind = KINDS.get(row.action, row.action)
+    if kind == "grant" and row.source in PAYMENT_SOURCES:
+        kind = "payment"
+    return Line(row.at, kind, row.source, row.reference, row.entitlement, _summary(row.action, kind, row, detail), detail)
+
+
+def _summary(action: str, kind: str, row: LedgerEntry, detail: dict) -> str:
+    what = row.entitlement or "nothing yet"
+    span = _span(detail)
+    if kind == "payment":
+        paid = _amount(detail)
+        return f"paid {paid + ' ' if paid else ''}via {row.source} → {what} {span}".rstrip()
+    if kind == "grant":
+        return f"{what} granted by {detail.get('actor', row.source)} {span}".rstrip()
+    if kind == "reschedule":
+        return f"{what} moved to {span}"
+    if kind == "revocation":
+        return f"{what} revoked ({detail.get('reason', 'no reason')}, by {detail.get('actor', row.source)})"
+    if kind == "refund":
+        share = "partial refund" if action == "partial_refund" else "refund"
+        amount = _amount(detail)
+        return f"{share}{' of ' + amount if amount else ''} via {row.source}; {detail.get('revoked', 0)} grant(s) revoked"
+    if kind == "dispute":
+        return f"disputed via {row.source}; {detail.get('revoked', 0)} grant(s) revoked"
+    if kind == "payment_failed":
+        return f"payment failed via {row.source}"
+    if kind == "message":
+        return f"bot sent: {detail.get('text', '')[:80]}"
+    return f"{action} via {row.source}"
+
+
+def _amount(detail: dict) -> str:
+    amount = detail.get("amount", detail.get("amount_total"))
+    if amount is None:
+        return ""
+    currency = str(detail.get("currency") or "").upper()
+    if currency and currency != "XTR" and currency not in ZERO_DECIMAL:
+        return f"{int(amount) / 100:.2f} {currency}"  # Stripe amounts are in the currency's minor unit
+    return f"{amount} {currency or 'XTR'}"
+
+
+def _span(detail: dict) -> str:
+    starts, ends = detail.get("starts_at"), detail.get("ends_at")
+    if not starts:
+        return ""
+    return f"{starts[:16]} → {ends[:16] if ends else 'for good'}"

@@ -1,0 +1,46 @@
+"""`entitle customer show`: where a support request starts."""
+from __future__ import annotations
+
+import typer
+
+from app import entitlements, timeline
+from app.users import user_to_dict
+from cli import context
+from cli.output import console, fail, print_json, table
+
+app = typer.Typer(help="One payer at a time.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    telegram_id: int = typer.Argument(..., help="The payer's Telegram id."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """One payer's timeline, oldest first: payments, grants, revocations, refunds and messages."""
+    context.ready_database()
+    found = timeline.customer_timeline(telegram_id)
+    if found is None:
+        fail(f"no user with Telegram id {telegram_id} is known here")
+    holds = entitlements.summary(found.user)
+    if as_json:
+        user = {**user_to_dict(found.user), "stripe_customer": found.user.stripe_customer_id}
+        print_json({"user": user, "entitlements": holds, "timeline": [line.to_dict() for line in found.lines]})
+        return
+    user = found.user
+    customer = f" · Stripe customer {user.stripe_customer_id}" if user.stripe_customer_id else ""
+    console.print(f"[bold]{user.display_name}[/] (Telegram id {user.telegram_id}){customer}", highlight=False)
+    if holds:
+        for held in holds:
+            console.print(f"  holds [green]{held['entitlement']}[/] until {held['expires_at'] or 'for good'}", highlight=False)
+    else:
+        console.print("  holds nothing now")
+    if not found.lines:
+        console.print("nothing has happened to this user yet")
+        return
+    console.print(
+        table(
+            "Timeline (oldest first)",
+            ["at", "kind", "what", "reference"],
+            [(line.at.isoformat(timespec="seconds"), line.kind, line.summary, line.reference) for line in found.lines],
+        )
+    )

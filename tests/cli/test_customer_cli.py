@@ -1,0 +1,68 @@
+"""`entitle customer show`: a payer's timeline, where a support request starts."""
+from __future__ import annotations
+
+import json
+
+from app import entitlements, users
+
+
+def test_customer_show_lists_payments_grants_refunds_and_revocations_oldest_first(cli, database):
+    user = users.ensure_user(5150, first_name="Ada", username="ada")
+    entitlements.grant(user, "premium", source="telegram", reference="charge-1", days=7, plan="premium_week",
+                       detail={"amount": 75, "currency": "XTR", "charge_id": "charge-1"})
+    entitlements.grant(user, "premium", source="stripe", reference="pi_123", days=30, plan="premium_month",
+                       detail={"amount": 499, "currency": "eur"})
+    entitlements.revoke_payment("telegram", "charge-1", reason="refund", actor="operator", detail={"amount": 75})
+    assert cli("entitlements", "grant", "5150", "supporter").exit_code == 0
+
+    result = cli("customer", "show", "5150", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["user"]["id"] == 5150 and shown["user"]["username"] == "ada"
+    kinds = [(line["kind"], line["reference"]) for line in shown["timeline"]]
+    # The refunded week is revoked, and the month stacked after it moves forward so no paid time is lost.
+    assert kinds[:5] == [
+        ("payment", "charge-1"), ("payment", "pi_123"), ("revocation", "charge-1"), ("reschedule", "pi_123"), ("refund", "charge-1"),
+    ]
+    assert kinds[-1][0] == "grant"
+    summaries = [line["summary"] for line in shown["timeline"]]
+    assert summaries[0].startswith("paid 75 XTR via telegram → premium")
+    assert summaries[1].startswith("paid 4.99 EUR via stripe → premium")
+    assert "revoked (refund, by operator)" in summaries[2]
+    assert [e["entitlement"] for e in shown["entitlements"]] == ["premium", "supporter"]
+
+    human = cli("customer", "show", "5150")
+    assert human.exit_code == 0
+    assert "Ada" in human.stdout and "charge-1" in human.stdout and "refund" in human.stdout
+
+
+def test_customer_show_of_an_unknown_user_exits_1(cli):
+    result = cli("customer", "show", "424242")
+    assert result.exit_code == 1
+    assert "no user with Telegram id 424242" in result.stderr
+
+
+def test_a_typo_in_a_manual_grant_is_refused_unless_new_says_it_is_meant(cli):
+    typo = cli("entitlements", "grant", "101", "premum")
+    assert typo.exit_code == 1
+    assert "did you mean 'premium'" in typo.stderr and "--new" in typo.stderr
+    assert json.loads(cli("entitlements", "list", "--user", "101", "--json").stdout) == []
+
+    meant = cli("entitlements", "grant", "101", "beta_access", "--new", "--json")
+    assert meant.exit_code == 0
+    assert json.loads(meant.stdout)["entitlement"] == "beta_access"
+
+
+def test_a_manual_grant_takes_fractions_of_a_day(cli):
+    result = cli("entitlements", "grant", "102", "premium", "--days", "0.5", "--json")
+    assert result.exit_code == 0, result.output
+    grant = json.loads(result.stdout)
+    from datetime import datetime
+
+    length = datetime.fromisoformat(grant["expires_at"].replace("Z", "+00:00")) - datetime.fromisoformat(grant["starts_at"].replace("Z", "+00:00"))
+    assert abs(length.total_seconds() - 43200) < 5
+
+
+def test_a_manual_grant_to_an_id_that_is_not_a_telegram_id_is_a_usage_error(cli):
+    assert cli("entitlements", "grant", "0", "premium").exit_code == 2
+    assert cli("entitlements", "grant", "--", "-75", "premium").exit_code == 2
