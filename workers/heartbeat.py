@@ -24,6 +24,7 @@ class Heartbeat(Middleware):
     def after_worker_boot(self, broker, worker):
         self.worker = heartbeats.worker_name()  # named here: a forked process must not share its parent's name
         self._stop.clear()
+        self._beat()  # the first one before the worker takes messages, so it is seen at once
         self._thread = threading.Thread(target=self._run, name="entitle-heartbeat", daemon=True)
         self._thread.start()
 
@@ -38,10 +39,12 @@ class Heartbeat(Middleware):
             log.warning("could not remove this worker's heartbeat: %s", type(exc).__name__)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with connection():
-                    heartbeats.beat(self.worker)
-            except Exception as exc:  # the database is down; status and /healthz will say so
-                log.warning("worker heartbeat not written: %s", type(exc).__name__)
-            self._stop.wait(self.interval)
+        while not self._stop.wait(self.interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            with connection():
+                heartbeats.beat(self.worker)
+        except Exception as exc:  # the database is down; status and /healthz will say so
+            log.warning("worker heartbeat not written: %s", type(exc).__name__)
