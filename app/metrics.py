@@ -75,6 +75,7 @@ def exposition() -> tuple[bytes, str]:
     if directory:
         from prometheus_client import multiprocess
 
+        os.makedirs(directory, exist_ok=True)  # no process has written a sample yet
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)
         return generate_latest(registry), CONTENT_TYPE_LATEST
