@@ -1,6 +1,7 @@
 """Configuration read from the environment and an optional `.env` file."""
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field, fields
@@ -13,14 +14,27 @@ DEFAULT_DATABASE_URL = "sqlite:///entitle.db"
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
-# Values that ship in examples and must never guard a production deployment.
+log = logging.getLogger(__name__)
+
+# Values that ship in examples (this module, the README) and must never guard a production deployment.
 KNOWN_DEFAULT_SECRETS = frozenset(
-    {"", "change-me", "changeme", "secret", "dev", "development", "test", "jwt-secret", "super-secret"}
+    {
+        "", "change-me", "changeme", "secret", "dev", "development", "test", "jwt-secret", "super-secret",
+        "dev-secret", "whsec_anything", "whsec_new", "whsec_old", "whsec_...", "whsec_…",
+    }
 )
+MIN_SECRET_LENGTH = 16
+MIN_JWT_SECRET_LENGTH = 32  # HS256 wants a key at least as long as its 256-bit output
 
 SECRET_NAMES = frozenset(
-    {"TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "JWT_SECRET_KEY"}
+    {
+        "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "JWT_SECRET_KEY",
+        "METRICS_TOKEN",
+    }
 )
+
+# Without JWT_SECRET_KEY, development signs sessions with a secret generated once and kept in this file.
+DEV_JWT_SECRET_FILE = ".entitle-jwt-secret"
 
 
 class ConfigError(Exception):
@@ -55,7 +69,6 @@ class Settings:
     stripe_webhook_secrets: tuple[str, ...] = ()
     stripe_api_base: str | None = None
     jwt_secret_key: str = field(default="", repr=False)
-    jwt_secret_generated: bool = False
     jwt_access_token_minutes: int = 15
     initdata_max_age: int = 900
     plans_file: str = "plans.toml"
@@ -70,6 +83,14 @@ class Settings:
     sweep_after: float = 60.0
     sweep_lost_after: float = 900.0
     prometheus_multiproc_dir: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)
+
+    @property
+    def jwt_secret_file(self) -> Path:
+        """Where development keeps its generated JWT secret: beside the SQLite database, else in the working directory."""
+        database = sqlite_file(self.database_url)
+        directory = database.parent if database else Path.cwd()
+        return (directory / DEV_JWT_SECRET_FILE).absolute()
 
     @property
     def production(self) -> bool:
@@ -93,15 +114,13 @@ class Settings:
         """Every setting as shown to an operator, secrets masked."""
         shown: dict[str, str] = {}
         for f in fields(self):
-            if f.name == "jwt_secret_generated":
-                continue
             value = getattr(self, f.name)
             name = "STRIPE_WEBHOOK_SECRET" if f.name == "stripe_webhook_secrets" else f.name.upper()
             if name in SECRET_NAMES:
                 if isinstance(value, tuple):
                     shown[name] = ", ".join(mask(v) for v in value) or "(not set)"
-                elif f.name == "jwt_secret_key" and self.jwt_secret_generated:
-                    shown[name] = "(random, this process only)"
+                elif f.name == "jwt_secret_key" and not value and not self.production:
+                    shown[name] = f"(not set; development secret in {self.jwt_secret_file})"
                 else:
                     shown[name] = mask(value)
             elif name in ("DATABASE_URL", "BROKER_URL"):
@@ -109,6 +128,14 @@ class Settings:
             else:
                 shown[name] = "" if value is None else str(value)
         return shown
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a `sqlite:///…` database URL; None for other databases and in-memory SQLite."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
 
 
 def mask_url(url: str) -> str:
@@ -157,11 +184,6 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     if telegram_environment not in ("production", "test"):
         raise ConfigError("TELEGRAM_ENVIRONMENT must be production or test")
 
-    jwt_secret = get("JWT_SECRET_KEY")
-    generated = jwt_secret is None
-    if generated:
-        jwt_secret = secrets.token_urlsafe(48)
-
     webhook_secrets = tuple(s.strip() for s in (get("STRIPE_WEBHOOK_SECRET") or "").split(",") if s.strip())
 
     return Settings(
@@ -175,8 +197,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         stripe_secret_key=get("STRIPE_SECRET_KEY"),
         stripe_webhook_secrets=webhook_secrets,
         stripe_api_base=(get("STRIPE_API_BASE") or "").rstrip("/") or None,
-        jwt_secret_key=jwt_secret,
-        jwt_secret_generated=generated,
+        jwt_secret_key=get("JWT_SECRET_KEY") or "",
         jwt_access_token_minutes=_number(env, "JWT_ACCESS_TOKEN_MINUTES", 15),
         initdata_max_age=_number(env, "INITDATA_MAX_AGE", 900),
         plans_file=get("PLANS_FILE") or "plans.toml",
@@ -191,24 +212,32 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         sweep_after=_number(env, "SWEEP_AFTER", 60.0, float, 0.01),
         sweep_lost_after=_number(env, "SWEEP_LOST_AFTER", 900.0, float, 0.01),
         prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR"),
+        metrics_token=get("METRICS_TOKEN"),
     )
 
 
+def weak_secret_problem(name: str, value: str | None, minimum: int = MIN_SECRET_LENGTH) -> str | None:
+    """Why a secret's value cannot guard production (naming the variable, never the value), or None."""
+    if not value or not value.strip():
+        return f"{name} is missing"
+    if value.strip().lower() in KNOWN_DEFAULT_SECRETS:
+        return f"{name} is a published example value"
+    if len(value) < minimum:
+        return f"{name} is shorter than {minimum} characters"
+    return None
+
+
 def production_problems(settings: Settings) -> list[str]:
-    """Names of the variables that keep this configuration from running in production."""
-    problems: list[str] = []
-
-    def weak(value: str | None) -> bool:
-        return value is None or value.strip().lower() in KNOWN_DEFAULT_SECRETS
-
-    if settings.jwt_secret_generated or weak(settings.jwt_secret_key) or len(settings.jwt_secret_key) < 32:
-        problems.append("JWT_SECRET_KEY is missing, a known default, or shorter than 32 characters")
-    if settings.telegram_bot_token and weak(settings.telegram_webhook_secret):
-        problems.append("TELEGRAM_WEBHOOK_SECRET is missing or a known default (TELEGRAM_BOT_TOKEN is set)")
-    if settings.stripe_secret_key:
-        if not settings.stripe_webhook_secrets or any(weak(s) for s in settings.stripe_webhook_secrets):
-            problems.append("STRIPE_WEBHOOK_SECRET is missing or a known default (STRIPE_SECRET_KEY is set)")
-    return problems
+    """What keeps this configuration from running in production, each naming its variable."""
+    problems = [weak_secret_problem("JWT_SECRET_KEY", settings.jwt_secret_key, MIN_JWT_SECRET_LENGTH)]
+    if settings.telegram_bot_token or settings.telegram_webhook_secret:
+        problems.append(weak_secret_problem("TELEGRAM_WEBHOOK_SECRET", settings.telegram_webhook_secret))
+    if settings.stripe_secret_key or settings.stripe_webhook_secrets:
+        for value in settings.stripe_webhook_secrets or (None,):
+            problems.append(weak_secret_problem("STRIPE_WEBHOOK_SECRET", value))
+    if settings.metrics_token is not None:
+        problems.append(weak_secret_problem("METRICS_TOKEN", settings.metrics_token))
+    return list(dict.fromkeys(p for p in problems if p))
 
 
 def check_for_startup(settings: Settings) -> None:
@@ -217,3 +246,48 @@ def check_for_startup(settings: Settings) -> None:
         problems = production_problems(settings)
         if problems:
             raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The key that signs session tokens: `JWT_SECRET_KEY`, or in development one generated once and kept in a file."""
+    if settings.jwt_secret_key:
+        return settings.jwt_secret_key
+    if settings.production:
+        raise ConfigError("JWT_SECRET_KEY is required in production")
+    path = settings.jwt_secret_file
+    try:
+        secret = _read_secret_file(path) or _create_secret_file(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"JWT_SECRET_KEY is not set and no development secret can be kept in {path} ({exc.strerror or exc}); set JWT_SECRET_KEY"
+        ) from None
+    log.info("JWT_SECRET_KEY is not set: sessions are signed with the development secret in %s", path)
+    return secret
+
+
+def _read_secret_file(path: Path) -> str | None:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    if not secret:
+        raise ConfigError(f"the development JWT secret file {path} is empty; delete it or set JWT_SECRET_KEY")
+    return secret
+
+
+def _create_secret_file(path: Path) -> str:
+    """Write a new secret to `path` (mode 0600) unless another process did first; answers the one that won."""
+    draft = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            # A hard link appears complete or not at all and never replaces a file another worker made.
+            os.link(draft, path)
+            log.warning("JWT_SECRET_KEY is not set: generated a development secret in %s", path)
+        except FileExistsError:
+            pass
+    finally:
+        draft.unlink(missing_ok=True)
+    return _read_secret_file(path) or ""

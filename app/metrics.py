@@ -7,10 +7,48 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # prometheus-client writes one file per process there and fails if the directory is missing.
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
+from typing import Collection
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+OTHER = "other"
+
+# The Stripe event types the service handles (the README's list), and the type of a delivery it could not verify.
+STRIPE_EVENT_TYPES = frozenset(
+    {
+        "checkout.session.completed", "checkout.session.async_payment_succeeded", "checkout.session.async_payment_failed",
+        "invoice.paid", "invoice.payment_failed", "customer.subscription.created", "customer.subscription.updated",
+        "customer.subscription.deleted", "charge.refunded", "charge.dispute.created", "unverified",
+    }
+)
+CURRENCIES = frozenset({"XTR"})
+
+
+def known_or_other(value: object, known: Collection[str]) -> str:
+    """The value as a label if it is one of `known`, else `other`: labels never carry unchecked input."""
+    text = str(value)
+    return text if text in known else OTHER
+
+
+class Bounded:
+    """A labelled metric whose named labels take values only from known sets; anything else counts as `other`."""
+
+    def __init__(self, metric, **known: Collection[str]):
+        self.metric = metric
+        self.known = known
+
+    def labels(self, **values: object):
+        """The child for these label values, each unknown one replaced by `other`."""
+        safe = {name: known_or_other(v, self.known[name]) if name in self.known else v for name, v in values.items()}
+        return self.metric.labels(**safe)
+
+    def __getattr__(self, name: str):
+        return getattr(self.metric, name)
+
 telegram_payments = Counter("telegram_payments", "Telegram Stars payments by result.", ["result"])
-telegram_payment_value = Counter("telegram_payment_value", "Value of Telegram payments received.", ["currency"])
+telegram_payment_value = Bounded(
+    Counter("telegram_payment_value", "Value of Telegram payments received.", ["currency"]), currency=CURRENCIES
+)
 miniapp_sessions = Counter("miniapp_sessions", "Mini App sessions issued.")
 miniapp_session_failures = Counter("miniapp_session_failures", "Mini App sign-ins refused, by reason.", ["reason"])
 miniapp_exchange_latency = Histogram(
@@ -18,7 +56,10 @@ miniapp_exchange_latency = Histogram(
     "Time to exchange initData for a session token.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
-stripe_webhooks = Counter("stripe_webhooks", "Stripe webhook deliveries by event type and result.", ["type", "result"])
+stripe_webhooks = Bounded(
+    Counter("stripe_webhooks", "Stripe webhook deliveries by event type (known ones, else `other`) and result.", ["type", "result"]),
+    type=STRIPE_EVENT_TYPES,
+)
 webhook_requests = Counter("webhook_requests", "Webhook HTTP requests by provider and status.", ["provider", "status"])
 events_processed = Counter("events_processed", "Inbox events run by a worker, by result.", ["provider", "result"])
 event_processing_seconds = Histogram(
@@ -34,6 +75,7 @@ def exposition() -> tuple[bytes, str]:
     if directory:
         from prometheus_client import multiprocess
 
+        os.makedirs(directory, exist_ok=True)  # no process has written a sample yet
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -15,9 +15,16 @@ PROJECT_PREFIXES = (
 )
 
 
-def read_metrics(url: str) -> list[dict]:
-    """The project's samples from a Prometheus text endpoint."""
-    response = requests.get(url, timeout=10)
+class MetricsRefused(Exception):
+    """The endpoint answered 401 or 403: METRICS_TOKEN is missing or wrong."""
+
+
+def read_metrics(url: str, token: str | None = None) -> list[dict]:
+    """The project's samples from a Prometheus text endpoint, sending `token` as a Bearer token when given."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = requests.get(url, headers=headers, timeout=10)
+    if response.status_code in (401, 403):
+        raise MetricsRefused(str(response.status_code))
     response.raise_for_status()
     samples = []
     for family in text_string_to_metric_families(response.text):
@@ -35,9 +42,13 @@ def metrics(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show the service's own metrics."""
-    url = url or f"http://127.0.0.1:{context.settings().port}/metrics"
+    config = context.settings()
+    url = url or f"http://127.0.0.1:{config.port}/metrics"
     try:
-        samples = read_metrics(url)
+        samples = read_metrics(url, config.metrics_token)
+    except MetricsRefused as exc:
+        hint = "METRICS_TOKEN is wrong" if config.metrics_token else "set METRICS_TOKEN to the service's token"
+        fail(f"{url} answered {exc}: {hint}")
     except requests.RequestException as exc:
         fail(f"could not read {url}: {type(exc).__name__}")
     except ValueError:

@@ -1,9 +1,13 @@
 """`/healthz` for load balancers and `/metrics` for Prometheus."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import hmac
+
+from flask import Blueprint, Response, jsonify, request
 
 from app import db, heartbeats, metrics
+from webapp.context import settings
+from webapp.errors import ApiError
 from workers import current_broker
 from workers.broker import ping as ping_broker
 
@@ -39,6 +43,19 @@ def healthz():
 
 @bp.get("/metrics")
 def prometheus_metrics():
-    """Prometheus text exposition."""
+    """Prometheus text exposition, behind `METRICS_TOKEN` when it is set (and closed in production without it)."""
+    _check_metrics_token()
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
+
+
+def _check_metrics_token() -> None:
+    config = settings()
+    expected = config.metrics_token
+    if not expected:
+        if config.production:
+            raise ApiError(403, "metrics_disabled", "set METRICS_TOKEN to read /metrics in production")
+        return
+    scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise ApiError(401, "metrics_token_invalid", "send Authorization: Bearer <METRICS_TOKEN>")

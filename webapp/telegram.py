@@ -15,6 +15,7 @@ from app import metrics
 from app.telegram import commands, payments
 from app.telegram.bot_api import describe_api_error
 from app.telegram.payments import SOURCE, TelegramNotConfigured
+from app.users import find_user
 from webapp.context import catalogue, requested_plan, settings
 from webapp.errors import ApiError
 
@@ -95,6 +96,8 @@ def invoice():
     identity = str(get_jwt_identity())
     if not identity.isdigit():
         raise ApiError(401, "token_invalid", "the session token does not name a Telegram user")
+    if find_user(int(identity)) is None:
+        raise ApiError(401, "user_unknown", "the user of this token no longer exists; sign in again")
     try:
         link = payments.create_invoice_link(payments.bot_for(settings()), plan, int(identity))
     except TelegramNotConfigured:

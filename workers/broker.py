@@ -22,11 +22,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Sweeper(settings), Heartbeat(),
     ]
     if settings.prometheus_multiproc_dir:
-        # Dramatiq's own metrics land in the same directory our /metrics reads.
-        os.environ.setdefault("dramatiq_prom_db", settings.prometheus_multiproc_dir)
-        from dramatiq.middleware.prometheus import Prometheus
-
-        middleware.append(Prometheus())
+        middleware.append(_dramatiq_metrics(settings.prometheus_multiproc_dir))
     url = settings.broker_url
     if not url:
         return StubBroker(middleware=middleware)
@@ -41,6 +37,14 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
 
         return RabbitmqBroker(url=url, middleware=middleware)
     raise ValueError("BROKER_URL must start with redis://, rediss:// or amqp://")
+
+
+def _dramatiq_metrics(directory: str) -> dramatiq.Middleware:
+    """Dramatiq's own metrics in the directory our `/metrics` reads, with no HTTP server of their own."""
+    os.environ["dramatiq_prom_db"] = directory  # Dramatiq's documented variable, read at its first import
+    from workers.dramatiq_metrics import DramatiqMetrics
+
+    return DramatiqMetrics(directory)
 
 
 def queue_depths(broker: dramatiq.Broker) -> dict[str, int]:

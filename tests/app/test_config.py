@@ -1,9 +1,11 @@
 """Configuration: defaults, `.env`, masking, and production refusing weak secrets."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from app.config import ConfigError, check_for_startup, load_settings, mask
+from app.config import ConfigError, check_for_startup, jwt_secret, load_settings, mask, production_problems
 
 
 def test_defaults_follow_the_contract(tmp_path):
@@ -12,7 +14,8 @@ def test_defaults_follow_the_contract(tmp_path):
     assert s.embedded_broker and s.telegram_api_url == "https://api.telegram.org"
     assert s.jwt_access_token_minutes == 15 and s.initdata_max_age == 900 and s.port == 8000
     assert s.public_url == "http://127.0.0.1:8000" and s.entitle_env == "development"
-    assert s.jwt_secret_generated and len(s.jwt_secret_key) >= 32
+    assert s.jwt_secret_key == "" and s.jwt_secret_file == Path.cwd() / ".entitle-jwt-secret"
+    assert s.metrics_token is None
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path):
@@ -74,3 +77,78 @@ def test_masking_shows_only_the_public_kind():
     assert mask("whsec_abcdefghijkl") == "whsec_****"
     assert mask("123456:AAHsecretsecret") == "123456:****"
     assert mask("a-jwt-secret-of-some-length") == "****"
+
+
+def dev_settings(tmp_path, database_url: str, **extra):
+    return load_settings(environ={"DATABASE_URL": database_url, **extra}, env_file=tmp_path / "x")
+
+
+def test_the_development_jwt_secret_is_kept_beside_the_sqlite_database(tmp_path, caplog):
+    (tmp_path / "data").mkdir()
+    settings = dev_settings(tmp_path, f"sqlite:///{tmp_path / 'data' / 'app.db'}")
+    assert settings.jwt_secret_file == tmp_path / "data" / ".entitle-jwt-secret"
+
+    secret = jwt_secret(settings)
+
+    kept = tmp_path / "data" / ".entitle-jwt-secret"
+    assert kept.read_text().strip() == secret and len(secret) >= 32
+    assert (kept.stat().st_mode & 0o777) == 0o600
+    assert jwt_secret(dev_settings(tmp_path, f"sqlite:///{tmp_path / 'data' / 'app.db'}")) == secret
+    assert str(kept) in caplog.text and secret not in caplog.text
+    assert jwt_secret(dev_settings(tmp_path, f"sqlite:///{tmp_path / 'data' / 'app.db'}", JWT_SECRET_KEY="k" * 40)) == "k" * 40
+
+
+def test_without_sqlite_the_development_jwt_secret_is_kept_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for url in ("postgresql://postgres@127.0.0.1:5432/entitle", "sqlite:///:memory:"):
+        assert dev_settings(tmp_path, url).jwt_secret_file == tmp_path / ".entitle-jwt-secret"
+
+
+def _secret_in_a_new_process(path: str) -> str:
+    return jwt_secret(load_settings(environ={"DATABASE_URL": f"sqlite:///{path}"}, env_file="/nonexistent/.env"))
+
+
+def test_processes_starting_together_agree_on_one_development_secret(tmp_path):
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        found = pool.map(_secret_in_a_new_process, [str(tmp_path / "entitle.db")] * 12)
+
+    assert len(set(found)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".entitle-jwt-secret"]
+
+
+def test_production_never_falls_back_to_a_development_secret(tmp_path):
+    settings = dev_settings(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", ENTITLE_ENV="production")
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
+        jwt_secret(settings)
+    assert not (tmp_path / ".entitle-jwt-secret").exists()
+
+
+PRODUCTION = {
+    "ENTITLE_ENV": "production",
+    "JWT_SECRET_KEY": "k" * 48,
+    "TELEGRAM_BOT_TOKEN": "1:abcdefghijkl",
+    "TELEGRAM_WEBHOOK_SECRET": "w" * 32,
+    "STRIPE_SECRET_KEY": "sk_test_abcdefghijkl",
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + "s" * 32,
+    "METRICS_TOKEN": "m" * 32,
+}
+
+
+@pytest.mark.parametrize("name", ["JWT_SECRET_KEY", "TELEGRAM_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"])
+@pytest.mark.parametrize("value", ["dev-secret", "whsec_anything", "whsec_new", "whsec_old", "change-me", "fifteen-chars-x"])
+def test_production_refuses_example_and_short_secrets_by_name(tmp_path, name, value):
+    check_for_startup(load_settings(environ=PRODUCTION, env_file=tmp_path / "x"))
+    s = load_settings(environ={**PRODUCTION, name: value}, env_file=tmp_path / "x")
+
+    with pytest.raises(ConfigError) as error:
+        check_for_startup(s)
+
+    assert name in str(error.value) and value not in str(error.value)
+    assert [p for p in production_problems(s) if not p.startswith(name)] == []
+
+
+def test_one_weak_stripe_secret_among_several_is_refused(tmp_path):
+    s = load_settings(environ={**PRODUCTION, "STRIPE_WEBHOOK_SECRET": f"{PRODUCTION['STRIPE_WEBHOOK_SECRET']},whsec_old"}, env_file=tmp_path / "x")
+    assert production_problems(s) == ["STRIPE_WEBHOOK_SECRET is a published example value"]

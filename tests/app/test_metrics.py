@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
+from tests.support.redis_server import free_port
+from tests.support.waiting import wait_for
 
 BUMP = "from app import metrics; metrics.entitlements_granted.labels(source='telegram').inc({n}); metrics.events_processed.labels(provider='stripe', result='processed').inc()"
 READ = "import sys; from app import metrics; sys.stdout.write(metrics.exposition()[0].decode())"
@@ -28,3 +32,29 @@ def test_counters_from_separate_processes_add_up(tmp_path):
     }
     assert samples[("entitlements_granted_total", (("source", "telegram"),))] == 5
     assert samples[("events_processed_total", (("provider", "stripe"), ("result", "processed")))] == 2
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_dramatiq_worker_opens_no_port_and_its_metrics_reach_the_metrics_route(tmp_path, env, client, broker, monkeypatch):
+    directory = tmp_path / "metrics"
+    port = free_port()  # where Dramatiq's own exporter would listen (its default is 0.0.0.0:9191)
+    worker_env = {**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(directory),
+                  "dramatiq_prom_host": "127.0.0.1", "dramatiq_prom_port": str(port)}
+    worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "workers", "-p", "1", "-t", "1"], cwd=ROOT, env=worker_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    try:
+        broker.get_actor("process_event").send(987654321)  # no such row: dropped, but counted by Dramatiq
+        text = wait_for(lambda: (t := client.get("/metrics").get_data(as_text=True)) and "dramatiq_messages_total{" in t and t,
+                        timeout=30, message="dramatiq metrics in /metrics")
+        for _ in range(20):  # Dramatiq starts its exporter right after the worker boots
+            assert not listening(port)
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert 'actor_name="process_event"' in text

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.conftest import ROOT
@@ -67,3 +69,55 @@ def test_a_production_worker_without_secrets_refuses_to_start(tmp_path):
     assert "JWT_SECRET_KEY" in proc.stderr
     via_cli = subprocess.run(entitle("worker"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert via_cli.returncode == 1 and "JWT_SECRET_KEY" in via_cli.stderr
+
+
+METRICS_TOKEN = "metrics-token-for-the-cli-tests-0123456789"
+
+
+@pytest.fixture
+def env(env):
+    return {**env, "METRICS_TOKEN": METRICS_TOKEN}
+
+
+def test_metrics_sends_the_token_and_shows_the_table(cli, live_server):
+    cli("entitlements", "grant", "888", "premium")
+    url = f"{live_server}/metrics"
+    assert requests.get(url, timeout=5).status_code == 401
+
+    shown = cli("metrics", "--url", url)
+
+    assert shown.exit_code == 0, shown.stderr
+    assert "entitlements_granted_total" in shown.stdout and METRICS_TOKEN not in shown.stdout
+    refused = cli("metrics", "--url", url, METRICS_TOKEN="another-token-0123456789")
+    assert refused.exit_code == 1 and "401" in refused.stderr and "METRICS_TOKEN" in refused.stderr
+
+
+SECRET_VARIABLES = ("JWT_SECRET_KEY", "TELEGRAM_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN")
+
+
+def documented_example_secrets() -> list[str]:
+    """Every value the README, plans.toml and any .env example assign to a secret variable."""
+    texts = [p.read_text() for p in (ROOT / "README.md", ROOT / "plans.toml", *ROOT.glob(".env*"), *ROOT.glob("*.env*"))]
+    pattern = re.compile(rf"\b(?:{'|'.join(SECRET_VARIABLES)})=([^\s`'\"]+)")
+    return sorted({value for text in texts for found in pattern.findall(text) for value in found.split(",")})
+
+
+SHORT_SECRET = "fifteen-chars-x"
+
+
+def test_there_are_examples_and_a_short_secret_to_refuse():
+    assert {"dev-secret", "whsec_anything"} <= set(documented_example_secrets())
+    assert len(SHORT_SECRET) == 15
+
+
+@pytest.mark.parametrize("value", [*documented_example_secrets(), SHORT_SECRET])
+def test_production_refuses_example_or_short_secrets_naming_each_variable(tmp_path, value):
+    env = clean_env(tmp_path, ENTITLE_ENV="production", TELEGRAM_BOT_TOKEN="123:AAsupersecrettokenvalue",
+                    STRIPE_SECRET_KEY="sk_test_51Hsupersecretstripekeyvalue", **{name: value for name in SECRET_VARIABLES})
+
+    proc = subprocess.run(entitle("run", "--port", str(free_port())), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+    assert proc.returncode == 1
+    for name in SECRET_VARIABLES:
+        assert name in proc.stderr
+    assert value not in proc.stdout + proc.stderr

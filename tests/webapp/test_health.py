@@ -1,9 +1,14 @@
 """Health, metrics and the JSON error contract."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from prometheus_client import REGISTRY
 
 from app.config import load_settings
+from app.stripe import events as stripe_events
+from tests.app.stripe.helpers import WEBHOOK_SECRET, post_event
 from webapp import create_app
 
 
@@ -73,3 +78,54 @@ def test_metrics_are_prometheus_text(client):
     text = response.get_data(as_text=True)
     for name in ("events_processed_total", "entitlements_granted_total", "webhook_requests_total", "miniapp_sessions_total"):
         assert f"# TYPE {name.removesuffix('_total')} counter" in text or f"# TYPE {name} counter" in text
+
+
+METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
+
+
+def metrics_client(settings, **changes):
+    return create_app(dataclasses.replace(settings, **changes)).test_client()
+
+
+def test_metrics_need_the_token_when_one_is_set(settings, database, broker):
+    client = metrics_client(settings, metrics_token=METRICS_TOKEN)
+
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": METRICS_TOKEN}):
+        response = client.get("/metrics", headers=headers)
+        assert response.status_code == 401
+        assert response.get_json()["error"]["code"] == "metrics_token_invalid"
+        assert METRICS_TOKEN not in response.get_data(as_text=True)
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        response = client.get("/metrics", headers={"Authorization": f"{scheme} {METRICS_TOKEN}"})
+        assert response.status_code == 200 and "entitlements_granted" in response.get_data(as_text=True)
+
+
+def test_production_closes_metrics_until_a_token_is_set(settings, database, broker):
+    closed = metrics_client(settings, entitle_env="production").get("/metrics")
+    assert closed.status_code == 403
+    assert closed.get_json()["error"]["code"] == "metrics_disabled"
+
+    opened = metrics_client(settings, entitle_env="production", metrics_token=METRICS_TOKEN)
+    assert opened.get("/metrics").status_code == 401
+    assert opened.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).status_code == 200
+
+
+def stripe_webhooks_with_type(type_: str) -> float:
+    return sum(
+        s.value
+        for family in REGISTRY.collect() if family.name == "stripe_webhooks"
+        for s in family.samples if s.name == "stripe_webhooks_total" and s.labels["type"] == type_
+    )
+
+
+def test_a_made_up_stripe_event_type_counts_as_other_and_never_becomes_a_label(settings, database, broker):
+    # Not TESTING: whatever the service answers such an event, the request is counted.
+    app = create_app(dataclasses.replace(settings, stripe_webhook_secrets=(WEBHOOK_SECRET,)))
+    made_up = "made.up." + "x" * 10_240
+    before = stripe_webhooks_with_type("other")
+
+    post_event(app.test_client(), stripe_events.event(made_up, {"id": "obj_made_up", "object": "made_up"}))
+
+    assert stripe_webhooks_with_type("other") == before + 1
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "x" * 64 not in text and len(text) < 100_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from flask_jwt_extended import create_access_token
 
+from app import users
 from app.plans import STAR_SUBSCRIPTION_PERIOD
 from app.telegram import payments
 from tests.app.telegram.support import TOKEN_SECRET_HALF, env  # noqa: F401
@@ -11,6 +12,7 @@ from tests.app.telegram.support import TOKEN_SECRET_HALF, env  # noqa: F401
 
 @pytest.fixture
 def bearer(app):
+    users.ensure_user(42, first_name="Ada")
     with app.app_context():
         token = create_access_token(identity="42")
     return {"Authorization": f"Bearer {token}"}

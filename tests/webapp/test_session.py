@@ -281,3 +281,70 @@ def test_a_signed_user_id_out_of_range_is_401_user_invalid(client, user_id):
     response = sign_in(client, signed(user={"id": user_id, "first_name": "Big"}))
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "user_invalid"
+
+
+# --- Development secret, token shape, scheme case, unknown users on /api/invoice -----------
+
+
+def development_app(env: dict):
+    """A fresh app as a new process (a gunicorn worker, a restart) builds it, with no JWT_SECRET_KEY."""
+    from app.config import load_settings
+
+    environ = {k: v for k, v in env.items() if k != "JWT_SECRET_KEY"}
+    environ["ENTITLE_ENV"] = "development"
+    return create_app(load_settings(environ=environ, env_file="/nonexistent/.env")).test_client()
+
+
+def test_without_a_jwt_secret_every_app_and_restart_shares_one_kept_beside_the_database(env, database, tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)  # on PostgreSQL the secret is kept in the working directory
+    first, second = development_app(env), development_app(env)
+    token = sign_in(first, signed()).get_json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    assert second.get("/api/me", headers=bearer).status_code == 200
+    assert first.get("/api/me", headers=bearer).status_code == 200
+    del first, second
+    after_restart = development_app(env)
+    assert after_restart.get("/api/me", headers=bearer).status_code == 200
+
+    kept = tmp_path / ".entitle-jwt-secret"
+    assert (kept.stat().st_mode & 0o777) == 0o600
+    secret = kept.read_text().strip()
+    assert jwt.decode(token, secret, algorithms=["HS256"])["sub"] == str(USER["id"])
+    assert str(kept) in caplog.text and secret not in caplog.text
+
+
+def test_a_token_without_an_expiry_is_401(client, settings):
+    sign_in(client, signed())
+    payload = {k: v for k, v in claims(str(USER["id"])).items() if k != "exp"}
+    token = jwt.encode(payload, settings.jwt_secret_key, algorithm="HS256")
+
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "token_invalid"
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_the_bearer_scheme_is_matched_without_regard_to_case(client, scheme):
+    token = sign_in(client, signed()).get_json()["access_token"]
+
+    response = client.get("/api/me", headers={"Authorization": f"{scheme} {token}"})
+
+    assert response.status_code == 200
+    assert response.get_json()["user"]["id"] == USER["id"]
+
+
+def test_an_invoice_for_a_user_the_service_does_not_know_is_401(app, settings, telegram_api):
+    wired = create_app(dataclasses.replace(settings, telegram_api_url=telegram_api.url)).test_client()
+    token = jwt.encode(claims("999000999"), settings.jwt_secret_key, algorithm="HS256")
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    response = wired.post("/api/invoice", json={"plan": "premium_week"}, headers=bearer)
+
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "user_unknown"
+    assert telegram_api.calls_to("createInvoiceLink") == []
+    users.ensure_user(999000999, first_name="Known")  # the same request for a known user goes through
+    assert wired.post("/api/invoice", json={"plan": "premium_week"}, headers=bearer).status_code == 200
+    assert len(telegram_api.calls_to("createInvoiceLink")) == 1
