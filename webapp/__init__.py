@@ -9,7 +9,7 @@ from app import db, metrics
 from app.config import Settings, check_for_startup, load_settings
 from app.plans import Catalogue
 from webapp.auth import init_auth
-from webapp.body import buffer_unsized_body
+from webapp.body import GuardedJSONProvider, buffer_unsized_body
 from webapp.errors import register_error_handlers
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         db.bind(settings.database_url)
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.json = GuardedJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["entitle"] = {"settings": settings, "catalogue": catalogue}

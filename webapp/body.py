@@ -8,6 +8,7 @@ import re
 from itertools import accumulate
 
 from flask import request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp.errors import ApiError
@@ -73,6 +74,17 @@ def parse_json(body: bytes, *, code: str = "malformed_json", what: str = "a JSON
         return json.loads(body)
     except (ValueError, RecursionError):
         raise ApiError(400, code, f"the body must be {what}") from None
+
+
+class GuardedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, whose `loads` (behind `request.get_json`) refuses nesting deeper than `MAX_JSON_DEPTH`."""
+
+    def loads(self, s, **kwargs):
+        """Parse JSON; too deep is a ValueError, which `get_json` answers 400 (or None when silent)."""
+        if _nesting_exceeds(s.encode() if isinstance(s, str) else bytes(s), MAX_JSON_DEPTH):
+            log.info("refused JSON nested deeper than %d levels", MAX_JSON_DEPTH)
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        return super().loads(s, **kwargs)
 
 
 def _nesting_exceeds(body: bytes, limit: int) -> bool:

@@ -195,3 +195,15 @@ def test_a_broken_chunked_encoding_is_400_json(live_server):
     assert head.split(b" ")[1] == b"400"
     assert json.loads(body)["error"]["code"] == "malformed_body"
     assert Event.select().count() == 0
+
+
+def test_deep_json_read_with_flasks_get_json_is_a_400_without_a_traceback(client, caplog):
+    # The Telegram webhook reads its body with request.get_json; the app's JSON provider guards that too.
+    body = b'{"update_id": 1, "message": ' + b"[" * DEEP + b"]" * DEEP + b"}"
+
+    response = client.post("/webhooks/telegram", data=body, content_type="application/json", headers=TELEGRAM_HEADERS)
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"]
+    assert_logged_no_traceback(caplog)
+    assert Event.select().count() == 0
