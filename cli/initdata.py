@@ -122,7 +122,7 @@ def _render(result: Explanation) -> Group:
     for step in result.steps:
         if step.name == "data_check_string":
             continue
-        checks.add_row(Text(step.name), MARKS[step.ok], Text(step.detail.replace(", given ", "\ngiven ")), Text(step.reason or ""))
+        checks.add_row(Text(step.name), MARKS[step.ok], Text(step.detail), Text(step.reason or ""))
     parts.append(checks)
 
     dcs = next((s for s in result.steps if s.name == "data_check_string"), None)

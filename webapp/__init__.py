@@ -9,6 +9,7 @@ from app import db, metrics
 from app.config import Settings, check_for_startup, load_settings
 from app.plans import Catalogue
 from webapp.auth import init_auth
+from webapp.body import GuardedJSONProvider, buffer_unsized_body
 from webapp.errors import register_error_handlers
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         db.bind(settings.database_url)
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.json = GuardedJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["entitle"] = {"settings": settings, "catalogue": catalogue}
@@ -34,9 +36,10 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
 
     @app.before_request
     def _limit_body():
-        # Refuse early on the declared length; bodies without one are capped when read.
+        # Refuse early on the declared length; a body without one (chunked) is read here, before any route.
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
             abort(413)
+        buffer_unsized_body(settings.max_body_bytes)
 
     @app.after_request
     def _count_webhook_requests(response):

@@ -1,10 +1,11 @@
 """What a request needs from the application: settings and the plan catalogue."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app
 
 from app.config import Settings
 from app.plans import Catalogue, Plan
+from webapp.body import json_object, raw_body
 from webapp.errors import ApiError
 
 
@@ -20,8 +21,8 @@ def catalogue() -> Catalogue:
 
 def requested_plan(*, stars: bool) -> Plan:
     """The plan named by the JSON body `{"plan": …}`, sold for Stars (`stars=True`) or by card; 400 otherwise."""
-    body = request.get_json(silent=True)
-    key = body.get("plan") if isinstance(body, dict) else None
+    body = json_object(what='a JSON object like {"plan": "…"}') if raw_body() else {}
+    key = body.get("plan")
     if not isinstance(key, str) or not key:
         raise ApiError(400, "plan_required", 'send {"plan": "<plan key>"} naming a plan from GET /api/plans')
     plan = catalogue().get(key)

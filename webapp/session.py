@@ -9,6 +9,7 @@ from flask_jwt_extended import create_access_token, get_jwt_identity, jwt_requir
 from app import entitlements, metrics
 from app.telegram.initdata import InitDataError, verify_init_data
 from app.users import ensure_user, find_user, profile_from_telegram, user_to_dict
+from webapp.body import json_object, raw_body
 from webapp.context import settings
 from webapp.errors import ApiError
 
@@ -81,12 +82,9 @@ def _init_data_from_request() -> str:
         if not credentials:
             raise ApiError(400, "init_data_missing", "the Authorization: tma header carries no initData")
         return credentials
-    if not request.get_data(cache=True):
+    if not raw_body():
         raise ApiError(400, "init_data_missing", 'send {"init_data": "…"} or Authorization: tma <initData>')
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", 'the body must be a JSON object like {"init_data": "…"}')
-    raw = body.get("init_data")
+    raw = json_object(what='a JSON object like {"init_data": "…"}').get("init_data")
     if not isinstance(raw, str) or not raw:
         raise ApiError(400, "init_data_missing", '"init_data" must be a non-empty string (Telegram.WebApp.initData)')
     return raw

@@ -1,15 +1,22 @@
 """`entitle initdata debug|sign`: every check shown, the right exit code, and the token never printed."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import json
+import re
 import time
+from urllib.parse import parse_qsl
 
 import pytest
 
 from app.telegram.initdata import sign_init_data, verify_init_data
+from webapp import create_app
 # A real initData with Telegram's Ed25519 signature; its source is cited where it is defined.
 from tests.app.telegram.test_initdata import TMA_3RD_BOT_ID as THIRD_PARTY_BOT_ID
 from tests.app.telegram.test_initdata import TMA_3RD_INIT_DATA as THIRD_PARTY_INIT_DATA
+from tests.app.telegram.test_initdata import TMA_DOC_TOKEN as OTHER_BOTS_TOKEN
 
 TOKEN = "7000000003:AAHsecretHalfOfTheBotTokenMustNotLeak_xyz"
 SECRET_HALF = TOKEN.split(":", 1)[1]
@@ -88,6 +95,65 @@ def test_a_real_third_party_signature_passes_with_the_bot_id(debug):
 
     assert result.exit_code == 0, result.stdout
     assert "Ed25519 signature valid" in result.stdout
+
+
+def telegram_hash(raw: str, token: str) -> str:
+    """The hash Telegram's documented algorithm gives these fields under this token."""
+    fields = dict(parse_qsl(raw, keep_blank_values=True, strict_parsing=True))
+    check_string = "\n".join(f"{key}={fields[key]}" for key in sorted(fields) if key != "hash")
+    secret = hmac.new(b"WebAppData", token.encode(), hashlib.sha256).digest()
+    return hmac.new(secret, check_string.encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("output", [(), ("--json",)], ids=["table", "json"])
+def test_a_tampered_init_data_is_never_shown_its_correct_hash(debug, output):
+    tampered = one_byte_changed(signed())
+    given = dict(parse_qsl(tampered))["hash"]
+    forgery = telegram_hash(tampered, TOKEN)
+    assert forgery != given
+
+    # Wide enough that rich never folds a 64-character value across lines.
+    result = debug(tampered, *output, COLUMNS="400")
+
+    assert result.exit_code == 1
+    assert "hash_mismatch" in result.stdout
+    shown = result.stdout + result.stderr
+    assert forgery not in re.sub(r"[^0-9a-f]", "", shown)
+    assert set(re.findall(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])", shown)) <= {given}
+
+
+def test_no_hash_in_debug_output_signs_in_a_tampered_init_data(debug, settings, database, broker):
+    service = create_app(dataclasses.replace(settings, telegram_bot_token=TOKEN)).test_client()
+    tampered = one_byte_changed(signed())
+    report = json.loads(debug(tampered, "--json").stdout)
+
+    for candidate in set(re.findall(r"[0-9a-f]{64}", json.dumps(report))):
+        forged = re.sub(r"hash=[0-9a-f]{64}", f"hash={candidate}", tampered)
+        response = service.post("/api/session", json={"init_data": forged})
+        assert response.status_code == 401 and response.get_json()["error"]["code"] == "hash_mismatch"
+
+
+@pytest.mark.parametrize("output", [(), ("--json",)], ids=["table", "json"])
+def test_with_another_bots_token_the_hash_check_is_skipped_and_the_signature_decides(debug, output):
+    assert not OTHER_BOTS_TOKEN.startswith(f"{THIRD_PARTY_BOT_ID}:")
+
+    result = debug(
+        THIRD_PARTY_INIT_DATA, "--bot-id", str(THIRD_PARTY_BOT_ID), "--max-age", "0", *output,
+        TELEGRAM_BOT_TOKEN=OTHER_BOTS_TOKEN, COLUMNS="400",
+    )
+
+    assert result.exit_code == 0, result.stdout
+    owner = OTHER_BOTS_TOKEN.split(":", 1)[0]
+    if output:
+        steps = {step["name"]: step for step in json.loads(result.stdout)["steps"]}
+        assert json.loads(result.stdout)["valid"] is True
+        assert steps["hash"]["ok"] is None and steps["signature"]["ok"] is True
+        detail = steps["hash"]["detail"]
+    else:
+        assert "initData is valid" in result.stdout and "Ed25519 signature valid" in result.stdout
+        [detail] = [line for line in result.stdout.splitlines() if "hash" in line and "skip" in line]
+    assert "skipped" in detail and owner in detail and str(THIRD_PARTY_BOT_ID) in detail
+    assert OTHER_BOTS_TOKEN.split(":", 1)[1] not in result.stdout + result.stderr
 
 
 def test_max_age_0_skips_the_age_check(debug):

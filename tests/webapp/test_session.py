@@ -121,8 +121,8 @@ def test_init_data_signed_with_another_bot_is_refused(client):
 @pytest.mark.parametrize(
     "kwargs, code",
     [
-        ({"data": b"{not json", "content_type": "application/json"}, "invalid_json"),
-        ({"data": b'["init_data"]', "content_type": "application/json"}, "invalid_json"),
+        ({"data": b"{not json", "content_type": "application/json"}, "malformed_json"),
+        ({"data": b'["init_data"]', "content_type": "application/json"}, "malformed_json"),
         ({"json": {}}, "init_data_missing"),
         ({"json": {"init_data": 42}}, "init_data_missing"),
         ({"json": {"init_data": ""}}, "init_data_missing"),
