@@ -129,4 +129,13 @@ class SchemaMigration(BaseModel):
     applied_at = peewee.DateTimeField(default=utcnow)
 
 
-ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry]
+class CheckoutSession(BaseModel):
+    """A Stripe Checkout Session this service created, so the return page looks up only its own."""
+
+    session_id = peewee.CharField(max_length=255, unique=True)
+    user = peewee.ForeignKeyField(User, backref="checkout_sessions", on_delete="CASCADE")
+    plan = peewee.CharField(max_length=64)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry, CheckoutSession]
