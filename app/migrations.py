@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from app.db import database, transaction
-from app.models import Event, EventLog, Grant, LedgerEntry, SchemaMigration, User, WorkerHeartbeat
+from app.models import CheckoutSession, Event, EventLog, Grant, LedgerEntry, SchemaMigration, User, WorkerHeartbeat
 
 
 # Migration 1 creates the tables from the models as they are; every later migration must
@@ -37,6 +37,11 @@ def _ledger_reference_index() -> None:
     database.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_source_reference" ON "{table}" ("source", "reference")')
 
 
+def _checkout_sessions() -> None:
+    # The Checkout Sessions this service created, so `/checkout/success` asks Stripe only about those.
+    database.create_tables([CheckoutSession], safe=True)
+
+
 def _worker_heartbeats() -> None:
     database.create_tables([WorkerHeartbeat], safe=True)
 
@@ -45,6 +50,7 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
     Migration(3, "ledger index by payment", _ledger_reference_index),
+    Migration(4, "checkout sessions created here", _checkout_sessions),
     Migration(6, "worker heartbeats", _worker_heartbeats),
 ]
 

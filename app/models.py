@@ -129,6 +129,15 @@ class SchemaMigration(BaseModel):
     applied_at = peewee.DateTimeField(default=utcnow)
 
 
+class CheckoutSession(BaseModel):
+    """A Stripe Checkout Session this service created, so the return page looks up only its own."""
+
+    session_id = peewee.CharField(max_length=255, unique=True)
+    user = peewee.ForeignKeyField(User, backref="checkout_sessions", on_delete="CASCADE")
+    plan = peewee.CharField(max_length=64)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
 class WorkerHeartbeat(BaseModel):
     """A worker process that is alive: it writes `seen_at` every few seconds and removes its row when it stops."""
 
@@ -139,4 +148,4 @@ class WorkerHeartbeat(BaseModel):
     seen_at = peewee.DateTimeField(default=utcnow, index=True)
 
 
-ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry, WorkerHeartbeat]
+ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry, CheckoutSession, WorkerHeartbeat]

@@ -13,11 +13,13 @@ from app.models import User
 from app.stripe.api import CannotFulfil, NothingToDo, StripeNotConfigured, client_for
 from app.stripe.checkout import (
     NoCustomer,
+    UnknownSession,
     app_url,
     apply_session,
+    check_session,
     create_checkout_session,
     create_portal_session,
-    fetch_session,
+    created_here,
     retrieve_session,
 )
 from app.stripe.client import describe_stripe_error
@@ -81,31 +83,37 @@ def portal():
 
 @bp.get("/checkout/success")
 def success():
-    """Where Checkout returns the payer: fulfil a paid session now (the webhook may come later) and lead back to the Mini App."""
+    """Where Checkout returns the payer: fulfil a paid session now (the webhook may come later) and lead back to the Mini App.
+
+    Only sessions this service created are looked up at Stripe; any other id is 404 at once.
+    """
     session_id = request.args.get("session_id", "")
     if not session_id.startswith("cs_"):
         raise ApiError(400, "session_id_missing", "expected ?session_id=cs_… from Stripe Checkout")
+    if not created_here(session_id):
+        raise ApiError(404, "session_unknown", "this checkout session was not started here")
     client = _client()
     try:
         session = retrieve_session(client, session_id)
+    except UnknownSession:
+        raise ApiError(404, "session_unknown", "Stripe knows no such checkout session") from None
     except stripe.InvalidRequestError as exc:
-        if exc.http_status == 404:
-            raise ApiError(404, "session_unknown", "Stripe knows no such checkout session") from None
         raise _stripe_failed(exc, "look up the checkout session") from None
     except stripe.StripeError as exc:
         log.warning("checkout session %s not confirmed on return: %s", session_id, describe_stripe_error(exc))
         return _page("Payment being confirmed", "We will unlock your purchase as soon as Stripe confirms the payment.")
     try:
-        done = apply_session(fetch_session(session, settings(), catalogue()))
+        done = apply_session(check_session(client, session, catalogue()))
     except entitlements.PaymentReversed as exc:
         log.info("checkout session %s not fulfilled on return: %s", session_id, exc)
         return _page("Payment refunded", "This payment was refunded or disputed, so it unlocks nothing.")
     except NothingToDo as exc:
         log.info("checkout session %s not fulfilled on return: %s", session_id, exc)
-        if not (session.get("metadata") or {}).get("plan"):
-            raise ApiError(404, "session_unknown", "this checkout session was not started here") from None
         return _page("Payment processing", "Your payment is on its way; we will unlock your purchase once it clears.")
-    except (CannotFulfil, stripe.StripeError) as exc:
+    except CannotFulfil as exc:
+        log.error("checkout session %s not fulfilled on return: %s", session_id, exc)
+        return _page("Payment not applied", "This payment could not be matched to what was bought; it has been logged for a person to look at.")
+    except stripe.StripeError as exc:
         log.error("checkout session %s paid but not fulfilled on return: %s", session_id, describe_stripe_error(exc))
         return _page("Payment being confirmed", "We will unlock your purchase as soon as the payment is confirmed.")
     held = {e["entitlement"]: e["expires_at"] for e in entitlements.summary(done.user)}

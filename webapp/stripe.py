@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, request
 
 import workers
 from app import inbox, metrics
-from app.models import EventStatus
+from app.models import Event, EventStatus
 from app.stripe.api import SOURCE, key_livemode
 from app.stripe.signature import SignatureError, verify_webhook
 from webapp.context import settings
@@ -19,6 +19,18 @@ bp = Blueprint("stripe_webhooks", __name__)
 
 
 WEBHOOK_PATH = "/webhooks/stripe"
+
+
+# The inbox columns an event's id and type are stored in.
+FIELD_LIMITS = {"id": Event.external_id.max_length, "type": Event.type.max_length}
+
+
+def _length_problem(event: dict) -> str | None:
+    """Which of the event's `id` and `type` is empty or longer than its column holds, or None."""
+    for field, limit in FIELD_LIMITS.items():
+        if not 0 < len(event[field]) <= limit:
+            return f"the event's `{field}` must be 1 to {limit} characters long (got {len(event[field])})"
+    return None
 
 
 def _count(type_: str, result: str) -> None:
@@ -39,6 +51,11 @@ def receive():
             log.warning("Stripe webhook refused: %s", exc.reason)
         _count("unverified", "rejected")
         return error_response(400, exc.reason, exc.detail)
+    problem = _length_problem(event)
+    if problem:
+        log.warning("Stripe webhook refused: %s", problem)
+        _count("unverified", "rejected")
+        return error_response(400, "payload_invalid", problem)
 
     type_, event_id = event["type"], event["id"]
     expected = key_livemode(config.stripe_secret_key)

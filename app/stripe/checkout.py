@@ -10,15 +10,20 @@ import stripe
 from app import entitlements
 from app.config import Settings
 from app.db import transaction
-from app.models import Grant, User
+from app.models import CheckoutSession, Grant, User
 from app.plans import Catalogue, Plan
 from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, client_for, plain
-from app.stripe.customers import METADATA_KEY, ensure_customer, link_customer
+from app.stripe.customers import METADATA_KEY, ensure_customer, link_customer, user_for_customer
 from app.stripe.events import expandable_id
 from app.stripe.subscriptions import PaidInvoice, fetch_paid_invoice, grant_paid_invoice
 from app.users import ensure_user
 
 PAID_STATUSES = ("paid", "no_payment_required")
+MODES = ("payment", "subscription")
+
+
+class UnknownSession(CannotFulfil):
+    """Stripe knows no Checkout Session with this id, so it bought nothing."""
 
 
 class NoCustomer(Exception):
@@ -54,7 +59,17 @@ def create_checkout_session(client: stripe.StripeClient, settings: Settings, use
         params["subscription_data"] = {"metadata": metadata}
     else:
         params["payment_intent_data"] = {"metadata": metadata}
-    return plain(client.v1.checkout.sessions.create(params=params))
+    session = plain(client.v1.checkout.sessions.create(params=params))
+    with transaction():
+        CheckoutSession.create(session_id=session["id"], user=user, plan=plan.key)
+    return session
+
+
+def created_here(session_id: str) -> bool:
+    """Whether this service created the Checkout Session with this id."""
+    if len(session_id) > CheckoutSession.session_id.max_length:
+        return False
+    return CheckoutSession.select().where(CheckoutSession.session_id == session_id).exists()
 
 
 def create_portal_session(client: stripe.StripeClient, settings: Settings, user: User) -> dict:
@@ -68,8 +83,13 @@ def create_portal_session(client: stripe.StripeClient, settings: Settings, user:
 
 
 def retrieve_session(client: stripe.StripeClient, session_id: str) -> dict:
-    """A Checkout Session as Stripe has it now."""
-    return plain(client.v1.checkout.sessions.retrieve(session_id))
+    """A Checkout Session as Stripe has it now, with its line items; `UnknownSession` when Stripe has none."""
+    try:
+        return plain(client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["line_items"]}))
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            raise UnknownSession(f"Stripe knows no checkout session {session_id}") from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -82,16 +102,44 @@ class Fulfilment:
     created: bool
 
 
-def _owner(session: Mapping[str, Any], catalogue: Catalogue) -> tuple[int, Plan]:
+def started_here(session: Mapping[str, Any]) -> tuple[int, str]:
+    """The Telegram id and plan key a Checkout Session names, as entitle writes them; `NothingToDo` for another's session."""
     metadata = session.get("metadata") or {}
-    telegram_id = str(session.get("client_reference_id") or metadata.get(METADATA_KEY) or "")
-    plan_key = metadata.get("plan")
-    if not telegram_id.isdigit() or not plan_key:
+    if session.get("mode") not in MODES:
+        raise NothingToDo(f"checkout session {session.get('id')} is in {session.get('mode')} mode")
+    reference, named = str(session.get("client_reference_id") or ""), str(metadata.get(METADATA_KEY) or "")
+    telegram_id, plan_key = reference or named, metadata.get("plan")
+    if not telegram_id.isdigit() or not isinstance(plan_key, str) or not plan_key:
         raise NothingToDo(f"checkout session {session.get('id')} was not created by entitle (no user or plan)")
+    if reference and named and reference != named:
+        raise CannotFulfil(f"checkout session {session.get('id')} names user {reference} and, in its metadata, user {named}")
+    return int(telegram_id), plan_key
+
+
+def _plan(session: Mapping[str, Any], plan_key: str, catalogue: Catalogue) -> Plan:
     plan = catalogue.get(plan_key)
     if plan is None:
         raise CannotFulfil(f"checkout session {session.get('id')} bought plan {plan_key!r}, which is not in PLANS_FILE")
-    return int(telegram_id), plan
+    if not plan.sold_by_card:
+        raise CannotFulfil(f"checkout session {session.get('id')} names plan {plan_key!r}, which is not sold by card")
+    return plan
+
+
+def billed_prices(session: Mapping[str, Any]) -> list[str]:
+    """The price ids a Checkout Session's line items bill (the session must be retrieved with its line items)."""
+    items = session.get("line_items") or {}
+    found = [expandable_id(item.get("price")) for item in items.get("data") or [] if isinstance(item, Mapping)]
+    return [price for price in found if price]
+
+
+def _check_bills_plan(session: Mapping[str, Any], plan: Plan) -> None:
+    items = session.get("line_items") or {}
+    prices = billed_prices(session)
+    if items.get("has_more") or set(prices) != {plan.stripe_price}:
+        raise CannotFulfil(
+            f"checkout session {session.get('id')} bills {', '.join(prices) or 'nothing'}, "
+            f"not the price of plan {plan.key!r} ({plan.stripe_price})"
+        )
 
 
 @dataclass(frozen=True)
@@ -104,11 +152,15 @@ class PaidSession:
     invoice: PaidInvoice | None  # a subscription's first invoice
 
 
-def fetch_session(session: Mapping[str, Any], settings: Settings, catalogue: Catalogue) -> PaidSession:
-    """Check that a Checkout Session was started here and is paid, and fetch from Stripe what granting it needs."""
-    if session.get("mode") not in ("payment", "subscription"):
-        raise NothingToDo(f"checkout session {session.get('id')} is in {session.get('mode')} mode")
-    telegram_id, plan = _owner(session, catalogue)
+def check_session(client: stripe.StripeClient, session: Mapping[str, Any], catalogue: Catalogue) -> PaidSession:
+    """Check a Checkout Session as Stripe has it (with line items): started here, billing its plan's price, and paid.
+
+    Then fetch from Stripe what granting it needs. A session that bills anything but its plan's
+    `stripe_price` raises `CannotFulfil`; one not paid (yet) raises `NothingToDo`.
+    """
+    telegram_id, plan_key = started_here(session)
+    plan = _plan(session, plan_key, catalogue)
+    _check_bills_plan(session, plan)
     if session.get("payment_status") not in PAID_STATUSES:
         raise NothingToDo(f"checkout session {session.get('id')} is {session.get('payment_status')}, not paid")
     invoice = None
@@ -116,8 +168,24 @@ def fetch_session(session: Mapping[str, Any], settings: Settings, catalogue: Cat
         invoice_id = expandable_id(session.get("invoice"))
         if invoice_id is None:
             raise NothingToDo(f"checkout session {session.get('id')} has no invoice yet")
-        invoice = fetch_paid_invoice(client_for(settings), catalogue, invoice_id)
+        invoice = fetch_paid_invoice(client, catalogue, invoice_id)
     return PaidSession(dict(session), telegram_id, plan, invoice)
+
+
+def fetch_session(settings: Settings, catalogue: Catalogue, session_id: str) -> PaidSession:
+    """Retrieve a Checkout Session from Stripe and check it as `check_session` does."""
+    client = client_for(settings)
+    return check_session(client, retrieve_session(client, session_id), catalogue)
+
+
+def _check_customer_is_users(session: Mapping[str, Any], telegram_id: int) -> None:
+    customer_id = expandable_id(session.get("customer"))
+    owner = user_for_customer(customer_id)
+    if owner is not None and owner.telegram_id != telegram_id:
+        raise CannotFulfil(
+            f"checkout session {session.get('id')} names user {telegram_id}, "
+            f"but its customer {customer_id} belongs to user {owner.telegram_id}"
+        )
 
 
 def apply_session(paid: PaidSession) -> Fulfilment:
@@ -125,10 +193,12 @@ def apply_session(paid: PaidSession) -> Fulfilment:
 
     A one-off payment's grant is keyed on its PaymentIntent, a subscription's on the payment of
     its first invoice (the key `invoice.paid` uses too), so every path meets the same grant.
-    A payment refunded or disputed before it was granted raises `entitlements.PaymentReversed`.
+    A payment refunded or disputed before it was granted raises `entitlements.PaymentReversed`;
+    a session whose customer belongs to another user than it names raises `CannotFulfil`.
     """
     session, plan = paid.session, paid.plan
     with transaction():
+        _check_customer_is_users(session, paid.telegram_id)
         user = ensure_user(paid.telegram_id)
         link_customer(user, expandable_id(session.get("customer")))
         if paid.invoice is not None:

@@ -14,7 +14,7 @@ from app import entitlements, inbox, providers
 from app.models import Event
 from app.plans import PlanError
 from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, StripeNotConfigured, client_for
-from app.stripe.checkout import PaidSession, apply_session, fetch_session
+from app.stripe.checkout import PaidSession, apply_session, fetch_session, started_here
 from app.stripe.client import describe_stripe_error
 from app.stripe.customers import METADATA_KEY, user_for_customer
 from app.stripe.events import expandable_id, invoice_subscription_id
@@ -53,9 +53,18 @@ def _payer(obj: dict):
 
 
 def _paid_session(event: Event) -> PaidSession:
-    """The event's Checkout Session, checked as paid and started here, with what Stripe says it bought."""
+    """The event's Checkout Session as Stripe has it, checked as started here, billing its plan and paid.
+
+    Only the session's id is taken from the event (and whether it looks like entitle's at all);
+    everything that decides the grant is read back from Stripe.
+    """
+    session = _object(event)
     with outcomes():
-        return fetch_session(_object(event), providers.settings(), providers.catalogue())
+        started_here(session)
+        session_id = session.get("id")
+        if not isinstance(session_id, str) or not session_id.startswith("cs_"):
+            raise CannotFulfil(f"the event names no checkout session id ({session_id!r})")
+        return fetch_session(providers.settings(), providers.catalogue(), session_id)
 
 
 @inbox.handles(SOURCE, "checkout.session.completed", "checkout.session.async_payment_succeeded", prepare=_paid_session)

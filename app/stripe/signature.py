@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Sequence
 
-__all__ = ["DEFAULT_TOLERANCE", "REASONS", "SignatureError", "sign_payload", "verify_webhook"]
+__all__ = ["DEFAULT_TOLERANCE", "REASONS", "SignatureError", "event_shape_problem", "sign_payload", "verify_webhook"]
 
 DEFAULT_TOLERANCE = 300
 SCHEME = "v1"
@@ -123,15 +123,25 @@ def verify_webhook(
 
     try:
         event = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise SignatureError("payload_invalid", "the signed payload is not UTF-8 JSON") from None
-    if not (
-        isinstance(event, dict)
-        and event.get("object") == "event"
-        and isinstance(event.get("id"), str)
-        and isinstance(event.get("type"), str)
-        and isinstance(event.get("data"), dict)
-        and isinstance(event["data"].get("object"), dict)
-    ):
-        raise SignatureError("payload_invalid", "the signed payload is not a Stripe event (object 'event' with id, type, data.object)")
+    problem = event_shape_problem(event)
+    if problem:
+        raise SignatureError("payload_invalid", f"the signed payload is not a Stripe event: {problem}")
     return event
+
+
+def event_shape_problem(event: object) -> str | None:
+    """What keeps a parsed payload from being a Stripe event (naming the field), or None."""
+    if not isinstance(event, dict):
+        return "it is not a JSON object"
+    if event.get("object") != "event":
+        return "`object` is not \"event\""
+    for field in ("id", "type"):
+        if not isinstance(event.get(field), str):
+            return f"`{field}` is not a string"
+    if not isinstance(event.get("data"), dict):
+        return "`data` is not an object"
+    if not isinstance(event["data"].get("object"), dict):
+        return "`data.object` is not an object"
+    return None

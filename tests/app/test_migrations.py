@@ -30,6 +30,15 @@ def test_the_ledger_is_indexed_by_payment(database):
     assert "ledger_entry_source_reference" in names
 
 
+def test_a_database_from_before_checkout_records_gains_the_table_on_migrate(database):
+    database.execute_sql('DROP TABLE "checkout_session"')
+    SchemaMigration.delete().where(SchemaMigration.version == 4).execute()
+
+    assert [m.version for m in migrations.migrate()] == [4]
+    assert database.table_exists("checkout_session")
+    assert "checkout_session_session_id" in {index.name for index in database.get_indexes("checkout_session")}
+
+
 def test_a_database_from_before_worker_heartbeats_gains_the_table(database):
     database.drop_tables([WorkerHeartbeat])
     SchemaMigration.delete().where(SchemaMigration.version == 6).execute()

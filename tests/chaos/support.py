@@ -1,6 +1,7 @@
 """What the fast fault tests share: the providers' secrets, real signed webhooks, and the final tally."""
 from __future__ import annotations
 
+import json
 import threading
 
 import peewee
@@ -10,6 +11,9 @@ import requests
 from app.models import Event, Grant, LedgerEntry, User
 from bench import config, payloads
 from bench.tally import Tally
+
+# The Stripe price of the plan bench payloads buy (`payloads.STRIPE_PLAN` in plans.toml).
+STRIPE_PRICE = "price_premium_week"
 
 
 @pytest.fixture
@@ -93,6 +97,14 @@ def clean(n: int) -> Tally:
     return Tally(n, n, n, 0, 0)
 
 
-def payments_for(app, count: int, first_user: int) -> list[dict]:
-    """`count` signed payment webhooks for distinct users, alternating over the app's providers."""
-    return [p.request for p in payloads.payments(count, first_user, providers(app))]
+def payments_for(app, count: int, first_user: int, stripe_api) -> list[dict]:
+    """`count` signed payment webhooks for distinct users, alternating over the app's providers.
+
+    The Stripe stand-in is told of each paid Checkout Session, since the service reads it back.
+    """
+    paid = payloads.payments(count, first_user, providers(app))
+    for payment in paid:
+        if payment.provider == "stripe":
+            session = json.loads(payment.request["body"])["data"]["object"]
+            stripe_api.put_checkout_session(session, prices=[STRIPE_PRICE])
+    return [p.request for p in paid]

@@ -5,9 +5,9 @@ from tests.chaos.support import all_granted, clean, deliver_concurrently, env, p
 from tests.support.waiting import wait_for
 
 
-def test_twelve_payments_each_delivered_five_times_concurrently_are_granted_once_each(app, live_server, worker):
+def test_twelve_payments_each_delivered_five_times_concurrently_are_granted_once_each(app, live_server, worker, stripe_api):
     # Given signed Stars and Stripe payment webhooks for twelve payers
-    deliveries = payments_for(app, 12, first_user=41_000_000)
+    deliveries = payments_for(app, 12, first_user=41_000_000, stripe_api=stripe_api)
 
     # When each is delivered five times at the same moment
     statuses = deliver_concurrently(live_server, deliveries, copies=5)

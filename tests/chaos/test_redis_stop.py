@@ -19,7 +19,7 @@ def own_redis():
     server.stop()
 
 
-def test_payments_accepted_while_redis_is_down_are_granted_once_after_it_returns(env, database, own_redis):
+def test_payments_accepted_while_redis_is_down_are_granted_once_after_it_returns(env, database, own_redis, stripe_api):
     from webapp import create_app
 
     settings = load_settings(environ={**env, "BROKER_URL": own_redis.url}, env_file="/none")
@@ -28,7 +28,7 @@ def test_payments_accepted_while_redis_is_down_are_granted_once_after_it_returns
     worker.start()
     try:
         client = create_app(settings).test_client()
-        deliveries = payments_for(client.application, 20, first_user=43_000_000)
+        deliveries = payments_for(client.application, 20, first_user=43_000_000, stripe_api=stripe_api)
         # Given half the payments delivered while Redis is up
         statuses = [post(client, d) for d in deliveries[:10]]
 

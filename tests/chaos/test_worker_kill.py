@@ -21,7 +21,7 @@ def start_worker(worker_env: dict) -> subprocess.Popen:
     )
 
 
-def test_payments_survive_a_sigkilled_worker_and_are_granted_once_after_the_restart(env, database):
+def test_payments_survive_a_sigkilled_worker_and_are_granted_once_after_the_restart(env, database, stripe_api):
     from webapp import create_app
 
     worker_env = {**os.environ, **env, "BROKER_NAMESPACE": f"entitle-chaos-{uuid.uuid4().hex[:8]}", "PYTHONPATH": str(ROOT)}
@@ -29,7 +29,7 @@ def test_payments_survive_a_sigkilled_worker_and_are_granted_once_after_the_rest
     workers.setup(settings)
     app = create_app(settings)
     client = app.test_client()
-    deliveries = payments_for(app, 40, first_user=42_000_000)
+    deliveries = payments_for(app, 40, first_user=42_000_000, stripe_api=stripe_api)
     first = start_worker(worker_env)
     second = None
     try:

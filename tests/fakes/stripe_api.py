@@ -32,7 +32,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -400,6 +400,26 @@ class FakeStripeAPI:
                 self.invoice_payments[inv["id"]] = list(payments.get("data") or [])
         return copy.deepcopy(inv)
 
+    def put_checkout_session(
+        self, obj: Mapping[str, Any] | None = None, *, prices: Sequence[str | Mapping[str, Any]] = (), **fields: Any
+    ) -> dict:
+        """Store a Checkout Session (a full object, or `events.checkout_session(**fields)`) whose line items bill `prices`.
+
+        Each price is an id (a stored price, else a one-time price of the session's amount and
+        currency under that id) or a full Price object; returns a copy of the session.
+        """
+        session = self._put(self.checkout_sessions, obj if obj is not None else events.checkout_session(**fields))
+        items = []
+        for price in prices:
+            if isinstance(price, str):
+                price = self.prices.get(price) or events.price(
+                    price_id=price, unit_amount=session.get("amount_total"), currency=session.get("currency") or "usd", interval=None
+                )
+            items.append(_line_item(price))
+        with self._lock:
+            self._line_items[session["id"]] = items
+        return session
+
     def set_checkout_session(self, session_id: str, **fields: Any) -> dict:
         """Change a stored Checkout Session; `payment_status="paid"` completes it as Stripe would.
 
@@ -736,25 +756,7 @@ class FakeStripeAPI:
             quantity = _int(item, "quantity")
             if quantity is None:
                 raise _missing(f"line_items[{index}][quantity]")
-            unit = price_obj.get("unit_amount")
-            total = None if unit is None else unit * quantity
-            line_items.append(
-                {
-                    "id": events.new_id("li"),
-                    "object": "item",
-                    "adjustable_quantity": None,
-                    "amount_discount": 0,
-                    "amount_subtotal": total,
-                    "amount_tax": 0,
-                    "amount_total": total,
-                    "currency": price_obj.get("currency"),
-                    "description": price_obj.get("product"),
-                    "discounts": [],
-                    "price": price_obj,
-                    "quantity": quantity,
-                    "taxes": [],
-                }
-            )
+            line_items.append(_line_item(price_obj, quantity))
         recurring = [li for li in line_items if li["price"].get("recurring")]
         if mode == "subscription" and not recurring:
             raise StripeErrorResponse(
@@ -1052,6 +1054,27 @@ class FakeStripeAPI:
         else:
             found = [p for payments in self.invoice_payments.values() for p in payments]
         return 200, _list_object("/v1/invoice_payments", copy.deepcopy(found), _int(params, "limit"))
+
+
+def _line_item(price_obj: Mapping[str, Any], quantity: int = 1) -> dict:
+    """A Checkout Session line item (`object: "item"`) for a price, with its full Price object as Stripe lists it."""
+    unit = price_obj.get("unit_amount")
+    total = None if unit is None else unit * quantity
+    return {
+        "id": events.new_id("li"),
+        "object": "item",
+        "adjustable_quantity": None,
+        "amount_discount": 0,
+        "amount_subtotal": total,
+        "amount_tax": 0,
+        "amount_total": total,
+        "currency": price_obj.get("currency"),
+        "description": price_obj.get("product"),
+        "discounts": [],
+        "price": copy.deepcopy(dict(price_obj)),
+        "quantity": quantity,
+        "taxes": [],
+    }
 
 
 class _Server(ThreadingHTTPServer):

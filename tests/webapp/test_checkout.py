@@ -207,3 +207,42 @@ def test_an_unknown_or_missing_session_id_is_an_error(client):
     missing = client.get("/checkout/success?session_id=cs_test_doesnotexist")
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "session_unknown"
     assert client.get("/checkout/success").status_code == 400
+
+
+def test_a_session_id_not_created_here_is_404_without_asking_stripe(client, stripe_api):
+    foreign = stripe_api.put_checkout_session(events.checkout_session(client_reference_id=str(USER)), prices=["price_premium_week"])
+    for session_id in ["cs_unknown", foreign["id"], "cs_" + "x" * 100_000] + [f"cs_test_guess{n}" for n in range(50)]:
+        response = client.get("/checkout/success", query_string={"session_id": session_id})
+        assert response.status_code == 404 and response.get_json()["error"]["code"] == "session_unknown"
+    assert stripe_api.calls == []
+    assert Grant.select().count() == 0
+
+
+def test_a_session_created_here_is_looked_up_once_with_its_line_items_and_fulfils(client, app, signed_in, stripe_api):
+    session = buy(client, app, stripe_api, USER)
+
+    [lookup] = stripe_api.calls_to("GET", "/v1/checkout/sessions/")
+    assert lookup.path == f"/v1/checkout/sessions/{session['id']}" and lookup.params == {"expand": ["line_items"]}
+    assert [g.reference for g in Grant.select()] == [session["payment_intent"]]
+
+
+def test_the_success_page_grants_nothing_for_a_session_billing_another_price(client, signed_in, stripe_api):
+    created = checkout(client, signed_in).get_json()
+    paid = stripe_api.set_checkout_session(created["id"], payment_status="paid", amount_total=1, currency="jpy")
+    stripe_api.put_checkout_session(paid, prices=["price_one_yen"])
+
+    page = client.get(f"/checkout/success?session_id={created['id']}")
+
+    assert page.status_code == 200 and "Payment not applied" in page.get_data(as_text=True)
+    assert Grant.select().count() == 0
+
+
+def test_the_success_page_grants_nothing_when_the_session_names_another_user_than_its_customer(client, signed_in, stripe_api):
+    created = checkout(client, signed_in).get_json()
+    other = {"telegram_user_id": "7", "plan": "premium_week"}
+    stripe_api.set_checkout_session(created["id"], payment_status="paid", client_reference_id="7", metadata=other)
+
+    page = client.get(f"/checkout/success?session_id={created['id']}")
+
+    assert page.status_code == 200 and "Payment not applied" in page.get_data(as_text=True)
+    assert Grant.select().count() == 0 and users.find_user(7) is None

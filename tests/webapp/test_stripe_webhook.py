@@ -31,8 +31,10 @@ def env(env, stripe_api):
     return {**env, **stripe_env(stripe_api)}
 
 
-def completed(user_id: int = 42) -> dict:
+def completed(user_id: int = 42, stripe_api=None) -> dict:
     session = events.checkout_session(client_reference_id=str(user_id), metadata={"telegram_user_id": str(user_id), "plan": "premium_week"})
+    if stripe_api is not None:
+        stripe_api.put_checkout_session(session, prices=["price_premium_week"])
     return events.event("checkout.session.completed", session)
 
 
@@ -148,6 +150,39 @@ def test_a_redelivery_is_answered_200_without_a_second_row(client):
     assert Event.select().count() == 1
 
 
+def reshaped(**fields) -> dict:
+    """A checkout event with some top-level fields replaced (None removes the field)."""
+    event = completed()
+    for name, value in fields.items():
+        if value is None:
+            event.pop(name)
+        else:
+            event[name] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    "event, field",
+    [
+        (reshaped(id="evt_" + "x" * 100_000), "`id`"),
+        (reshaped(type="checkout.session." + "x" * 100_000), "`type`"),
+        (reshaped(id=""), "`id`"),
+        (reshaped(type=5), "`type`"),
+        (reshaped(id=None), "`id`"),
+        (reshaped(data={"previous_attributes": {}}), "`data.object`"),
+        (reshaped(data={"object": "cs_test_123"}), "`data.object`"),
+    ],
+    ids=["id_100kb", "type_100kb", "id_empty", "type_not_a_string", "id_missing", "data_object_missing", "data_object_not_an_object"],
+)
+def test_a_signed_event_of_the_wrong_shape_is_400_naming_the_field_and_stores_nothing(client, event, field):
+    response = post_event(client, event)
+
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "payload_invalid" and field in error["message"]
+    assert Event.select().count() == 0
+
+
 # --- Test mode and live mode ------------------------------------------------------------------
 
 
@@ -176,8 +211,8 @@ def test_a_test_event_reaching_a_live_key_is_recorded_ignored(settings, database
 # --- End to end: concurrent deliveries, a refund, the operator's view -------------------------
 
 
-def test_five_concurrent_deliveries_grant_once_and_a_refund_revokes(app, worker, cli):
-    event = completed(user_id=4242)
+def test_five_concurrent_deliveries_grant_once_and_a_refund_revokes(app, worker, cli, stripe_api):
+    event = completed(user_id=4242, stripe_api=stripe_api)
     payment = event["data"]["object"]["payment_intent"]
     body, headers = signed(event)
     granted_before = sample("entitlements_granted_total", source="stripe")

@@ -54,9 +54,18 @@ def deliver(event: dict) -> Event:
     return Event.get_by_id(recorded.event.id)
 
 
-def completed(user_id: int = 42, plan: str = "premium_week", **fields) -> dict:
-    """A `checkout.session.completed` event for a session entitle started for this user and plan (paid unless told otherwise)."""
+# The Stripe prices of the card plans in plans.toml.
+PRICES = {"premium_week": "price_premium_week", "premium_month": "price_premium_month"}
+
+
+def completed(user_id: int = 42, plan: str = "premium_week", *, stripe_api=None, prices=None, **fields) -> dict:
+    """A `checkout.session.completed` event for a session entitle started for this user and plan (paid unless told otherwise).
+
+    With `stripe_api`, Stripe knows the session too, its line items billing `prices` (default: the plan's price).
+    """
     session = events.checkout_session(client_reference_id=str(user_id), metadata={"telegram_user_id": str(user_id), "plan": plan}, **fields)
+    if stripe_api is not None:
+        stripe_api.put_checkout_session(session, prices=[PRICES.get(plan, "price_unknown")] if prices is None else prices)
     return events.event("checkout.session.completed", session)
 
 

@@ -12,7 +12,11 @@ import pytest
 from app import entitlements, inbox, users
 from app.clock import from_timestamp, utcnow
 from app.models import Event, Grant, LedgerEntry
+from app.plans import Catalogue
 from app.stripe import events
+from app.stripe.api import client_for
+from app.stripe.checkout import create_checkout_session
+from app.stripe.customers import link_customer
 from tests.app.stripe.helpers import completed, deliver, paid_subscription, stripe_env
 
 DAY = 86400
@@ -36,8 +40,8 @@ def grants(telegram_id: int = 42) -> list[Grant]:
 # --- One-off Checkout payments ----------------------------------------------------------------
 
 
-def test_a_paid_checkout_session_grants_the_plan_once_keyed_on_its_payment(stripe_ready):
-    event = completed()
+def test_a_paid_checkout_session_grants_the_plan_once_keyed_on_its_payment(stripe_ready, stripe_api):
+    event = completed(stripe_api=stripe_api)
     assert deliver(event).status == "processed"
 
     [grant] = grants()
@@ -50,28 +54,28 @@ def test_a_paid_checkout_session_grants_the_plan_once_keyed_on_its_payment(strip
     assert len(grants()) == 1
 
 
-def test_a_second_purchase_extends_from_the_end_of_the_first(stripe_ready):
-    deliver(completed())
-    deliver(completed())
+def test_a_second_purchase_extends_from_the_end_of_the_first(stripe_ready, stripe_api):
+    deliver(completed(stripe_api=stripe_api))
+    deliver(completed(stripe_api=stripe_api))
     first, second = grants()
     assert second.starts_at == first.ends_at
     assert entitlements.current_end(first.user, "premium") == second.ends_at
 
 
-def test_a_session_awaiting_a_delayed_payment_grants_only_when_it_succeeds(stripe_ready):
-    waiting = completed(payment_status="unpaid", status="complete", payment_intent="pi_delayed000000000000001")
+def test_a_session_awaiting_a_delayed_payment_grants_only_when_it_succeeds(stripe_ready, stripe_api):
+    waiting = completed(stripe_api=stripe_api, payment_status="unpaid", status="complete", payment_intent="pi_delayed000000000000001")
     row = deliver(waiting)
     assert row.status == "ignored" and "unpaid" in row.error
     assert grants() == []
 
-    session = {**waiting["data"]["object"], "payment_status": "paid"}
+    session = stripe_api.set_checkout_session(waiting["data"]["object"]["id"], payment_status="paid")
     assert deliver(events.event("checkout.session.async_payment_succeeded", session)).status == "processed"
     assert [g.reference for g in grants()] == ["pi_delayed000000000000001"]
 
 
-def test_a_delayed_payment_that_fails_grants_nothing_and_is_noted(stripe_ready):
+def test_a_delayed_payment_that_fails_grants_nothing_and_is_noted(stripe_ready, stripe_api):
     users.ensure_user(42)
-    session = completed(payment_status="unpaid", status="complete")["data"]["object"]
+    session = completed(stripe_api=stripe_api, payment_status="unpaid", status="complete")["data"]["object"]
     assert deliver(events.event("checkout.session.async_payment_failed", session)).status == "processed"
     assert grants() == []
     assert LedgerEntry.get(LedgerEntry.action == "payment_failed").reference == session["id"]
@@ -83,10 +87,102 @@ def test_a_session_not_started_by_entitle_is_ignored(stripe_ready):
     assert row.status == "ignored" and "not created by entitle" in row.error
 
 
-def test_a_session_for_a_plan_no_longer_sold_fails_for_the_operator(stripe_ready):
-    row = deliver(completed(plan="retired_plan"))
+def test_a_session_for_a_plan_no_longer_sold_fails_for_the_operator(stripe_ready, stripe_api):
+    row = deliver(completed(stripe_api=stripe_api, plan="retired_plan"))
     assert row.status == "failed" and "retired_plan" in row.error and row.attempts == 1
     assert grants() == []
+
+
+# --- A session is fulfilled as Stripe has it, never as the event says ---------------------------
+
+
+def test_a_session_stripe_does_not_know_fails_at_once_and_grants_nothing(stripe_ready, stripe_api):
+    row = deliver(completed(amount_total=1, currency="jpy"))
+
+    assert row.status == "failed" and row.attempts == 1
+    assert "Stripe knows no checkout session" in row.error
+    assert grants() == []
+    assert stripe_api.calls_to("GET", "/v1/checkout/sessions/")[0].params == {"expand": ["line_items"]}
+
+
+def test_a_session_for_a_plan_not_sold_by_card_fails_and_grants_nothing(stripe_ready, stripe_api):
+    row = deliver(completed(stripe_api=stripe_api, plan="supporter_lifetime", prices=["price_one_yen"], amount_total=1, currency="jpy"))
+
+    assert row.status == "failed" and row.attempts == 1
+    assert "'supporter_lifetime', which is not sold by card" in row.error
+    assert grants() == []
+
+
+def test_a_session_billing_another_price_than_its_plans_fails_and_grants_nothing(stripe_ready, stripe_api):
+    row = deliver(completed(stripe_api=stripe_api, prices=["price_one_yen"], amount_total=1, currency="jpy"))
+
+    assert row.status == "failed" and row.attempts == 1
+    assert "bills price_one_yen, not the price of plan 'premium_week' (price_premium_week)" in row.error
+    assert grants() == []
+
+
+def test_a_session_unpaid_at_stripe_grants_nothing_whatever_the_event_says(stripe_ready, stripe_api):
+    unpaid = stripe_api.put_checkout_session(
+        events.checkout_session(payment_status="unpaid", client_reference_id="42", metadata={"telegram_user_id": "42", "plan": "premium_week"}),
+        prices=["price_premium_week"],
+    )
+    claimed = events.event("checkout.session.completed", {**unpaid, "payment_status": "paid", "payment_intent": "pi_claimed000000000000"})
+
+    row = deliver(claimed)
+
+    assert row.status == "ignored" and "unpaid, not paid" in row.error
+    assert grants() == []
+
+
+def test_metadata_naming_another_user_than_the_customers_fails_and_grants_neither(stripe_ready, stripe_api):
+    payer = users.ensure_user(1)
+    link_customer(payer, "cus_payer000001")
+    event = completed(2, stripe_api=stripe_api, customer="cus_payer000001")
+
+    row = deliver(event)
+
+    assert row.status == "failed" and row.attempts == 1
+    assert "names user 2, but its customer cus_payer000001 belongs to user 1" in row.error
+    assert grants(1) == [] and grants(2) == []
+    assert users.find_user(2) is None
+
+
+def test_the_session_stripe_has_decides_not_the_events_copy(stripe_ready, stripe_api):
+    event = completed(stripe_api=stripe_api)
+    session = event["data"]["object"]
+    forged = events.event("checkout.session.completed", {**session, "client_reference_id": "7", "metadata": {"telegram_user_id": "7", "plan": "premium_week"}})
+
+    assert deliver(forged).status == "processed"
+
+    assert grants(7) == [] and [g.reference for g in grants(42)] == [session["payment_intent"]]
+
+
+def test_stripe_down_while_reading_the_session_back_is_retried_then_grants(stripe_ready, stripe_api):
+    event = completed(stripe_api=stripe_api)
+    stripe_api.fail("GET", "/v1/checkout/sessions", status=500, message="Stripe is having a moment")
+    recorded = inbox.record("stripe", event["id"], event["type"], event)
+
+    with pytest.raises(Exception, match="HTTP 500"):
+        inbox.process(recorded.event.id, final_attempt=False)
+    row = Event.get_by_id(recorded.event.id)
+    assert row.status == "pending" and row.attempts == 1 and grants() == []
+
+    stripe_api.clear_failures()
+    assert inbox.process(recorded.event.id, final_attempt=False) == "processed"
+    assert len(grants()) == 1
+
+
+def test_a_session_created_and_paid_here_still_grants_once(stripe_ready, stripe_api, settings):
+    user = users.ensure_user(42)
+    plan = Catalogue.from_file(settings.plans_file).get("premium_week")
+    created = create_checkout_session(client_for(settings), settings, user, plan)
+    session = stripe_api.set_checkout_session(created["id"], payment_status="paid")
+
+    assert deliver(events.event("checkout.session.completed", session)).status == "processed"
+    assert deliver(events.event("checkout.session.completed", session)).status == "processed"
+
+    [grant] = grants()
+    assert (grant.reference, grant.plan) == (session["payment_intent"], "premium_week")
 
 
 # --- Subscriptions ------------------------------------------------------------------------------
@@ -166,8 +262,8 @@ def refunded_charge(payment_intent: str, amount_refunded: int) -> dict:
     return events.event("charge.refunded", charge)
 
 
-def test_a_partial_refund_keeps_the_grant_and_a_full_one_revokes_it(stripe_ready):
-    event = completed()
+def test_a_partial_refund_keeps_the_grant_and_a_full_one_revokes_it(stripe_ready, stripe_api):
+    event = completed(stripe_api=stripe_api)
     deliver(event)
     payment = event["data"]["object"]["payment_intent"]
 
@@ -182,8 +278,8 @@ def test_a_partial_refund_keeps_the_grant_and_a_full_one_revokes_it(stripe_ready
     assert entitlements.summary(grant.user) == []
 
 
-def test_a_refund_revokes_only_the_payment_it_refunds(stripe_ready):
-    first, second = completed(), completed()
+def test_a_refund_revokes_only_the_payment_it_refunds(stripe_ready, stripe_api):
+    first, second = completed(stripe_api=stripe_api), completed(stripe_api=stripe_api)
     deliver(first)
     deliver(second)
     deliver(refunded_charge(first["data"]["object"]["payment_intent"], 500))
@@ -211,8 +307,8 @@ def reversal(kind: str, payment: str) -> dict:
 
 
 @pytest.mark.parametrize("kind, said", [("refund", "refunded"), ("dispute", "disputed")])
-def test_a_checkout_payment_taken_back_before_it_granted_never_grants(stripe_ready, kind, said):
-    event = completed()
+def test_a_checkout_payment_taken_back_before_it_granted_never_grants(stripe_ready, stripe_api, kind, said):
+    event = completed(stripe_api=stripe_api)
     payment = event["data"]["object"]["payment_intent"]
     assert deliver(reversal(kind, payment)).status == "processed"
 
@@ -238,8 +334,8 @@ def test_a_subscription_payment_taken_back_before_it_granted_never_grants(stripe
     assert grants() == []
 
 
-def test_a_partial_refund_before_the_grant_does_not_keep_it_from_granting(stripe_ready):
-    event = completed()
+def test_a_partial_refund_before_the_grant_does_not_keep_it_from_granting(stripe_ready, stripe_api):
+    event = completed(stripe_api=stripe_api)
     payment = event["data"]["object"]["payment_intent"]
     assert deliver(refunded_charge(payment, 200)).status == "processed"
 
@@ -250,8 +346,8 @@ def test_a_partial_refund_before_the_grant_does_not_keep_it_from_granting(stripe
     assert not entitlements.was_reversed("stripe", payment)
 
 
-def test_a_dispute_revokes_with_reason_dispute(stripe_ready):
-    event = completed()
+def test_a_dispute_revokes_with_reason_dispute(stripe_ready, stripe_api):
+    event = completed(stripe_api=stripe_api)
     deliver(event)
     payment = event["data"]["object"]["payment_intent"]
     assert deliver(events.event("charge.dispute.created", events.dispute(payment_intent=payment))).status == "processed"
@@ -262,7 +358,7 @@ def test_a_dispute_revokes_with_reason_dispute(stripe_ready):
 
 def test_a_dispute_that_names_only_its_charge_is_traced_through_stripe(stripe_ready, stripe_api):
     intent = stripe_api.put_payment_intent()
-    event = completed(payment_intent=intent["id"])
+    event = completed(stripe_api=stripe_api, payment_intent=intent["id"])
     deliver(event)
     dispute = events.dispute(charge=intent["latest_charge"], payment_intent=None)
     assert deliver(events.event("charge.dispute.created", dispute)).status == "processed"

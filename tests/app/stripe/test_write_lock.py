@@ -61,7 +61,7 @@ def test_stripe_handlers_call_stripe_only_outside_the_write_transaction(probe, w
         run(events.event("checkout.session.completed", session)),
         run(events.event("invoice.paid", stripe_api.invoices[session["invoice"]])),
         run(events.event("customer.subscription.updated", stripe_api.subscriptions[session["subscription"]])),
-        run(completed(payment_intent=intent["id"])),
+        run(completed(stripe_api=stripe_api, payment_intent=intent["id"])),
         run(events.event("charge.dispute.created", events.dispute(charge=intent["latest_charge"], payment_intent=None))),
     ]
 
