@@ -12,10 +12,11 @@ from telebot.apihelper import ApiException
 
 import workers
 from app import metrics
-from app.telegram import commands, payments
+from app.telegram import commands, payments, shapes
 from app.telegram.bot_api import describe_api_error
 from app.telegram.payments import SOURCE, TelegramNotConfigured
 from app.users import find_user
+from webapp.body import json_object
 from webapp.context import catalogue, requested_plan, settings
 from webapp.errors import ApiError
 
@@ -40,9 +41,11 @@ def _verify_secret() -> None:
 
 
 def _parse_update() -> tuple[dict, types.Update]:
-    data = request.get_json(force=True, silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "malformed_update", "the body is not a JSON object")
+    data = json_object(code="malformed_update", what="a Telegram Update")
+    try:
+        shapes.check_update(data)
+    except shapes.MalformedUpdate as exc:
+        raise ApiError(400, "malformed_update", str(exc)) from None
     try:
         return data, types.Update.de_json(data)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -58,12 +61,6 @@ def _pre_checkout(query: types.PreCheckoutQuery):
     return jsonify(decision.answer(query.id))
 
 
-def _charge_id(value) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= 200:
-        raise ApiError(400, "malformed_update", "telegram_payment_charge_id must be a non-empty string")
-    return value
-
-
 def _accept(external_id: str, type_: str, data: dict):
     recorded = workers.accept(SOURCE, external_id, type_, data)
     return jsonify({"ok": True, "status": "recorded" if recorded.created else "duplicate", "event": recorded.event.id})
@@ -71,7 +68,7 @@ def _accept(external_id: str, type_: str, data: dict):
 
 @bp.post(WEBHOOK_PATH)
 def webhook():
-    """Verify the secret token, answer pre-checkout queries, record payments, refunds and commands."""
+    """Verify the secret token, check the update's shape, answer pre-checkout queries, record payments, refunds and commands."""
     _verify_secret()
     data, update = _parse_update()
     if update.pre_checkout_query is not None:
@@ -79,10 +76,10 @@ def webhook():
     message = update.message
     if message is not None:
         if message.successful_payment is not None:
-            return _accept(_charge_id(message.successful_payment.telegram_payment_charge_id), "successful_payment", data)
+            return _accept(message.successful_payment.telegram_payment_charge_id, "successful_payment", data)
         # pyTelegramBotAPI parses refunded_payment but gives the message no content type.
         if message.refunded_payment is not None:
-            return _accept(f"refund:{_charge_id(message.refunded_payment.telegram_payment_charge_id)}", "refunded_payment", data)
+            return _accept(f"refund:{message.refunded_payment.telegram_payment_charge_id}", "refunded_payment", data)
         if message.chat.type == "private" and isinstance(message.text, str) and commands.parse(message.text) is not None:
             return _accept(f"update:{update.update_id}", "command", data)
     return jsonify({"ok": True, "status": "ignored"})

@@ -8,13 +8,13 @@ import requests
 from telebot import types
 from telebot.apihelper import ApiException, ApiTelegramException
 
-from app import entitlements, inbox, metrics, providers
+from app import entitlements, inbox, metrics, providers, users
+from app.clock import from_timestamp
 from app.db import for_update
 from app.models import Event
 from app.telegram import commands, payments, refunds
 from app.telegram.bot_api import describe_api_error
 from app.telegram.payments import SOURCE, TelegramNotConfigured, bot_for
-from app.users import find_user
 
 log = logging.getLogger(__name__)
 
@@ -64,44 +64,50 @@ def notify(settings, chat_id: int, text: str, *, key: str) -> None:
 
 @inbox.handles(SOURCE, "successful_payment")
 def successful_payment(event: Event) -> None:
-    """Grant what a Stars payment bought and thank the payer."""
+    """Grant what a Stars payment bought, if it is what was invoiced, and thank the payer."""
     settings = providers.settings()
     message = _message(event)
     payment = message.successful_payment
     if payment is None:
         raise inbox.PermanentError("the message carries no successful_payment")
-    if entitlements.was_reversed(SOURCE, payment.telegram_payment_charge_id):
+    charge_id = payment.telegram_payment_charge_id
+    if entitlements.was_reversed(SOURCE, charge_id):
         raise inbox.Ignore("this payment was refunded before it was granted")
     try:
-        done = payments.fulfil(providers.catalogue(), message.from_user, payment)
-    except payments.UnknownPlan as exc:
+        done = payments.fulfil(providers.catalogue(), message.from_user, payment, from_timestamp(message.date))
+    except entitlements.PaymentReversed as exc:
+        raise inbox.Ignore(str(exc)) from None
+    except payments.PaymentMismatch as exc:
         metrics.telegram_payments.labels(result="unfulfilled").inc()
+        # Retrying cannot make the payment match; the payer's Stars go back only by refund.
         raise inbox.PermanentError(
-            f"{exc}; refund it with `entitle refund telegram {payment.telegram_payment_charge_id}`"
+            f"{exc}; nothing was granted; refund it with `entitle refund telegram {charge_id}`"
         ) from None
     if done.created:
-        text, key = payments.confirmation_text(done), f"confirm:{payment.telegram_payment_charge_id}"
+        text, key = payments.confirmation_text(done), f"confirm:{charge_id}"
         # After the commit: a slow Bot API call must not hold the grant's transaction open.
         inbox.after_commit(lambda: notify(settings, message.chat.id, text, key=key))
 
 
 @inbox.handles(SOURCE, "refunded_payment")
 def refunded_payment(event: Event) -> None:
-    """Revoke the grant of a payment Telegram reports refunded, and nothing else."""
-    refund = _message(event).refunded_payment
+    """Revoke the grant of a payment Telegram reports refunded, and nothing else; a refund seen first keeps it from granting."""
+    message = _message(event)
+    refund = message.refunded_payment
     if refund is None:
         raise inbox.PermanentError("the message carries no refunded_payment")
     charge_id = refund.telegram_payment_charge_id
     # Waits while a worker is granting this payment, so the refund never lands between check and grant.
     for_update(Event.select().where((Event.provider == SOURCE) & (Event.external_id == charge_id))).first()
     charge = refunds.find_charge(charge_id)
-    if charge is None:
-        raise inbox.Ignore(f"no payment {charge_id} is recorded here; nothing to revoke")
-    if charge.grant is not None and charge.grant.revoked_at is not None:
+    if charge is not None and charge.grant is not None and charge.grant.revoked_at is not None:
         raise inbox.Ignore(f"the grant of {charge_id} was already revoked")
-    # Also without a grant yet: the refund in the ledger keeps the payment from ever granting.
+    # The payer's row is what `entitlements.grant` locks: with it, a payment granted at this moment sees the refund.
+    payer = users.ensure_user(charge.user_id if charge is not None else message.from_user.id)
+    # Also without a payment yet: the refund in the ledger keeps the payment from ever granting.
     entitlements.revoke_payment(
-        SOURCE, charge_id, reason="refund", actor="telegram", user=find_user(charge.user_id), detail={"amount": refund.total_amount}
+        SOURCE, charge_id, reason="refund", actor="telegram", user=payer,
+        detail={"amount": refund.total_amount, "before_payment": charge is None},
     )
     metrics.telegram_payments.labels(result="refunded").inc()
 

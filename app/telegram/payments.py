@@ -4,15 +4,15 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import telebot
 from telebot import types
 
 from app import entitlements, metrics, users
-from app.clock import from_timestamp, iso
+from app.clock import from_timestamp, iso, utcnow
 from app.config import Settings
-from app.models import Grant, User
+from app.models import Grant, LedgerEntry, User
 from app.plans import STAR_SUBSCRIPTION_PERIOD, Catalogue, Plan
 from app.telegram.bot_api import make_bot
 
@@ -145,8 +145,17 @@ def decide_pre_checkout(catalogue: Catalogue, query: types.PreCheckoutQuery) -> 
 # -- fulfilment ----------------------------------------------------------------------------
 
 
-class UnknownPlan(Exception):
+class PaymentMismatch(Exception):
+    """A payment that is not what this service invoiced (plan, amount, currency, payer, period); it grants nothing."""
+
+
+class UnknownPlan(PaymentMismatch):
     """A payment names a plan the catalogue does not have (or an invoice that is not ours)."""
+
+
+# Telegram may charge a renewal a little before the period it pays for begins.
+RENEWAL_LEEWAY = timedelta(days=1)
+SUBSCRIPTION_PERIOD = timedelta(seconds=STAR_SUBSCRIPTION_PERIOD)
 
 
 @dataclass(frozen=True)
@@ -165,31 +174,84 @@ class Fulfilment:
         return self.grant.subscription_id is not None
 
 
-def fulfil(catalogue: Catalogue, payer: types.User, payment: types.SuccessfulPayment) -> Fulfilment:
-    """Grant what a successful payment bought, once per charge.
+def subscription_id(payment: types.SuccessfulPayment) -> str:
+    """The id under which a Star subscription's grants are kept: every renewal carries the first invoice's payload."""
+    return f"{SOURCE}:{payment.invoice_payload}"
 
-    One-off plans grant `days` (extending what the payer holds) or lifetime; a subscription
-    payment grants until its `subscription_expiration_date`, and each renewal is a grant of its own.
-    """
+
+def _amounts_paid_before(subscription: str) -> set[int]:
+    """What earlier payments of this subscription paid, so a renewal at the price subscribed to still grants."""
+    references = Grant.select(Grant.reference).where((Grant.source == SOURCE) & (Grant.subscription_id == subscription))
+    entries = LedgerEntry.select(LedgerEntry.detail).where(
+        (LedgerEntry.source == SOURCE) & LedgerEntry.reference.in_(references) & LedgerEntry.action.in_(["grant", "extend"])
+    )
+    return {entry.detail.get("amount") for entry in entries if isinstance(entry.detail, dict)}
+
+
+def _check_amount(plan: Plan, payment: types.SuccessfulPayment, renewal: bool) -> None:
+    if payment.currency != CURRENCY:
+        raise PaymentMismatch(f"the payment is in {payment.currency!r}, not {CURRENCY} (Telegram Stars)")
+    if payment.total_amount == plan.stars:
+        return
+    # A Star subscription renews at the price it was bought at, even after the plan's price changed.
+    if renewal and payment.total_amount in _amounts_paid_before(subscription_id(payment)):
+        return
+    raise PaymentMismatch(f"{payment.total_amount} Stars were paid, but plan {plan.key!r} costs {plan.stars}")
+
+
+def check_payment(catalogue: Catalogue, payer_id: int, payment: types.SuccessfulPayment) -> tuple[Plan, bool]:
+    """The plan a payment bought and whether it renews a subscription; PaymentMismatch unless it is what was invoiced."""
     payload = decode_payload(payment.invoice_payload)
     plan = catalogue.get(payload.plan) if payload else None
     if plan is None:
         raise UnknownPlan(f"invoice payload {payment.invoice_payload!r} names no plan in the catalogue")
+    if not plan.sold_for_stars:
+        raise PaymentMismatch(f"plan {plan.key!r} is not sold for Telegram Stars")
+    renewal = bool(payment.is_recurring) and not payment.is_first_recurring
+    _check_amount(plan, payment, renewal)
+    if payload.user_id != payer_id:
+        raise PaymentMismatch(f"the invoice was made out to user {payload.user_id}, but user {payer_id} paid it")
+    return plan, renewal
+
+
+def subscription_end(plan: Plan, payment: types.SuccessfulPayment, paid_at: datetime) -> datetime | None:
+    """Where a subscription payment's grant ends (None: the plan grants by its days or for good).
+
+    A lifetime plan ignores `subscription_expiration_date`; otherwise it must lie within one
+    30-day period after the payment, or PaymentMismatch.
+    """
+    if plan.days is None or not payment.subscription_expiration_date:
+        return None
+    end = from_timestamp(payment.subscription_expiration_date)
+    paid_at = min(paid_at, utcnow())
+    if not paid_at < end <= paid_at + SUBSCRIPTION_PERIOD + RENEWAL_LEEWAY:
+        raise PaymentMismatch(
+            f"subscription_expiration_date {iso(end)} is not within one 30-day period of the payment at {iso(paid_at)}"
+        )
+    return end
+
+
+def fulfil(catalogue: Catalogue, payer: types.User, payment: types.SuccessfulPayment, paid_at: datetime) -> Fulfilment:
+    """Grant what a successful payment bought, once per charge, after checking it is what was invoiced.
+
+    One-off plans grant `days` (extending what the payer holds) or lifetime; a subscription
+    payment grants until its `subscription_expiration_date`, and each renewal is a grant of its own.
+    A payment that is not what was invoiced raises PaymentMismatch and grants nothing.
+    """
+    plan, renewal = check_payment(catalogue, payer.id, payment)
+    until = subscription_end(plan, payment, paid_at)
     user = users.ensure_user(payer.id, **users.profile_from_telegram(payer.to_dict()))
     charge_id = payment.telegram_payment_charge_id
-    renewal = bool(payment.is_recurring) and not payment.is_first_recurring
     detail = {"charge_id": charge_id, "amount": payment.total_amount, "currency": payment.currency, "renewal": renewal}
-    if payload.user_id != payer.id:
-        detail["invoice_for"] = payload.user_id
-    if payment.subscription_expiration_date:
+    if until is not None:
         result = entitlements.grant(
             user,
             plan.entitlement,
             source=SOURCE,
             reference=charge_id,
-            until=from_timestamp(payment.subscription_expiration_date),
+            until=until,
             plan=plan.key,
-            subscription_id=f"{SOURCE}:{payment.invoice_payload}",
+            subscription_id=subscription_id(payment),
             detail=detail,
         )
     else:

@@ -121,7 +121,7 @@ def stripe_webhooks_with_type(type_: str) -> float:
 def test_a_made_up_stripe_event_type_counts_as_other_and_never_becomes_a_label(settings, database, broker):
     # Not TESTING: whatever the service answers such an event, the request is counted.
     app = create_app(dataclasses.replace(settings, stripe_webhook_secrets=(WEBHOOK_SECRET,)))
-    made_up = "made.up." + "x" * 10_240
+    made_up = "made.up." + "x" * 100  # within the column, so it passes the door and is recorded
     before = stripe_webhooks_with_type("other")
 
     post_event(app.test_client(), stripe_events.event(made_up, {"id": "obj_made_up", "object": "made_up"}))

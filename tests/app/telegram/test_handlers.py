@@ -5,6 +5,7 @@ inbox rows and messages to the payer are what the payer and the operator would e
 """
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ import pytest
 from app.clock import from_timestamp, utcnow
 from app.models import Event, Grant, LedgerEntry
 from app.telegram import payments, updates
-from tests.app.telegram.support import env, metric, payment_update, post_update, wait_until_done  # noqa: F401
+from tests.app.telegram.support import env, metric, payment_update, post_update, status_of, wait_until_done  # noqa: F401
 from tests.support.waiting import wait_for
 
 DAY = 24 * 3600
@@ -24,8 +25,11 @@ def plans(app):
     return app.extensions["entitle"]["catalogue"]
 
 
-def pay(client, user_id: int, plan, charge_id: str, **extra) -> Grant:
-    post_update(client, payment_update(user_id, plan, charge_id=charge_id, **extra))
+def pay(client, user_id: int, plan, charge_id: str, *, paid_at: int | None = None, **extra) -> Grant:
+    update = payment_update(user_id, plan, charge_id=charge_id, **extra)
+    if paid_at is not None:
+        update["message"]["date"] = paid_at
+    post_update(client, update)
     wait_until_done(charge_id)
     return Grant.get(Grant.reference == charge_id)
 
@@ -55,10 +59,12 @@ def test_a_subscription_grants_to_its_expiration_a_renewal_extends_and_refunding
 ):
     month = plans.get("premium_month")
     payload = payments.encode_payload(month.key, 42)
-    first_expiry = int(time.time()) + 30 * DAY
+    # Subscribed almost 30 days ago; the renewal is charged now, as the first period ends.
+    first_paid = int(time.time()) - 30 * DAY + 3600
+    first_expiry = first_paid + 30 * DAY
     renewal_expiry = first_expiry + 30 * DAY
 
-    first = pay(client, 42, month, "stx-sub-1", payload=payload,
+    first = pay(client, 42, month, "stx-sub-1", payload=payload, paid_at=first_paid,
                 subscription_expiration_date=first_expiry, is_first_recurring=True)
     assert first.ends_at == from_timestamp(first_expiry)
     assert first.subscription_id == f"telegram:{payload}"
@@ -165,3 +171,121 @@ def test_renewals_are_counted_apart_from_first_payments(client, worker, plans):
     pay(client, 42, month, "stx-r1", subscription_expiration_date=expiry, is_recurring=True)
 
     assert metric(client, "telegram_payments_total", result="renewed") == before + 1
+
+
+# -- payments that are not what was invoiced ------------------------------------------------
+
+YEAR_2100 = 4102444800
+
+
+def _mismatched_payment(kind: str, plans) -> tuple[dict, str]:
+    """A payment update that differs from its invoice in one way, and words its error must carry."""
+    month, week = plans.get("premium_month"), plans.get("premium_week")
+    in_30_days = int(time.time()) + 30 * DAY
+    if kind == "amount":
+        update = payment_update(42, month, subscription_expiration_date=in_30_days, is_first_recurring=True)
+        update["message"]["successful_payment"]["total_amount"] = 1
+        return update, "1 Stars were paid, but plan 'premium_month' costs 250"
+    if kind == "huge amount":
+        update = payment_update(42, week)
+        update["message"]["successful_payment"]["total_amount"] = 2**53 - 1
+        return update, f"{2**53 - 1} Stars were paid"
+    if kind == "currency":
+        return payment_update(42, week, currency="USD"), "'USD', not XTR"
+    if kind == "another user":
+        return payment_update(42, week, payload=payments.encode_payload(week.key, 43)), "made out to user 43, but user 42 paid"
+    if kind == "end in 2100":
+        update = payment_update(42, month, subscription_expiration_date=YEAR_2100, is_first_recurring=True)
+        return update, "subscription_expiration_date 2100-01-01T00:00:00Z is not within one 30-day period"
+    raise AssertionError(kind)
+
+
+def _json(result):
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("kind", ["amount", "huge amount", "currency", "another user", "end in 2100"])
+def test_a_payment_that_is_not_what_was_invoiced_fails_at_once_grants_nothing_and_names_the_refund(
+    client, worker, plans, cli, kind
+):
+    update, reason = _mismatched_payment(kind, plans)
+    payment = update["message"]["successful_payment"]
+    charge_id = payment["telegram_payment_charge_id"]
+    value_before = metric(client, "telegram_payment_value_total", currency=payment["currency"])
+    unfulfilled_before = metric(client, "telegram_payments_total", result="unfulfilled")
+
+    assert post_update(client, update).status_code == 200
+    wait_until_done(charge_id, "failed")
+
+    (row,) = [r for r in _json(cli("events", "list", "--json")) if r["external_id"] == charge_id]
+    assert (row["status"], row["attempts"]) == ("failed", 1)
+    assert reason in row["error"]
+    assert f"entitle refund telegram {charge_id}" in row["error"]
+    assert _json(cli("entitlements", "list", "--json")) == []
+    assert Grant.select().count() == 0
+    assert metric(client, "telegram_payment_value_total", currency=payment["currency"]) == value_before
+    assert metric(client, "telegram_payments_total", result="unfulfilled") == unfulfilled_before + 1
+
+
+def test_a_lifetime_plan_ignores_a_subscription_end_and_grants_for_good(client, worker, plans):
+    soon = int(time.time()) + 5
+
+    grant = pay(client, 42, plans.get("supporter_lifetime"), "stx-life-soon", subscription_expiration_date=soon)
+
+    assert (grant.ends_at, grant.subscription_id) == (None, None)
+    assert client_entitlements(42) == [{"entitlement": "supporter", "active": True, "expires_at": None}]
+
+
+# -- a refund seen before its payment -------------------------------------------------------
+
+
+def test_a_refund_that_arrives_before_its_payment_is_remembered_and_the_payment_never_grants(client, worker, plans):
+    week = plans.get("premium_week")
+    update = payment_update(42, week, charge_id="stx-refund-first")
+    payload = update["message"]["successful_payment"]["invoice_payload"]
+    refund = updates.refunded_payment_update(42, payload, week.stars, "stx-refund-first")
+
+    assert post_update(client, refund).get_json()["status"] == "recorded"
+    wait_until_done("refund:stx-refund-first")
+    post_update(client, update)
+    payment = wait_until_done("stx-refund-first", "ignored")
+    again = post_update(client, refund)
+
+    assert "refunded before it was granted" in payment.error
+    assert Grant.select().count() == 0
+    assert client_entitlements(42) == []
+    assert again.get_json()["status"] == "duplicate"
+    assert status_of("refund:stx-refund-first") == "processed"
+    refunds = LedgerEntry.select().where((LedgerEntry.reference == "stx-refund-first") & (LedgerEntry.action == "refund"))
+    assert [(entry.user.telegram_id, entry.detail["before_payment"]) for entry in refunds] == [(42, True)]
+
+
+@pytest.fixture
+def plans_file(env, tmp_path):
+    """A copy of the example catalogue as PLANS_FILE, for a test that changes a price."""
+    from tests.conftest import ROOT
+
+    path = tmp_path / "plans.toml"
+    path.write_text((ROOT / "plans.toml").read_text())
+    env["PLANS_FILE"] = str(path)
+    return path
+
+
+def test_a_renewal_at_the_price_subscribed_to_still_grants_after_the_price_went_up(plans_file, client, worker, plans):
+    month = plans.get("premium_month")
+    payload = payments.encode_payload(month.key, 42)
+    first_paid = int(time.time()) - 30 * DAY + 3600
+    pay(client, 42, month, "stx-old-price-1", payload=payload, paid_at=first_paid,
+        subscription_expiration_date=first_paid + 30 * DAY, is_first_recurring=True)
+    plans_file.write_text(plans_file.read_text().replace("stars = 250", "stars = 300"))
+
+    renewal = pay(client, 42, month, "stx-old-price-2", payload=payload,
+                  subscription_expiration_date=first_paid + 60 * DAY, is_recurring=True)
+    newcomer = payment_update(43, month, charge_id="stx-new-at-old-price",
+                              subscription_expiration_date=int(time.time()) + 30 * DAY, is_first_recurring=True)
+    post_update(client, newcomer)
+
+    assert renewal.revoked_at is None and renewal.ends_at == from_timestamp(first_paid + 60 * DAY)
+    failed = wait_until_done("stx-new-at-old-price", "failed")
+    assert "250 Stars were paid, but plan 'premium_month' costs 300" in failed.error
