@@ -14,7 +14,7 @@ def test_a_database_from_before_the_event_lease_gains_the_column_on_migrate(data
     applied = migrations.migrate()
 
     # Then the lease column exists and events can be written and read again
-    assert [m.version for m in applied] == [2, 3]
+    assert [m.version for m in applied] == [m.version for m in migrations.MIGRATIONS[1:]]
     assert "lease_until" in {c.name for c in database.get_columns("event")}
     event = Event.create(provider="testpay", external_id="after-migrate", type="paid", payload={})
     assert Event.get_by_id(event.id).lease_until is None
