@@ -140,7 +140,8 @@ def dispatch(event_id: int, *, expect: Event | None = None) -> int | None:
         condition &= Event.dispatch == expect.dispatch
         condition &= Event.started_at.is_null() if expect.started_at is None else (Event.started_at == expect.started_at)
     with transaction():
-        if not Event.update(dispatch=Event.dispatch + 1, dispatched_at=utcnow()).where(condition).execute():
+        # A new hand-off presumes any attempt still marked as running died with its worker.
+        if not Event.update(dispatch=Event.dispatch + 1, dispatched_at=utcnow(), started_at=None).where(condition).execute():
             return None
         return Event.select(Event.dispatch).where(Event.id == event_id).scalar()
 
@@ -224,12 +225,15 @@ def _claim(event_id: int, generation: int | None, max_attempts: int | None) -> _
             Event.update(status=EventStatus.FAILED, started_at=None, updated_at=now).where(Event.id == event_id).execute()
             _log(event_id, "failed", f"no attempts left after {event.attempts}")
             return _Claim(outcome=EventStatus.FAILED)
+        if event.started_at is not None:
+            # Another copy's attempt is running; if it fails, its own retry comes back. (A new
+            # hand-off clears this mark, so an attempt that died with its worker holds nothing.)
+            log.info("event %s: an attempt is already running; dropping this copy", event_id)
+            return _Claim(outcome=EventStatus.PENDING)
         spec = _handlers.get((event.provider, event.type))
         changes = {"attempts": Event.attempts + 1, "started_at": now}
         if spec is not None and not spec.transactional:
-            # A network-only handler runs outside any lock: the lease keeps a second copy away.
-            if event.lease_until is not None and event.lease_until > now:
-                return _Claim(outcome=EventStatus.PENDING)
+            # A network-only handler runs outside any lock: the lease keeps the sweeper away meanwhile.
             changes["lease_until"] = now + LEASE
         Event.update(**changes).where(Event.id == event_id).execute()
         event.attempts += 1

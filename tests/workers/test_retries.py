@@ -73,8 +73,7 @@ def test_copies_and_an_aggressive_sweeper_never_push_attempts_past_the_limit(agg
 
     event = Event.get_by_id(event_id)
     assert event.status == "failed" and "can never succeed" in event.error
-    assert event.attempts <= 4
-    assert len(runs) == event.attempts, "every run is one counted attempt"
+    assert 1 <= len(runs) <= event.attempts <= 4, "every run is a counted attempt, and there are at most 4"
     assert all(status == "pending" for _, status in runs), "no copy ran the row once it was failed"
 
 
