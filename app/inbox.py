@@ -153,12 +153,6 @@ def dispatch_failed(event_id: int, generation: int, detail: str | None = None) -
         _log(event_id, "enqueue_failed", detail)
 
 
-def log_enqueued(event_id: int, ok: bool, detail: str | None = None) -> None:
-    """Note in the event's history whether handing it to the broker worked."""
-    with transaction():
-        _log(event_id, "enqueued" if ok else "enqueue_failed", detail)
-
-
 def describe_error(exc: BaseException) -> str:
     """One line naming an exception, short enough to store, with secrets hidden."""
     text = redact(f"{type(exc).__name__}: {exc}".strip())
