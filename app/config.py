@@ -79,9 +79,9 @@ class Settings:
     event_max_retries: int = 8
     event_min_backoff_ms: int = 1000
     event_max_backoff_ms: int = 300_000
-    sweep_interval: float = 30.0
-    sweep_after: float = 60.0
-    sweep_lost_after: float = 900.0
+    sweep_interval: float = 10.0
+    sweep_after: float = 15.0
+    sweep_lost_after: float = 30.0
     prometheus_multiproc_dir: str | None = None
     metrics_token: str | None = field(default=None, repr=False)
 
@@ -208,9 +208,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         event_max_retries=_number(env, "EVENT_MAX_RETRIES", 8, minimum=0),
         event_min_backoff_ms=_number(env, "EVENT_MIN_BACKOFF_MS", 1000),
         event_max_backoff_ms=_number(env, "EVENT_MAX_BACKOFF_MS", 300_000),
-        sweep_interval=_number(env, "SWEEP_INTERVAL", 30.0, float, 0.01),
-        sweep_after=_number(env, "SWEEP_AFTER", 60.0, float, 0.01),
-        sweep_lost_after=_number(env, "SWEEP_LOST_AFTER", 900.0, float, 0.01),
+        sweep_interval=_number(env, "SWEEP_INTERVAL", 10.0, float, 0.01),
+        sweep_after=_number(env, "SWEEP_AFTER", 15.0, float, 0.01),
+        sweep_lost_after=_number(env, "SWEEP_LOST_AFTER", 30.0, float, 0.01),
         prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR"),
         metrics_token=get("METRICS_TOKEN"),
     )

@@ -1,7 +1,9 @@
 """The event inbox: every accepted webhook is a row, processed once by its provider's handler."""
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import threading
 import time
 from dataclasses import dataclass
@@ -85,8 +87,9 @@ class Recorded:
 def record(provider: str, external_id: str, type_: str, payload: dict, *, status: str = EventStatus.PENDING, note: str | None = None) -> Recorded:
     """Store an accepted delivery once per (provider, external id).
 
-    A duplicate of a pending or failed event is queued again; a duplicate of a
-    processed or ignored one changes nothing.
+    A duplicate of a failed event is queued again with a fresh set of attempts; one of a
+    pending event is queued only when its hand-off failed (otherwise its message is still
+    on its way); a duplicate of a processed or ignored one changes nothing.
     """
     external_id = str(external_id)
     # The common case is one INSERT in one short transaction; the row's own timestamps are its
@@ -108,18 +111,46 @@ def record(provider: str, external_id: str, type_: str, payload: dict, *, status
             _log(event.id, "duplicate", f"already {event.status}; nothing to do")
             return Recorded(event, False, False)
         if event.status == EventStatus.FAILED:
-            Event.update(status=EventStatus.PENDING, updated_at=utcnow()).where(Event.id == event.id).execute()
+            _reopen(event.id)
             event.status = EventStatus.PENDING
-            _log(event.id, "duplicate", "was failed; queued again")
-        else:
-            _log(event.id, "duplicate", "still pending; queued again")
+            _log(event.id, "duplicate", f"was failed after {event.attempts} attempt(s); queued again")
+            return Recorded(event, False, True)
+        if event.dispatched_at is not None:
+            _log(event.id, "duplicate", "still pending; its message is on its way")
+            return Recorded(event, False, False)
+        _log(event.id, "duplicate", "still pending; queued again")
         return Recorded(event, False, True)
 
 
-def log_enqueued(event_id: int, ok: bool, detail: str | None = None) -> None:
-    """Note in the event's history whether handing it to the broker worked."""
+def _reopen(event_id: int) -> None:
+    """Make a failed (or pending) event pending with a fresh set of attempts; older messages become stale."""
+    Event.update(
+        status=EventStatus.PENDING, attempts=0, dispatch=Event.dispatch + 1, dispatched_at=None, started_at=None,
+        updated_at=utcnow(),
+    ).where(Event.id == event_id).execute()
+
+
+def dispatch(event_id: int, *, expect: Event | None = None) -> int | None:
+    """Mark a pending event as handed to the broker now; returns the generation its message must carry.
+
+    None when the event is not pending (or, with `expect`, has moved on since that snapshot was read).
+    """
+    condition = (Event.id == event_id) & (Event.status == EventStatus.PENDING)
+    if expect is not None:
+        condition &= Event.dispatch == expect.dispatch
+        condition &= Event.started_at.is_null() if expect.started_at is None else (Event.started_at == expect.started_at)
     with transaction():
-        _log(event_id, "enqueued" if ok else "enqueue_failed", detail)
+        # A new hand-off presumes any attempt still marked as running died with its worker.
+        if not Event.update(dispatch=Event.dispatch + 1, dispatched_at=utcnow(), started_at=None).where(condition).execute():
+            return None
+        return Event.select(Event.dispatch).where(Event.id == event_id).scalar()
+
+
+def dispatch_failed(event_id: int, generation: int, detail: str | None = None) -> None:
+    """Note that the message of this generation never reached the broker, so the sweeper takes the row soon."""
+    with transaction():
+        Event.update(dispatched_at=None).where((Event.id == event_id) & (Event.dispatch == generation)).execute()
+        _log(event_id, "enqueue_failed", detail)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -159,31 +190,66 @@ def _run_handler(handler: Handler, event: Event, *prepared: object) -> tuple[str
 LEASE = timedelta(seconds=60)
 
 
-def _take_lease(event_id: int) -> bool:
-    """Claim an event for a non-transactional handler; False when it is done or another worker holds it."""
+@dataclass
+class _Claim:
+    """An attempt a worker may run, or why it may not (`outcome`)."""
+
+    event: Event | None = None
+    outcome: str | None = None
+
+
+def _claim(event_id: int, generation: int | None, max_attempts: int | None) -> _Claim:
+    """Start an attempt: only for a pending row, from a message of its current generation, while attempts remain.
+
+    The attempt is counted here, under the row's lock, so however many copies of a message
+    exist the row never runs more than `max_attempts` times.
+    """
     with transaction():
-        event = for_update(Event.select().where(Event.id == event_id)).get()
+        event = for_update(Event.select().where(Event.id == event_id)).first()
+        if event is None:
+            log.warning("event %s does not exist; dropping the message", event_id)
+            return _Claim(outcome="missing")
+        if event.status != EventStatus.PENDING:
+            return _Claim(outcome=event.status)
+        if generation is not None and generation != event.dispatch:
+            log.info("event %s: dropping a stale message (generation %s; the row expects %s)", event_id, generation, event.dispatch)
+            return _Claim(outcome="stale")
         now = utcnow()
-        if event.status in EventStatus.DONE or (event.lease_until is not None and event.lease_until > now):
-            return False
-        Event.update(lease_until=now + LEASE, updated_at=now).where(Event.id == event_id).execute()
-        return True
+        if max_attempts is not None and event.attempts >= max_attempts:
+            Event.update(status=EventStatus.FAILED, started_at=None, updated_at=now).where(Event.id == event_id).execute()
+            _log(event_id, "failed", f"no attempts left after {event.attempts}")
+            return _Claim(outcome=EventStatus.FAILED)
+        if event.started_at is not None:
+            # Another copy's attempt is running; if it fails, its own retry comes back. (A new
+            # hand-off clears this mark, so an attempt that died with its worker holds nothing.)
+            log.info("event %s: an attempt is already running; dropping this copy", event_id)
+            return _Claim(outcome=EventStatus.PENDING)
+        spec = _handlers.get((event.provider, event.type))
+        changes = {"attempts": Event.attempts + 1, "started_at": now}
+        if spec is not None and not spec.transactional:
+            # A network-only handler runs outside any lock: the lease keeps the sweeper away meanwhile.
+            changes["lease_until"] = now + LEASE
+        Event.update(**changes).where(Event.id == event_id).execute()
+        event.attempts += 1
+        return _Claim(event=event)
 
 
-def process(event_id: int, *, final_attempt: bool) -> str:
+def process(event_id: int, *, final_attempt: bool = False, generation: int | None = None, max_attempts: int | None = None) -> str:
     """Run an event's handler and record the outcome; returns the event's status afterwards.
 
-    The handler's writes and the row's `processed` mark commit together; a handler
-    registered with `transactional=False` (network calls only) runs before that transaction.
-    A failure is recorded (error, attempts) and re-raised so the broker retries, unless this
-    was the final attempt or the handler says retrying cannot help, when the row is `failed`.
+    A message from the broker passes its `generation`: one that is not the row's current one
+    is dropped ("stale"), and so is any message for a row that is no longer pending. Each
+    attempt is counted before it runs; the one that reaches `max_attempts` (or any, with
+    `final_attempt`) is the last. The handler's writes and the row's `processed` mark commit
+    together; a handler registered with `transactional=False` runs before that transaction.
+    A failure is recorded (error, attempts) and re-raised so the broker retries, unless it was
+    the last attempt or the handler says retrying cannot help, when the row is `failed`.
     """
-    event = Event.get_or_none(Event.id == event_id)
-    if event is None:
-        log.warning("event %s does not exist; dropping the message", event_id)
-        return "missing"
-    if event.status in EventStatus.DONE:
-        return event.status
+    claim = _claim(event_id, generation, max_attempts)
+    if claim.event is None:
+        return claim.outcome
+    event = claim.event
+    last = final_attempt or (max_attempts is not None and event.attempts >= max_attempts)
     provider = event.provider
     spec = _handlers.get((provider, event.type))
     started = time.perf_counter()
@@ -196,12 +262,10 @@ def process(event_id: int, *, final_attempt: bool) -> str:
             except Ignore as reason:
                 outcome = EventStatus.IGNORED, str(reason) or None
         if spec is not None and not spec.transactional:
-            if not _take_lease(event_id):
-                return EventStatus.PENDING
             outcome = _run_handler(spec.fn, event)
         with transaction():
             event = for_update(Event.select().where(Event.id == event_id)).get()
-            if event.status in EventStatus.DONE:
+            if event.status != EventStatus.PENDING:
                 return event.status
             if spec is None:
                 status, detail = EventStatus.IGNORED, f"no handler for {provider} {event.type}"
@@ -212,19 +276,23 @@ def process(event_id: int, *, final_attempt: bool) -> str:
                     status, detail = _run_handler(spec.fn, event, *prepared)
             now = utcnow()
             Event.update(
-                status=status, attempts=Event.attempts + 1, processed_at=now, updated_at=now, lease_until=None,
+                status=status, processed_at=now, updated_at=now, lease_until=None, started_at=None,
                 error=detail if status == EventStatus.IGNORED else None,
             ).where(Event.id == event_id).execute()
     except Exception as exc:
         permanent = isinstance(exc, PermanentError)
-        status = EventStatus.FAILED if (final_attempt or permanent) else EventStatus.PENDING
+        status = EventStatus.FAILED if (last or permanent) else EventStatus.PENDING
         with transaction():
+            # A copy that finished meanwhile keeps its outcome.
             Event.update(
-                status=status, attempts=Event.attempts + 1, error=describe_error(exc), updated_at=utcnow(), lease_until=None
-            ).where(Event.id == event_id).execute()
+                status=status, error=describe_error(exc), updated_at=utcnow(), lease_until=None, started_at=None
+            ).where((Event.id == event_id) & (Event.status == EventStatus.PENDING)).execute()
             _log(event_id, "failed" if status == EventStatus.FAILED else "attempt_failed", describe_error(exc))
         metrics.events_processed.labels(provider=provider, result="failed" if status == EventStatus.FAILED else "retry").inc()
         metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
+        if status == EventStatus.FAILED and not permanent:
+            # The row is failed: no retry of this message may run it again.
+            raise PermanentError(describe_error(exc)) from exc
         raise
     finally:
         effects, _effects.pending = _effects.pending, None
@@ -234,15 +302,27 @@ def process(event_id: int, *, final_attempt: bool) -> str:
     return status
 
 
+def statuses(event_ids: Iterable[int]) -> dict[int, str]:
+    """The status of each of these events that exists."""
+    ids = list(event_ids)
+    return {row.id: row.status for row in Event.select(Event.id, Event.status).where(Event.id.in_(ids))} if ids else {}
+
+
 def mark_for_replay(event_ids: Iterable[int]) -> list[int]:
-    """Set events back to pending so they run again; returns the ids that exist."""
+    """Set events back to pending with a fresh set of attempts; returns the ids marked.
+
+    A processed event is left exactly as it is: its work is done, and running it again could
+    only rewrite its outcome (a refunded payment would look never granted).
+    """
     found = []
     with transaction():
         for event_id in event_ids:
-            updated = Event.update(status=EventStatus.PENDING, updated_at=utcnow()).where(Event.id == event_id).execute()
-            if updated:
-                _log(event_id, "replayed", "queued again by an operator")
-                found.append(event_id)
+            event = for_update(Event.select().where(Event.id == event_id)).first()
+            if event is None or event.status == EventStatus.PROCESSED:
+                continue
+            _reopen(event_id)
+            _log(event_id, "replayed", f"queued again by an operator (was {event.status}, {event.attempts} attempt(s))")
+            found.append(event_id)
     return found
 
 
@@ -254,44 +334,71 @@ def failed_ids(provider: str | None = None) -> list[int]:
     return [row.id for row in query.order_by(Event.id)]
 
 
-def stale_pending(*, older_than: float, retry_grace: float, lost_after: float, limit: int = 1000) -> list[int]:
-    """Pending events nobody is working on.
+def _kinds_filter(kinds: Iterable[tuple[str, str]], inside: bool):
+    """SQL for "(provider, type) is (not) one of these kinds"."""
+    terms = [(Event.provider == provider) & (Event.type == type_) for provider, type_ in kinds]
+    if not terms:
+        return peewee.SQL("1 = 0") if inside else peewee.SQL("1 = 1")
+    match = functools.reduce(operator.or_, terms)
+    return match if inside else ~match
 
-    Those whose hand-off to the broker failed (after `older_than` seconds), those last tried
-    longer ago than the longest retry backoff, and any pending for `lost_after` seconds (a
-    message lost with a killed worker). Rows merely waiting in a long queue are left alone,
-    so a backlog is not queued twice. `lost_after=0` takes every pending row (after a restart
-    of the in-process broker, whose queue died with it).
-    """
-    now = utcnow()
-    fresh_cutoff = now - timedelta(seconds=older_than)
-    handoff_failed = peewee.fn.EXISTS(
-        EventLog.select(EventLog.id).where(
-            (EventLog.event == Event.id) & (EventLog.action == "enqueue_failed") & (EventLog.at >= Event.updated_at)
-        )
+
+def never_handed_off(*, older_than: float, limit: int = 1000) -> list[Event]:
+    """Pending events with no message in the broker (the hand-off failed or never happened), after `older_than` seconds."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    return list(
+        Event.select()
+        .where((Event.status == EventStatus.PENDING) & Event.dispatched_at.is_null() & (Event.updated_at < cutoff))
+        .order_by(Event.id)
+        .limit(limit)
     )
-    query = (
-        Event.select(Event.id)
+
+
+def stuck_running(*, lost_after: float, limit: int = 1000) -> list[Event]:
+    """Pending events whose attempt started `lost_after` seconds ago and never ended (a killed worker)."""
+    now = utcnow()
+    return list(
+        Event.select()
         .where(
             (Event.status == EventStatus.PENDING)
-            & (
-                ((Event.updated_at < fresh_cutoff) & handoff_failed)
-                | (Event.updated_at < now - timedelta(seconds=older_than + retry_grace))
-                | (Event.updated_at <= now - timedelta(seconds=lost_after))
-            )
+            & (Event.started_at < now - timedelta(seconds=lost_after))
+            & (Event.lease_until.is_null() | (Event.lease_until < now))
         )
         .order_by(Event.id)
         .limit(limit)
     )
-    return [row.id for row in query]
 
 
-def touch(event_ids: Iterable[int]) -> None:
-    """Mark events as just handed to the broker, so the sweeper leaves them alone for a while."""
-    ids = list(event_ids)
-    if ids:
-        with transaction():
-            Event.update(updated_at=utcnow()).where(Event.id.in_(ids)).execute()
+def lost_in_queue(
+    *, in_broker: int, kinds: Iterable[tuple[str, str]], inside: bool, lost_after: float, limit: int = 1000
+) -> list[Event]:
+    """Events of one queue whose message is no longer in the broker.
+
+    Of the rows handed to this queue and not started, the `in_broker` most recently handed
+    off are taken to be the messages the broker still holds (a queue is first in, first
+    out); any older one that has waited `lost_after` seconds is lost (flushed with Redis,
+    or held by a worker that died). A healthy backlog has a message for every row, so
+    none of it is taken.
+    """
+    cutoff = utcnow() - timedelta(seconds=lost_after)
+    query = (
+        Event.select()
+        .where(
+            (Event.status == EventStatus.PENDING)
+            & Event.dispatched_at.is_null(False)
+            & Event.started_at.is_null()
+            & _kinds_filter(kinds, inside)
+        )
+        .order_by(Event.dispatched_at.desc(), Event.id.desc())
+        .offset(max(0, in_broker))
+        .limit(limit)
+    )
+    return sorted((e for e in query if e.dispatched_at < cutoff), key=lambda e: e.id)
+
+
+def all_pending(limit: int = 1000) -> list[Event]:
+    """Every pending event, oldest first (after a restart of the in-process broker, whose queue died with it)."""
+    return list(Event.select().where(Event.status == EventStatus.PENDING).order_by(Event.id).limit(limit))
 
 
 def list_events(*, provider: str | None = None, status: str | None = None, limit: int = 50) -> list[Event]:

@@ -46,11 +46,26 @@ def _worker_heartbeats() -> None:
     database.create_tables([WorkerHeartbeat], safe=True)
 
 
+def _event_dispatch() -> None:
+    # Rows pending at the upgrade count as handed off once (generation 0), which is what the
+    # messages already in the queue carry; a lost one is swept like any other.
+    table = Event._meta.table_name
+    have = {column.name for column in database.get_columns(table)}
+    missing = [name for name in ("dispatch", "dispatched_at", "started_at") if name not in have]
+    if missing:
+        from playhouse.migrate import SchemaMigrator, migrate
+
+        migrator = SchemaMigrator.from_database(database.obj)
+        migrate(*[migrator.add_column(table, name, getattr(Event, name)) for name in missing])
+    Event.update(dispatched_at=Event.updated_at).where((Event.status == "pending") & Event.dispatched_at.is_null()).execute()
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
     Migration(3, "ledger index by payment", _ledger_reference_index),
     Migration(4, "checkout sessions created here", _checkout_sessions),
+    Migration(5, "event hand-off generation", _event_dispatch),
     Migration(6, "worker heartbeats", _worker_heartbeats),
 ]
 

@@ -73,6 +73,10 @@ class Event(BaseModel):
     processed_at = peewee.DateTimeField(null=True)
     # Held by the worker running a non-transactional handler, so a duplicate message leaves it alone.
     lease_until = peewee.DateTimeField(null=True)
+    # Bumped each time the row is handed to the broker; a message carrying another number is stale.
+    dispatch = peewee.IntegerField(default=0)
+    dispatched_at = peewee.DateTimeField(null=True)  # when the current message was handed off
+    started_at = peewee.DateTimeField(null=True)  # set while an attempt runs
 
     class Meta:
         indexes = ((("provider", "external_id"), True), (("status", "updated_at"), False))

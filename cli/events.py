@@ -90,7 +90,7 @@ def replay(
     provider: Optional[str] = typer.Option(None, "--provider", help="With --failed: only this provider."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Run events again; safe, since nothing is granted twice.
+    """Run events again; safe, since nothing is granted twice. A processed event is left as it is.
 
     Without a broker (embedded mode) the events run here and now; with one they are queued for the workers.
     """
@@ -108,8 +108,11 @@ def replay(
     import workers
 
     inline = context.settings().embedded_broker
-    found = set(inbox.mark_for_replay(ids))
-    missing = [i for i in ids if i not in found]
+    known = inbox.statuses(ids)
+    unchanged = [i for i in ids if known.get(i) == EventStatus.PROCESSED]
+    found = set(inbox.mark_for_replay([i for i in ids if i in known and i not in unchanged]))
+    unchanged += [i for i in ids if i in known and i not in found and i not in unchanged]  # processed meanwhile
+    missing = [i for i in ids if i not in known]
     results: dict[int, str] = {}
     with Progress(
         TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -120,8 +123,10 @@ def replay(
             results[event_id] = workers.run_inline(event_id) if inline else ("queued" if workers.enqueue_event(event_id) else "pending")
             progress.advance(task)
     if as_json:
-        print_json({"replayed": sorted(found), "missing": missing, "results": results})
+        print_json({"replayed": sorted(found), "unchanged": unchanged, "missing": missing, "results": results})
     else:
+        for event_id in unchanged:
+            console.print(f"event {event_id}: already processed; nothing changed")
         for event_id, outcome in results.items():
             console.print(f"event {event_id}: {outcome}")
         for event_id in missing:

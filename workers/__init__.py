@@ -9,7 +9,8 @@ import dramatiq
 from app import inbox, providers
 from app.db import bind, database
 from app.config import Settings, load_settings
-from workers.actors import actor_name_for, declare
+from app.models import Event
+from workers.actors import declare, hand_off
 from workers.broker import build_broker
 
 log = logging.getLogger(__name__)
@@ -32,17 +33,13 @@ def current_broker() -> dramatiq.Broker:
     return dramatiq.get_broker()
 
 
-def enqueue_event(event_id: int, actor_name: str = "process_event") -> bool:
-    """Hand an inbox row to the workers; False (and the row stays pending for the sweeper) if the broker is down."""
+def enqueue_event(event_id: int) -> bool:
+    """Hand a pending inbox row to the workers; False (and the row stays pending for the sweeper) if that failed."""
     try:
-        current_broker().get_actor(actor_name).send(event_id)
-        return True
+        event = Event.get_or_none(Event.id == event_id)
+        return event is not None and hand_off(current_broker(), event)
     except Exception as exc:
         log.warning("could not enqueue event %s (%s); the sweeper will retry", event_id, type(exc).__name__)
-        try:
-            inbox.log_enqueued(event_id, False, type(exc).__name__)
-        except Exception:
-            log.exception("could not note the enqueue failure of event %s", event_id)
         return False
 
 
@@ -50,7 +47,7 @@ def accept(provider: str, external_id: str, type_: str, payload: dict) -> inbox.
     """Record a verified delivery in the inbox and enqueue it when there is work to do."""
     recorded = inbox.record(provider, external_id, type_, payload)
     if recorded.should_enqueue:
-        enqueue_event(recorded.event.id, actor_name_for(provider, type_))
+        enqueue_event(recorded.event.id)
     return recorded
 
 

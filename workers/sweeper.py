@@ -1,4 +1,11 @@
-"""Queue again the inbox rows nobody is working on (after a broker outage or a restart)."""
+"""Queue again the inbox rows whose message is gone (a broker outage, a flushed Redis, a killed worker).
+
+A row's message is taken for lost only when the broker cannot be holding it: the hand-off
+failed, the attempt started and never ended, or the queue holds fewer messages than rows
+waiting for one (the oldest of those are the lost ones). A backlog still in its queue is
+never queued twice, and a copy that does exist is harmless: each hand-off gets a new
+generation and the worker drops a message whose generation the row does not expect.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,30 +16,61 @@ from dramatiq.middleware import Middleware
 from app import inbox
 from app.config import Settings
 from app.db import connection
+from app.models import Event
+from workers.actors import SESSION_TYPES, hand_off
 
 log = logging.getLogger(__name__)
 
+# Which (provider, type) kinds each queue carries: `sessions` those listed, `events` the rest.
+QUEUE_KINDS = {"events": False, "sessions": True}
 
-def sweep_once(settings: Settings, send, *, everything: bool = False) -> int:
-    """Hand every stale pending event (every pending one with `everything`) to `send`; returns how many were sent."""
-    with connection():
-        ids = inbox.stale_pending(
-            older_than=settings.sweep_after,
-            retry_grace=settings.event_max_backoff_ms / 1000,
-            lost_after=0 if everything else settings.sweep_lost_after,
+
+def lost_events(settings: Settings, broker) -> list[Event]:
+    """Pending rows with no message in the broker, each once, oldest first."""
+    found = inbox.never_handed_off(older_than=settings.sweep_after)
+    found += inbox.stuck_running(lost_after=settings.sweep_lost_after)
+    for queue, depth in _messages_held(broker).items():
+        found += inbox.lost_in_queue(
+            in_broker=depth, kinds=SESSION_TYPES, inside=QUEUE_KINDS[queue], lost_after=settings.sweep_lost_after
         )
-        sent = []
-        for event_id in ids:
+    unique = {event.id: event for event in found}
+    return [unique[i] for i in sorted(unique)]
+
+
+def _messages_held(broker) -> dict[str, int]:
+    """Messages the broker holds for each queue (ready and delayed); a queue it cannot count is left out."""
+    from dramatiq.brokers.stub import StubBroker
+
+    from workers.broker import queue_depths
+
+    try:
+        if isinstance(broker, StubBroker) or hasattr(broker, "client"):  # in-process or Redis
+            return queue_depths(broker)
+        depths = {}
+        for queue in QUEUE_KINDS:  # RabbitMQ
+            ready, delayed, _dead = broker.get_queue_message_counts(queue)
+            depths[queue] = ready + delayed
+        return depths
+    except Exception as exc:  # a count we cannot read is never taken for an empty queue
+        log.warning("sweeper could not count the queued messages: %s", type(exc).__name__)
+        return {}
+
+
+def sweep_once(settings: Settings, broker, *, everything: bool = False) -> int:
+    """Hand every pending row whose message is lost (every pending one with `everything`) to the broker; returns how many."""
+    with connection():
+        candidates = inbox.all_pending() if everything else lost_events(settings, broker)
+        sent = 0
+        for event in candidates:
             try:
-                send(event_id)
+                # `expect`: only if the row has not moved on since it was read (started, handed off).
+                sent += hand_off(broker, event, expect=event)
             except Exception as exc:  # the broker is still down; the next sweep tries again
-                log.warning("sweeper could not enqueue event %s: %s", event_id, type(exc).__name__)
+                log.warning("sweeper could not enqueue event %s: %s", event.id, type(exc).__name__)
                 break
-            sent.append(event_id)
-        inbox.touch(sent)
     if sent:
-        log.info("sweeper queued %d pending event(s) again", len(sent))
-    return len(sent)
+        log.info("sweeper queued %d pending event(s) again", sent)
+    return sent
 
 
 class Sweeper(Middleware):
@@ -52,12 +90,11 @@ class Sweeper(Middleware):
         self._stop.set()
 
     def _run(self, broker) -> None:
-        actor = broker.get_actor("process_event")
         # An in-process broker starts empty: whatever was pending when the process stopped is lost from it.
         everything = self.settings.embedded_broker
         while not self._stop.is_set():
             try:
-                sweep_once(self.settings, actor.send, everything=everything)
+                sweep_once(self.settings, broker, everything=everything)
                 everything = False
             except Exception:
                 log.exception("sweep failed; trying again later")

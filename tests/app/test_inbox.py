@@ -115,7 +115,7 @@ def test_a_duplicate_of_a_failed_event_runs_it_again(database, handler_runs):
     inbox.record(PROVIDER, "evt-5", "paid", {"user": 12})
     event = Event.get(Event.external_id == "evt-5")
     behaviour["always_fail"] = True
-    with pytest.raises(RuntimeError):
+    with pytest.raises(inbox.PermanentError, match="payment processor unreachable"):
         inbox.process(event.id, final_attempt=True)
     assert status_of("evt-5") == "failed"
     again = inbox.record(PROVIDER, "evt-5", "paid", {"user": 12})
@@ -262,22 +262,52 @@ def test_prepare_reads_outside_the_transaction_and_the_handler_writes_inside(dat
         inbox.unregister(PROVIDER, "prepared", "prepared_ignored")
 
 
-def test_the_sweeper_takes_failed_handoffs_and_lost_messages_but_not_a_waiting_backlog(database):
+def test_the_sweeper_finds_failed_handoffs_killed_attempts_and_lost_messages_but_not_a_waiting_backlog(database):
     from datetime import timedelta
 
     from app.clock import utcnow
 
-    waiting = inbox.record(PROVIDER, "evt-waiting", "paid", {"user": 1}).event
-    failed_handoff = inbox.record(PROVIDER, "evt-handoff", "paid", {"user": 2}).event
-    lost = inbox.record(PROVIDER, "evt-lost", "paid", {"user": 3}).event
+    def make(name: str) -> Event:
+        return inbox.record(PROVIDER, name, "paid", {"user": 1}).event
+
     minute_ago = utcnow() - timedelta(seconds=60)
-    Event.update(updated_at=minute_ago).where(Event.id.in_([waiting.id, failed_handoff.id])).execute()
-    Event.update(updated_at=utcnow() - timedelta(hours=1)).where(Event.id == lost.id).execute()
-    inbox.log_enqueued(failed_handoff.id, False, "ConnectionError")
+    handoff_failed, killed, oldest, older, newest = (make(n) for n in ("handoff", "killed", "oldest", "older", "newest"))
+    Event.update(updated_at=minute_ago).where(Event.id == handoff_failed.id).execute()
+    for event in (killed, oldest, older, newest):
+        inbox.dispatch(event.id)
+    Event.update(started_at=minute_ago).where(Event.id == killed.id).execute()
+    for event, age in ((oldest, 50), (older, 40), (newest, 35)):
+        Event.update(dispatched_at=utcnow() - timedelta(seconds=age)).where(Event.id == event.id).execute()
 
-    stale = inbox.stale_pending(older_than=30, retry_grace=300, lost_after=900)
-    assert stale == [failed_handoff.id, lost.id]
+    assert [e.id for e in inbox.never_handed_off(older_than=30)] == [handoff_failed.id]
+    assert [e.id for e in inbox.stuck_running(lost_after=30)] == [killed.id]
 
-    inbox.touch([failed_handoff.id])
-    assert inbox.stale_pending(older_than=0.001, retry_grace=300, lost_after=900) == [lost.id], "a handed-off row waits again"
-    assert inbox.stale_pending(older_than=30, retry_grace=300, lost_after=0) == [waiting.id, failed_handoff.id, lost.id]
+    def lost(in_broker: int) -> list[int]:
+        return [e.id for e in inbox.lost_in_queue(in_broker=in_broker, kinds=(), inside=False, lost_after=30)]
+
+    assert lost(3) == [], "three messages in the queue: one for each waiting row"
+    assert lost(1) == [oldest.id, older.id], "the queue holds the newest; the older two are gone"
+    assert lost(0) == [oldest.id, older.id, newest.id]
+    assert [e.id for e in inbox.lost_in_queue(in_broker=0, kinds=[(PROVIDER, "paid")], inside=True, lost_after=60)] == []
+    assert inbox.lost_in_queue(in_broker=0, kinds=[(PROVIDER, "paid")], inside=False, lost_after=30) == []
+
+
+def test_rows_pending_at_the_upgrade_keep_generation_0_so_messages_already_queued_still_run(database):
+    from app import migrations
+    from app.models import SchemaMigration
+
+    # Given a database from before hand-off generations, with a row pending
+    for column in ("dispatch", "dispatched_at", "started_at"):
+        database.execute_sql(f'ALTER TABLE "event" DROP COLUMN {column}')
+    database.execute_sql(
+        "INSERT INTO event (provider, external_id, type, payload, status, attempts, received_at, updated_at) "
+        f"VALUES ('{PROVIDER}', 'evt-old', 'paid', '{{}}', 'pending', 0, '2024-01-01 00:00:00', '2024-01-01 00:00:00')"
+    )
+    SchemaMigration.delete().where(SchemaMigration.version == 5).execute()
+
+    # When it is migrated
+    assert 5 in [m.version for m in migrations.migrate()]
+
+    # Then the row counts as handed off once, as its queued message (generation 0) says
+    row = Event.get(Event.external_id == "evt-old")
+    assert (row.dispatch, row.started_at) == (0, None) and row.dispatched_at is not None

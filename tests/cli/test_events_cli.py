@@ -1,0 +1,56 @@
+"""`entitle events replay` on a payment that was granted and then refunded: the record stays as it is."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.models import Grant
+from app.telegram import payments, updates
+from tests.app.telegram.support import env, payment_update, post_update, wait_until_done  # noqa: F401
+
+
+@pytest.fixture
+def refunded_payment(client, worker):
+    """A Stars payment granted by the worker, then refunded (its grant revoked); returns the payment's row."""
+    plan = client.application.extensions["entitle"]["catalogue"].get("premium_week")
+    post_update(client, payment_update(42, plan, charge_id="stx-refunded"))
+    wait_until_done("stx-refunded")
+    refund = updates.refunded_payment_update(42, payments.encode_payload(plan.key, 42), plan.stars, "stx-refunded")
+    post_update(client, refund)
+    wait_until_done("refund:stx-refunded")
+    assert Grant.get(Grant.reference == "stx-refunded").revoked_at is not None
+    return wait_until_done("stx-refunded")
+
+
+def test_replaying_a_processed_payment_changes_nothing_and_says_so(refunded_payment, worker, cli):
+    before = json.loads(cli("events", "show", str(refunded_payment.id), "--json").stdout)
+
+    result = cli("events", "replay", str(refunded_payment.id))
+
+    assert result.exit_code == 0, result.output
+    assert f"event {refunded_payment.id}: already processed; nothing changed" in result.stdout
+    worker.join()
+    after = json.loads(cli("events", "show", str(refunded_payment.id), "--json").stdout)
+    assert after == before
+    assert after["status"] == "processed" and after["processed_at"] and after["error"] is None
+    assert [h["action"] for h in after["history"]][-1] == "processed"
+    grant = Grant.get(Grant.reference == "stx-refunded")
+    assert grant.revoked_at is not None and Grant.select().count() == 1
+
+    as_json = json.loads(cli("events", "replay", str(refunded_payment.id), "--json").stdout)
+    assert as_json["replayed"] == [] and as_json["unchanged"] == [refunded_payment.id]
+
+
+def test_replay_failed_still_runs_failed_events_beside_a_processed_one(refunded_payment, client, worker, cli):
+    post_update(client, updates.successful_payment_update(43, "e1:retired_plan:43:0badc0de", 300, "stx-retired"))
+    failed = wait_until_done("stx-retired", "failed")
+
+    result = cli("events", "replay", "--failed", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["replayed"] == [failed.id]
+    wait_until_done("stx-retired", "failed")
+    worker.join()
+    assert wait_until_done("stx-retired", "failed").attempts == 1, "a fresh attempt, failed again for the same reason"
+    assert wait_until_done("stx-refunded").status == "processed"

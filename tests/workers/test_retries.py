@@ -1,0 +1,108 @@
+"""However many copies of a message exist, an event runs at most EVENT_MAX_RETRIES+1 times, and never once failed.
+
+Given a handler that always fails, with EVENT_MAX_RETRIES=3, a sweeper sweeping every few
+milliseconds and extra copies of the message in the queue, when a real worker runs them all,
+then the row ends `failed` after at most 4 attempts and no copy runs it afterwards.
+"""
+from __future__ import annotations
+
+import dramatiq
+import pytest
+
+import workers
+from app import inbox
+from app.config import load_settings
+from app.models import Event
+from tests.support.waiting import wait_for
+
+PROVIDER = "testpay"
+AGGRESSIVE_SWEEPER = {"SWEEP_INTERVAL": "0.02", "SWEEP_AFTER": "0.01", "SWEEP_LOST_AFTER": "0.01"}
+
+
+@pytest.fixture
+def runs():
+    """A `testpay` `doomed` handler that always fails, and a `testpay` `paid` one that succeeds; each run recorded."""
+    seen: list[tuple[str, str]] = []
+
+    @inbox.handles(PROVIDER, "doomed")
+    def doomed(event):
+        seen.append((event.external_id, Event.get_by_id(event.id).status))
+        raise RuntimeError("can never succeed")
+
+    @inbox.handles(PROVIDER, "paid")
+    def paid(event):
+        seen.append((event.external_id, Event.get_by_id(event.id).status))
+
+    yield seen
+    inbox.unregister(PROVIDER, "doomed", "paid")
+
+
+@pytest.fixture
+def aggressive_broker(env, database):
+    """The Redis broker with a sweeper that takes any row not finished within 10 ms."""
+    broker = workers.setup(load_settings(environ={**env, **AGGRESSIVE_SWEEPER}, env_file="/none"))
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+    workers.setup(load_settings(environ=env, env_file="/none"))
+
+
+def start_worker(broker) -> dramatiq.Worker:
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=20)
+    worker.start()
+    return worker
+
+
+def test_copies_and_an_aggressive_sweeper_never_push_attempts_past_the_limit(aggressive_broker, runs):
+    recorded = workers.accept(PROVIDER, "doomed-1", "doomed", {})
+    event_id = recorded.event.id
+    actor = aggressive_broker.get_actor("process_event")
+    generation = Event.get_by_id(event_id).dispatch
+    for _ in range(10):
+        actor.send(event_id, generation)  # copies of the current message
+        actor.send(event_id)  # and of a message from before generations existed
+
+    worker = start_worker(aggressive_broker)
+    try:
+        wait_for(lambda: Event.get_by_id(event_id).status == "failed", timeout=30, message="the row failed")
+        for _ in range(5):
+            actor.send(event_id, Event.get_by_id(event_id).dispatch)  # copies arriving after it failed
+        worker.join()
+    finally:
+        worker.stop(timeout=5000)
+
+    event = Event.get_by_id(event_id)
+    assert event.status == "failed" and "can never succeed" in event.error
+    assert 1 <= len(runs) <= event.attempts <= 4, "every run is a counted attempt, and there are at most 4"
+    assert all(status == "pending" for _, status in runs), "no copy ran the row once it was failed"
+
+
+def test_a_message_of_an_older_generation_is_dropped_without_running_the_handler(broker, database, runs):
+    row = inbox.record(PROVIDER, "paid-1", "paid", {}).event
+    old = inbox.dispatch(row.id)
+    current = inbox.dispatch(row.id)  # handed off again, say by the sweeper
+    actor = broker.get_actor("process_event")
+    actor.send(row.id, old)
+    actor.send(row.id)  # a message with the id only is generation 0: older still
+
+    worker = start_worker(broker)
+    try:
+        worker.join()
+        assert runs == [] and Event.get_by_id(row.id).attempts == 0
+        actor.send(row.id, current)
+        wait_for(lambda: Event.get_by_id(row.id).status == "processed", message="the current message processed")
+    finally:
+        worker.stop(timeout=5000)
+    assert runs == [("paid-1", "pending")] and Event.get_by_id(row.id).attempts == 1
+
+
+def test_a_message_queued_before_the_upgrade_still_runs_its_row(broker, database, runs):
+    row = inbox.record(PROVIDER, "paid-2", "paid", {}).event
+    broker.get_actor("process_event").send(row.id)  # as an older release sent it: the id only
+
+    worker = start_worker(broker)
+    try:
+        wait_for(lambda: Event.get_by_id(row.id).status == "processed", message="the old message processed")
+    finally:
+        worker.stop(timeout=5000)
+    assert runs == [("paid-2", "pending")]
