@@ -401,14 +401,35 @@ def all_pending(limit: int = 1000) -> list[Event]:
     return list(Event.select().where(Event.status == EventStatus.PENDING).order_by(Event.id).limit(limit))
 
 
-def list_events(*, provider: str | None = None, status: str | None = None, limit: int = 50) -> list[Event]:
-    """Events, newest first, filtered by provider and status."""
+def _events_matching(*, provider: str | None = None, status: str | None = None, search: str | None = None):
     query = Event.select()
     if provider:
         query = query.where(Event.provider == provider)
     if status:
         query = query.where(Event.status == status)
+    if search:
+        # A charge id, PaymentIntent or Checkout Session id: the external id, or anywhere in the payload.
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where((Event.external_id == search) | _like(Event.external_id, pattern) | _like(Event.payload, pattern))
+    return query
+
+
+def _like(column, pattern: str):
+    # The pattern bypasses the column's converter (the payload's would JSON-encode it); `\` escapes % and _.
+    return peewee.NodeList((column, peewee.SQL("LIKE"), peewee.Value(pattern, converter=False), peewee.SQL("ESCAPE '\\'")))
+
+
+def list_events(
+    *, provider: str | None = None, status: str | None = None, search: str | None = None, limit: int = 50
+) -> list[Event]:
+    """Events, newest first, filtered by provider, status and text in their id or payload."""
+    query = _events_matching(provider=provider, status=status, search=search)
     return list(query.order_by(Event.id.desc()).limit(limit))
+
+
+def count_events(*, provider: str | None = None, status: str | None = None, search: str | None = None) -> int:
+    """How many events `list_events` would find without a limit."""
+    return _events_matching(provider=provider, status=status, search=search).count()
 
 
 def counts() -> dict[str, int]:

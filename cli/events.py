@@ -1,7 +1,9 @@
 """`entitle events list|show|replay`: the event inbox."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from typing import List, Optional
 
 import typer
@@ -28,14 +30,20 @@ def _check_choice(value: Optional[str], allowed: tuple[str, ...], name: str) -> 
 def list_events(
     provider: Optional[str] = typer.Option(None, "--provider", help="telegram or stripe."),
     status: Optional[str] = typer.Option(None, "--status", help="pending, processed, failed or ignored."),
+    search: Optional[str] = typer.Option(None, "--search", help="A charge id, PaymentIntent, Checkout Session id or any text in the payload."),
     limit: int = typer.Option(50, "--limit", min=1, max=10000, help="At most this many rows."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List events, newest first."""
+    """List events, newest first; says how many matched when it shows fewer."""
     _check_choice(provider, ("telegram", "stripe"), "--provider")
     _check_choice(status, EventStatus.ALL, "--status")
     context.ready_database()
-    rows = [inbox.event_to_dict(e) for e in inbox.list_events(provider=provider, status=status, limit=limit)]
+    filters = dict(provider=provider, status=status, search=search)
+    rows = [inbox.event_to_dict(e) for e in inbox.list_events(**filters, limit=limit)]
+    if len(rows) == limit:
+        total = inbox.count_events(**filters)
+        if total > limit:
+            errors.print(f"showing {limit} of {total} matching events (newest first); --limit N shows more", highlight=False)
     if as_json:
         print_json(rows)
         return
@@ -88,6 +96,7 @@ def replay(
     event_ids: Optional[List[int]] = typer.Argument(None, help="Event ids to run again."),
     failed: bool = typer.Option(False, "--failed", help="Replay every failed event."),
     provider: Optional[str] = typer.Option(None, "--provider", help="With --failed: only this provider."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="A line per event, and the handlers' warnings."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Run events again; safe, since nothing is granted twice. A processed event is left as it is.
@@ -116,20 +125,50 @@ def replay(
     results: dict[int, str] = {}
     with Progress(
         TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=errors, transient=as_json, disable=len(found) < 2,
-    ) as progress:
+        console=errors, transient=as_json or not verbose, disable=len(found) < 2,
+    ) as progress, _quiet_handlers(unless=verbose):
         task = progress.add_task("replay", total=len(found))
         for event_id in [i for i in ids if i in found]:
             results[event_id] = workers.run_inline(event_id) if inline else ("queued" if workers.enqueue_event(event_id) else "pending")
             progress.advance(task)
     if as_json:
         print_json({"replayed": sorted(found), "unchanged": unchanged, "missing": missing, "results": results})
-    else:
+    elif verbose or len(ids) == 1:
         for event_id in unchanged:
             console.print(f"event {event_id}: already processed; nothing changed")
         for event_id, outcome in results.items():
             console.print(f"event {event_id}: {outcome}")
         for event_id in missing:
             errors.print(f"[red]event {event_id}: no such event[/]")
+    else:
+        console.print(_summary(results, unchanged, missing), highlight=False)
     if missing or any(r == "failed" for r in results.values()):
         raise typer.Exit(1)
+
+
+def _summary(results: dict[int, str], unchanged: list[int], missing: list[int]) -> str:
+    """One line for a bulk replay: `300 queued, 0 skipped`, then what needs a look."""
+    outcomes: dict[str, int] = {}
+    for outcome in results.values():
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    parts = [f"{n} {outcome}" for outcome, n in sorted(outcomes.items(), key=lambda kv: -kv[1])] or ["0 queued"]
+    parts.append(f"{len(unchanged)} skipped (already processed)" if unchanged else "0 skipped")
+    if missing:
+        parts.append(f"{len(missing)} missing ({', '.join(map(str, missing[:10]))}{'…' if len(missing) > 10 else ''})")
+    line = ", ".join(parts)
+    if outcomes.get("failed"):
+        line += "; `entitle events list --status failed` shows why (`--verbose` for a line per event)"
+    return line
+
+
+@contextlib.contextmanager
+def _quiet_handlers(*, unless: bool):
+    """Keep the handlers' per-event warnings off the terminal during a bulk replay (errors still show)."""
+    root = logging.getLogger()
+    previous = root.level
+    if not unless:
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
