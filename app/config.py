@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 
 DEFAULT_DATABASE_URL = "sqlite:///entitle.db"
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"  # PUBLIC_URL when neither it nor PORT is set
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         jwt_access_token_minutes=_number(env, "JWT_ACCESS_TOKEN_MINUTES", 15),
         initdata_max_age=_number(env, "INITDATA_MAX_AGE", 900),
         plans_file=get("PLANS_FILE") or "plans.toml",
-        public_url=(get("PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
+        public_url=(get("PUBLIC_URL") or f"http://127.0.0.1:{_number(env, 'PORT', 8000)}").rstrip("/"),
         entitle_env=entitle_env,
         port=_number(env, "PORT", 8000),
         max_body_bytes=_number(env, "MAX_BODY_BYTES", 1024 * 1024),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import typer
@@ -37,13 +38,21 @@ def read_metrics(url: str, token: str | None = None) -> list[dict]:
     return samples
 
 
+def metrics_url(address: str) -> str:
+    """The /metrics URL of a service given by its base address or by that URL itself."""
+    parts = urlsplit(address.strip())
+    if parts.path.rstrip("/").endswith("/metrics"):
+        return address.strip()
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/metrics"))
+
+
 def metrics(
-    url: Optional[str] = typer.Option(None, "--url", help="Metrics endpoint (default: the local service's /metrics)."),
+    url: Optional[str] = typer.Option(None, "--url", help="The service's address or its /metrics URL (default: PUBLIC_URL)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show the service's own metrics."""
     config = context.settings()
-    url = url or f"http://127.0.0.1:{config.port}/metrics"
+    url = metrics_url(url or config.public_url)
     try:
         samples = read_metrics(url, config.metrics_token)
     except MetricsRefused as exc:

@@ -152,3 +152,10 @@ def test_production_refuses_example_and_short_secrets_by_name(tmp_path, name, va
 def test_one_weak_stripe_secret_among_several_is_refused(tmp_path):
     s = load_settings(environ={**PRODUCTION, "STRIPE_WEBHOOK_SECRET": f"{PRODUCTION['STRIPE_WEBHOOK_SECRET']},whsec_old"}, env_file=tmp_path / "x")
     assert production_problems(s) == ["STRIPE_WEBHOOK_SECRET is a published example value"]
+
+
+def test_public_url_follows_port_unless_set():
+    assert load_settings(environ={"PORT": "8101"}, env_file="/none").public_url == "http://127.0.0.1:8101"
+    assert load_settings(environ={}, env_file="/none").public_url == "http://127.0.0.1:8000"
+    given = load_settings(environ={"PORT": "8101", "PUBLIC_URL": "https://pay.example.com/"}, env_file="/none")
+    assert given.public_url == "https://pay.example.com"

@@ -8,6 +8,7 @@ import pytest
 
 from app.models import Grant, LedgerEntry
 from app.telegram import payments
+from tests.support.waiting import wait_for
 from tests.app.telegram.support import (  # noqa: F401 - fixtures
     PUBLIC_URL,
     SECRET,
@@ -171,6 +172,8 @@ def test_simulated_payment_and_refund_go_through_a_running_service(cli, live_ser
     wait_until_done(sent["charge_id"])
     grant = Grant.get(Grant.reference == sent["charge_id"])
     assert (grant.plan, grant.subscription_id is not None, grant.revoked_at) == ("premium_month", True, None)
+    # The confirmation goes out just after the grant commits.
+    wait_for(lambda: telegram_api.calls_to("sendMessage"), message="the confirmation")
     assert len(telegram_api.calls_to("sendMessage")) == 1
 
     refund = cli("simulate", "telegram", "refund", "--charge-id", sent["charge_id"], "--url", live_server)
