@@ -6,8 +6,9 @@ import sys
 from typing import Iterable, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 errors = Console(stderr=True)
@@ -24,12 +25,50 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable]) -> Table:
-    """A rich table of strings."""
-    t = Table(title=title, show_lines=False, header_style="bold")
-    for column in columns:
-        # Fold rather than cut: an operator must be able to copy a whole charge or event id.
-        t.add_column(column, overflow="fold")
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
-    return t
+# Columns holding ids an operator copies into the next command: kept whole, on one line.
+WHOLE_COLUMNS = frozenset({"external id", "reference", "charge", "payment", "session"})
+# Below this width a folded column is no longer readable; the rows are then shown one field per line.
+READABLE_COLUMN = 10
+
+
+def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable]) -> "Listing":
+    """Rows as a rich table; too narrow a terminal shows them one field per line, so ids stay whole."""
+    return Listing(title, list(columns), [["" if v is None else str(v) for v in row] for row in rows])
+
+
+class Listing:
+    """A table that keeps id columns whole on one line, folding the others, or lists records when that cannot fit."""
+
+    def __init__(self, title: str | None, columns: list[str], rows: list[list[str]]):
+        self.title, self.columns, self.rows = title, columns, rows
+
+    def _table(self) -> Table:
+        t = Table(title=self.title, show_lines=False, header_style="bold")
+        for index, column in enumerate(self.columns):
+            if column in WHOLE_COLUMNS:
+                t.add_column(column, no_wrap=True, min_width=max([len(column), *(len(r[index]) for r in self.rows)]))
+            else:
+                # Fold rather than cut: nothing an operator reads is ever lost off the edge.
+                t.add_column(column, overflow="fold")
+        for row in self.rows:
+            t.add_row(*row)
+        return t
+
+    def _fits(self, width: int) -> bool:
+        whole = sum(max([len(c), *(len(r[i]) for r in self.rows)]) for i, c in enumerate(self.columns) if c in WHOLE_COLUMNS)
+        folded = sum(1 for c in self.columns if c not in WHOLE_COLUMNS)
+        borders = 3 * len(self.columns) + 1
+        return whole + folded * READABLE_COLUMN + borders <= width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self._fits(options.max_width):
+            yield self._table()
+            return
+        if self.title:
+            yield Text(self.title, style="bold")
+        label = max(len(c) for c in self.columns)
+        for number, row in enumerate(self.rows):
+            if number:
+                yield Text("")
+            for column, value in zip(self.columns, row):
+                yield Text.assemble((f"{column:<{label}}  ", "bold"), Text.from_markup(value))

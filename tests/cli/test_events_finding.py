@@ -54,3 +54,12 @@ def test_a_bulk_replay_shows_one_summary_and_per_event_lines_only_when_asked(cli
         Event.update(status=EventStatus.FAILED).where(Event.id == event.id).execute()
     as_json = json.loads(cli("events", "replay", "--failed", "--json").stdout)
     assert len(as_json["results"]) == 30 and set(as_json["results"].values()) == {"queued"}
+
+
+def test_a_64_character_charge_id_stays_whole_on_one_line_at_80_columns(cli):
+    charge = "stxA" + "b" * 56 + "1234"
+    Event.create(provider="telegram", external_id=charge, type="successful_payment", status=EventStatus.FAILED,
+                 error="the amount paid does not match the plan", payload={})
+    result = cli("events", "list", COLUMNS="80")
+    assert result.exit_code == 0
+    assert any(charge in line for line in result.stdout.splitlines()), result.stdout

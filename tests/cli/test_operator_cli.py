@@ -109,6 +109,26 @@ def test_revoking_nothing_exits_1_with_json_too(cli):
     assert result.exit_code == 1 and result.stdout.strip() == "[]"
 
 
-def test_metrics_from_a_page_that_is_not_prometheus_text_exits_1(cli, live_server):
-    result = cli("metrics", "--url", f"{live_server}/app")
+def test_metrics_from_a_page_that_is_not_prometheus_text_exits_1(cli):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<!doctype html><p>a login page, not metrics</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = cli("metrics", "--url", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
     assert result.exit_code == 1 and "did not answer with Prometheus text" in result.stderr
