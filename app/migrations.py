@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from app.db import database, transaction
-from app.models import CheckoutSession, Event, EventLog, Grant, LedgerEntry, SchemaMigration, User, WorkerHeartbeat
+from app.models import ApiKey, CheckoutSession, Event, EventLog, Grant, LedgerEntry, SchemaMigration, User, WorkerHeartbeat
 
 
 # Migration 1 creates the tables from the models as they are; every later migration must
@@ -60,6 +60,10 @@ def _event_dispatch() -> None:
     Event.update(dispatched_at=Event.updated_at).where((Event.status == "pending") & Event.dispatched_at.is_null()).execute()
 
 
+def _api_keys() -> None:
+    database.create_tables([ApiKey], safe=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -67,6 +71,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "checkout sessions created here", _checkout_sessions),
     Migration(5, "event hand-off generation", _event_dispatch),
     Migration(6, "worker heartbeats", _worker_heartbeats),
+    Migration(9, "api keys", _api_keys),
 ]
 
 

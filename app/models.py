@@ -152,4 +152,14 @@ class WorkerHeartbeat(BaseModel):
     seen_at = peewee.DateTimeField(default=utcnow, index=True)
 
 
-ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry, CheckoutSession, WorkerHeartbeat]
+class ApiKey(BaseModel):
+    """A key of the operator's backend for `/api/v1`; only its hash is kept."""
+
+    name = peewee.CharField(max_length=128)
+    public_id = peewee.CharField(max_length=32, unique=True)
+    key_hash = peewee.CharField(max_length=64)
+    created_at = peewee.DateTimeField(default=utcnow)
+    revoked_at = peewee.DateTimeField(null=True)
+
+
+ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry, CheckoutSession, WorkerHeartbeat, ApiKey]

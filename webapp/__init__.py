@@ -54,8 +54,8 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         if not db.database.is_closed() and not db.database.in_transaction():
             db.database.close()
 
-    from webapp import checkout, health, miniapp, plans, session, stripe, telegram
+    from webapp import backend_api, checkout, health, miniapp, plans, session, stripe, telegram
 
-    for module in (health, plans, telegram, stripe, session, miniapp, checkout):
+    for module in (health, plans, telegram, stripe, session, miniapp, checkout, backend_api):
         app.register_blueprint(module.bp)
     return app

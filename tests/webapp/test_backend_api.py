@@ -1,0 +1,122 @@
+"""`/api/v1`: the operator's backend checks, grants and revokes with an API key."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app.models import ApiKey, Grant
+
+
+@pytest.fixture
+def api_key(cli) -> str:
+    created = cli("apikeys", "create", "backend-test", "--json")
+    assert created.exit_code == 0, created.output
+    return json.loads(created.stdout)["key"]
+
+
+def auth(key: str, scheme: str = "Bearer") -> dict:
+    return {"Authorization": f"{scheme} {key}"}
+
+
+def test_a_key_is_printed_once_and_only_its_hash_is_stored(cli, api_key):
+    row = ApiKey.get()
+    assert api_key not in (row.key_hash, row.public_id) and len(row.key_hash) == 64
+    listing = cli("apikeys", "list", "--json")
+    assert api_key not in listing.stdout and api_key.split("_")[-1] not in listing.stdout
+    assert json.loads(listing.stdout)[0]["name"] == "backend-test"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer ek_nope", "Basic {key}", "Bearer {key}x", "Bearer {key_other_id}"])
+def test_a_missing_or_wrong_key_is_401_and_says_nothing_about_which_part(client, api_key, header):
+    headers = {}
+    if header is not None:
+        public_id = api_key.split("_")[1]
+        value = header.format(key=api_key, key_other_id=api_key.replace(public_id, "0" * len(public_id)))
+        headers = {"Authorization": value}
+    response = client.get("/api/v1/users/42/entitlements/premium", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "api_key_invalid"
+
+
+def test_a_revoked_key_is_refused_at_once(client, cli, api_key):
+    assert client.get("/api/v1/users/42/entitlements/premium", headers=auth(api_key)).status_code == 200
+    assert cli("apikeys", "revoke", str(ApiKey.get().id)).exit_code == 0
+    assert client.get("/api/v1/users/42/entitlements/premium", headers=auth(api_key)).status_code == 401
+
+
+def test_the_check_of_a_user_never_seen_is_inactive_and_the_user_is_404(client, api_key):
+    check = client.get("/api/v1/users/777/entitlements/premium", headers=auth(api_key, "bearer"))
+    assert check.status_code == 200
+    assert check.get_json() == {"entitlement": "premium", "active": False, "expires_at": None}
+    missing = client.get("/api/v1/users/777", headers=auth(api_key))
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "unknown_user"
+
+
+def test_a_promotional_grant_shows_in_the_check_the_mini_app_and_customer_show(client, cli, api_key, app):
+    response = client.post("/api/v1/users/4242/grants", headers=auth(api_key), json={"entitlement": "premium", "days": 10, "reason": "beta tester"})
+    assert response.status_code == 201, response.get_json()
+    granted = response.get_json()
+    assert (granted["user"], granted["entitlement"], granted["source"], granted["active"]) == (4242, "premium", "api", True)
+
+    check = client.get("/api/v1/users/4242/entitlements/premium", headers=auth(api_key)).get_json()
+    assert check["active"] is True and check["expires_at"] == granted["expires_at"]
+    assert client.get("/api/v1/users/4242", headers=auth(api_key)).get_json()["entitlements"] == [
+        {"entitlement": "premium", "active": True, "expires_at": granted["expires_at"]}]
+
+    from flask_jwt_extended import create_access_token
+
+    with app.app_context():
+        token = create_access_token(identity="4242")
+    me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert [e["entitlement"] for e in me["entitlements"]] == ["premium"]
+
+    timeline = json.loads(cli("customer", "show", "4242", "--json").stdout)["timeline"]
+    assert [(line["kind"], line["source"]) for line in timeline] == [("grant", "api")]
+    assert timeline[0]["detail"]["reason"] == "beta tester"
+
+
+def test_a_retried_grant_with_the_same_idempotency_key_returns_the_same_grant(client, api_key):
+    headers = {**auth(api_key), "Idempotency-Key": "promo-2026-12-01-4242"}
+    body = {"entitlement": "premium", "until": (datetime.now(timezone.utc) + timedelta(days=3)).isoformat()}
+    first = client.post("/api/v1/users/4242/grants", headers=headers, json=body)
+    second = client.post("/api/v1/users/4242/grants", headers=headers, json=body)
+    assert first.status_code == second.status_code == 201
+    assert first.get_json() == second.get_json() and second.headers["Idempotent-Replayed"] == "true"
+    assert Grant.select().count() == 1
+
+    reused = client.post("/api/v1/users/4242/grants", headers=headers, json={"entitlement": "premium", "days": 99})
+    assert reused.status_code == 409 and reused.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert Grant.select().count() == 1
+
+
+def test_revoking_a_grant_answers_it_with_revoked_at_and_the_check_turns_inactive(client, api_key):
+    granted = client.post("/api/v1/users/4242/grants", headers=auth(api_key), json={"entitlement": "premium", "days": 1}).get_json()
+    revoked = client.delete(f"/api/v1/grants/{granted['id']}", headers=auth(api_key))
+    assert revoked.status_code == 200
+    assert revoked.get_json()["revoked_at"] is not None and revoked.get_json()["revoke_reason"] == "revoked"
+    assert client.get("/api/v1/users/4242/entitlements/premium", headers=auth(api_key)).get_json()["active"] is False
+    assert client.delete("/api/v1/grants/999999", headers=auth(api_key)).get_json()["error"]["code"] == "grant_unknown"
+
+
+@pytest.mark.parametrize(
+    "path, body, code",
+    [
+        ("/api/v1/users/4242/grants", {"entitlement": "premum", "days": 1}, "unknown_entitlement"),
+        ("/api/v1/users/4242/grants", {"entitlement": "premium"}, "days_or_until"),
+        ("/api/v1/users/4242/grants", {"entitlement": "premium", "days": 1, "until": "2030-01-01T00:00:00Z"}, "days_or_until"),
+        ("/api/v1/users/4242/grants", {"entitlement": "premium", "until": "2001-01-01T00:00:00Z"}, "until_in_past"),
+        ("/api/v1/users/4242/grants", {"entitlement": "premium", "until": "tomorrow"}, "until_invalid"),
+        ("/api/v1/users/4242/grants", {"entitlement": "premium", "days": -3}, "days_invalid"),
+        ("/api/v1/users/4242/grants", {"entitlement": "premium", "days": True}, "days_invalid"),
+        ("/api/v1/users/-75/grants", {"entitlement": "premium", "days": 1}, "user_invalid"),
+        ("/api/v1/users/0/grants", {"entitlement": "premium", "days": 1}, "user_invalid"),
+        ("/api/v1/users/99999999999999999999/grants", {"entitlement": "premium", "days": 1}, "user_invalid"),
+    ],
+)
+def test_bad_grant_requests_get_json_errors_and_change_nothing(client, api_key, path, body, code):
+    response = client.post(path, headers=auth(api_key), json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == code
+    assert Grant.select().count() == 0
