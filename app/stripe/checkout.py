@@ -12,7 +12,8 @@ from app.config import Settings
 from app.db import transaction
 from app.models import CheckoutSession, Grant, User
 from app.plans import Catalogue, Plan
-from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, client_for, plain
+from app.stripe import SOURCE, CannotFulfil, NothingToDo
+from app.stripe.client import client_for, plain
 from app.stripe.customers import METADATA_KEY, ensure_customer, link_customer, user_for_customer
 from app.stripe.events import expandable_id
 from app.stripe.subscriptions import PaidInvoice, fetch_paid_invoice, grant_paid_invoice

@@ -11,28 +11,15 @@ from telebot import types
 
 from app import entitlements, metrics, users
 from app.clock import from_timestamp, iso, utcnow
-from app.config import Settings
 from app.models import Grant, LedgerEntry, User
 from app.plans import STAR_SUBSCRIPTION_PERIOD, Catalogue, Plan
-from app.telegram.bot_api import make_bot
+from app.telegram import SOURCE
 
 CURRENCY = "XTR"
-SOURCE = "telegram"
 PAYLOAD_VERSION = "e1"
 MAX_PAYLOAD_BYTES = 128  # the Bot API's limit for invoice payloads
 
 _PAYLOAD = re.compile(r"^e1:([a-z0-9][a-z0-9_\-]{0,63}):([1-9][0-9]{0,19}):([0-9a-f]{8})$")
-
-
-class TelegramNotConfigured(Exception):
-    """TELEGRAM_BOT_TOKEN is not set, so the Bot API cannot be called."""
-
-
-def bot_for(settings: Settings) -> telebot.TeleBot:
-    """The Bot API client for these settings."""
-    if not settings.telegram_bot_token:
-        raise TelegramNotConfigured("TELEGRAM_BOT_TOKEN is not set")
-    return make_bot(settings.telegram_bot_token, settings.telegram_api_url)
 
 
 # -- invoice payloads ----------------------------------------------------------------------

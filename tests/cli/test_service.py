@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import REDIS_URL, ROOT
 from tests.support.redis_server import free_port
 from tests.support.waiting import wait_for
 
@@ -61,9 +61,9 @@ def test_production_without_a_jwt_secret_refuses_to_start(tmp_path):
 
 
 def test_a_production_worker_without_secrets_refuses_to_start(tmp_path):
-    env = clean_env(tmp_path, ENTITLE_ENV="production", REDIS_URL=os.environ["REDIS_URL"])
+    env = clean_env(tmp_path, ENTITLE_ENV="production", REDIS_URL=REDIS_URL)
     env.pop("JWT_SECRET_KEY", None)
-    proc = subprocess.run([sys.executable, "-m", "dramatiq", "workers", "-p", "1", "-t", "1"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "dramatiq", "workers.main", "-p", "1", "-t", "1"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "JWT_SECRET_KEY" in proc.stderr
