@@ -10,6 +10,7 @@ import telebot
 from telebot import types
 
 from app import entitlements, metrics, users
+from app.entitlements import Fulfilment
 from app.clock import from_timestamp, iso, utcnow
 from app.models import Grant, LedgerEntry, User
 from app.plans import STAR_SUBSCRIPTION_PERIOD, Catalogue, Plan
@@ -143,22 +144,6 @@ class UnknownPlan(PaymentMismatch):
 # Telegram may charge a renewal a little before the period it pays for begins.
 RENEWAL_LEEWAY = timedelta(days=1)
 SUBSCRIPTION_PERIOD = timedelta(seconds=STAR_SUBSCRIPTION_PERIOD)
-
-
-@dataclass(frozen=True)
-class Fulfilment:
-    """What a Stars payment granted, to whom, and whether this delivery created the grant."""
-
-    user: User
-    plan: Plan
-    grant: Grant
-    created: bool
-    renewal: bool
-
-    @property
-    def subscription(self) -> bool:
-        """True when the payment belongs to a Star subscription."""
-        return self.grant.subscription_id is not None
 
 
 def subscription_id(payment: types.SuccessfulPayment) -> str:
