@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -11,6 +12,9 @@ from app import metrics
 from app.clock import iso, utcnow
 from app.db import for_update, transaction
 from app.models import Grant, LedgerEntry, User
+
+if TYPE_CHECKING:
+    from app.plans import Plan
 
 
 # Ledger actions that take a payment back for good, and how messages name them; a partial refund is neither.
@@ -23,6 +27,22 @@ class GrantResult:
 
     grant: Grant
     created: bool
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    """What a payment granted, to whom, and whether this delivery created the grant (Stars and card payments alike)."""
+
+    user: User
+    plan: "Plan"
+    grant: Grant
+    created: bool
+    renewal: bool = False
+
+    @property
+    def subscription(self) -> bool:
+        """True when the payment belongs to a subscription."""
+        return self.grant.subscription_id is not None
 
 
 class PaymentReversed(Exception):

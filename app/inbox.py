@@ -8,29 +8,105 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import peewee
 
 from app import metrics
 from app.clock import utcnow
+from app.config import Settings
 from app.db import for_update, transaction
+from app.entitlements import PaymentReversed
 from app.models import Event, EventLog, EventStatus
+from app.plans import Catalogue, PlanFile
 from app.redact import redact
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event], object]
+Handler = Callable[..., object]
+
+DEFAULT_QUEUE = "events"
+"""Payments, refunds and subscription changes; a handler spec names another queue (replies to people go to `sessions`)."""
 
 
 @dataclass(frozen=True)
-class _Spec:
+class HandlerSpec:
+    """How the inbox runs one event type: the function, the queue its messages go to, and how it meets the transaction.
+
+    The handler is called as `fn(event, context)`. `prepare(event, context)` runs first,
+    outside the transaction, for reads from other services (fetch the current subscription);
+    the handler is then called as `fn(event, context, prepared)` and its writes commit with the
+    row's `processed` mark. `transactional=False` is for handlers that only call other
+    services (send a message): they run outside the database transaction, so a slow API
+    never holds a write lock.
+    """
+
     fn: Handler
-    transactional: bool
-    prepare: Callable[[Event], object] | None = None
+    queue: str = DEFAULT_QUEUE
+    transactional: bool = True
+    prepare: Callable[..., object] | None = None
+
+    def __post_init__(self) -> None:
+        if self.prepare is not None and not self.transactional:
+            raise ValueError("prepare= is for transactional handlers; a non-transactional one can read what it needs itself")
 
 
-_handlers: dict[tuple[str, str], _Spec] = {}
+def handler(
+    fn: Handler, *, queue: str = DEFAULT_QUEUE, transactional: bool = True, prepare: Callable[..., object] | None = None
+) -> HandlerSpec:
+    """One row of a provider's handler table (see HandlerSpec)."""
+    return HandlerSpec(fn, queue, transactional, prepare)
+
+
+Table = Mapping[str, HandlerSpec]
+"""One provider's handlers: event type -> spec."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What handlers run with: the settings and the plan file, whose catalogue is read again after an edit."""
+
+    settings: Settings
+    plans: PlanFile
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The plan catalogue as the file holds it now."""
+        return self.plans.current()
+
+
+class Handlers:
+    """Every provider's table, looked up by (provider, event type); also where each kind of event is queued."""
+
+    def __init__(self, tables: Mapping[str, Table]):
+        self.tables = {provider: dict(table) for provider, table in tables.items()}
+
+    def spec(self, provider: str, type_: str) -> HandlerSpec | None:
+        """The spec for this kind of event, or None (the event is then marked ignored)."""
+        return self.tables.get(provider, {}).get(type_)
+
+    def queue_for(self, provider: str, type_: str) -> str:
+        """The queue an event of this kind goes to: the route used by the webhook, the sweeper and replay alike."""
+        spec = self.spec(provider, type_)
+        return spec.queue if spec is not None else DEFAULT_QUEUE
+
+    def queues(self) -> tuple[str, ...]:
+        """Every queue the handlers use, the default one first."""
+        named = {spec.queue for table in self.tables.values() for spec in table.values()}
+        return (DEFAULT_QUEUE, *sorted(named - {DEFAULT_QUEUE}))
+
+    def on_queue(self, queue: str) -> tuple[frozenset[tuple[str, str]], bool]:
+        """The (provider, type) kinds that select a queue's rows, and whether a row is inside them or outside.
+
+        The default queue also carries events no table knows, so it is "every kind not sent elsewhere".
+        """
+        if queue == DEFAULT_QUEUE:
+            elsewhere = {(p, t) for p, table in self.tables.items() for t, spec in table.items() if spec.queue != queue}
+            return frozenset(elsewhere), False
+        mine = {(p, t) for p, table in self.tables.items() for t, spec in table.items() if spec.queue == queue}
+        return frozenset(mine), True
+
+
 _effects = threading.local()
 
 
@@ -42,33 +118,9 @@ class PermanentError(Exception):
     """Raised by a handler when retrying cannot help; the row is marked failed at once."""
 
 
-def handles(
-    provider: str, *types: str, transactional: bool = True, prepare: Callable[[Event], object] | None = None
-) -> Callable[[Handler], Handler]:
-    """Register a function as the handler of these event types of a provider.
-
-    `prepare(event)` runs first, outside the transaction, for reads from other services
-    (fetch the current subscription); the handler is then called as `handler(event, prepared)`
-    and its writes commit with the row's `processed` mark. `transactional=False` is for
-    handlers that only call other services (send a message): they run outside the database
-    transaction, so a slow API never holds a write lock.
-    """
-
-    if prepare is not None and not transactional:
-        raise ValueError("prepare= is for transactional handlers; a non-transactional one can read what it needs itself")
-
-    def register(fn: Handler) -> Handler:
-        for type_ in types:
-            _handlers[(provider, type_)] = _Spec(fn, transactional, prepare)
-        return fn
-
-    return register
-
-
-def unregister(provider: str, *types: str) -> None:
-    """Forget the handlers of these event types."""
-    for type_ in types:
-        _handlers.pop((provider, type_), None)
+# What a handler may raise to say the event needs nothing done: the row is marked ignored.
+# A payment refunded or disputed before it granted is one, for every provider.
+IGNORED = (Ignore, PaymentReversed)
 
 
 def _log(event_id: int, action: str, detail: str | None = None) -> None:
@@ -179,10 +231,10 @@ def _run_effects(effects: list[Callable[[], object]]) -> None:
             log.exception("an after-commit effect failed")
 
 
-def _run_handler(handler: Handler, event: Event, *prepared: object) -> tuple[str, str | None]:
+def _run_handler(handler: Handler, event: Event, context: Context, *prepared: object) -> tuple[str, str | None]:
     try:
-        handler(event, *prepared)
-    except Ignore as reason:
+        handler(event, context, *prepared)
+    except IGNORED as reason:
         return EventStatus.IGNORED, str(reason) or None
     return EventStatus.PROCESSED, None
 
@@ -198,7 +250,7 @@ class _Claim:
     outcome: str | None = None
 
 
-def _claim(event_id: int, generation: int | None, max_attempts: int | None) -> _Claim:
+def _claim(handlers: Handlers, event_id: int, generation: int | None, max_attempts: int | None) -> _Claim:
     """Start an attempt: only for a pending row, from a message of its current generation, while attempts remain.
 
     The attempt is counted here, under the row's lock, so however many copies of a message
@@ -224,7 +276,7 @@ def _claim(event_id: int, generation: int | None, max_attempts: int | None) -> _
             # hand-off clears this mark, so an attempt that died with its worker holds nothing.)
             log.info("event %s: an attempt is already running; dropping this copy", event_id)
             return _Claim(outcome=EventStatus.PENDING)
-        spec = _handlers.get((event.provider, event.type))
+        spec = handlers.spec(event.provider, event.type)
         changes = {"attempts": Event.attempts + 1, "started_at": now}
         if spec is not None and not spec.transactional:
             # A network-only handler runs outside any lock: the lease keeps the sweeper away meanwhile.
@@ -234,35 +286,43 @@ def _claim(event_id: int, generation: int | None, max_attempts: int | None) -> _
         return _Claim(event=event)
 
 
-def process(event_id: int, *, final_attempt: bool = False, generation: int | None = None, max_attempts: int | None = None) -> str:
-    """Run an event's handler and record the outcome; returns the event's status afterwards.
+def process(
+    event_id: int,
+    *,
+    handlers: Handlers,
+    context: Context,
+    final_attempt: bool = False,
+    generation: int | None = None,
+    max_attempts: int | None = None,
+) -> str:
+    """Run an event's handler (looked up in `handlers`, called with `context`) and record the outcome; returns the event's status afterwards.
 
     A message from the broker passes its `generation`: one that is not the row's current one
     is dropped ("stale"), and so is any message for a row that is no longer pending. Each
     attempt is counted before it runs; the one that reaches `max_attempts` (or any, with
     `final_attempt`) is the last. The handler's writes and the row's `processed` mark commit
-    together; a handler registered with `transactional=False` runs before that transaction.
+    together; a handler whose spec says `transactional=False` runs before that transaction.
     A failure is recorded (error, attempts) and re-raised so the broker retries, unless it was
     the last attempt or the handler says retrying cannot help, when the row is `failed`.
     """
-    claim = _claim(event_id, generation, max_attempts)
+    claim = _claim(handlers, event_id, generation, max_attempts)
     if claim.event is None:
         return claim.outcome
     event = claim.event
     last = final_attempt or (max_attempts is not None and event.attempts >= max_attempts)
     provider = event.provider
-    spec = _handlers.get((provider, event.type))
+    spec = handlers.spec(provider, event.type)
     started = time.perf_counter()
     _effects.pending = []
     try:
         outcome, prepared = None, ()
         if spec is not None and spec.prepare is not None:
             try:
-                prepared = (spec.prepare(event),)
-            except Ignore as reason:
+                prepared = (spec.prepare(event, context),)
+            except IGNORED as reason:
                 outcome = EventStatus.IGNORED, str(reason) or None
         if spec is not None and not spec.transactional:
-            outcome = _run_handler(spec.fn, event)
+            outcome = _run_handler(spec.fn, event, context)
         with transaction():
             event = for_update(Event.select().where(Event.id == event_id)).get()
             if event.status != EventStatus.PENDING:
@@ -273,7 +333,7 @@ def process(event_id: int, *, final_attempt: bool = False, generation: int | Non
                 status, detail = outcome
             else:
                 with transaction():
-                    status, detail = _run_handler(spec.fn, event, *prepared)
+                    status, detail = _run_handler(spec.fn, event, context, *prepared)
             now = utcnow()
             Event.update(
                 status=status, processed_at=now, updated_at=now, lease_until=None, started_at=None,

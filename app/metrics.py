@@ -1,12 +1,12 @@
-"""Prometheus metrics. Set PROMETHEUS_MULTIPROC_DIR before import to aggregate across processes."""
+"""Prometheus metrics. Set PROMETHEUS_MULTIPROC_DIR before import to aggregate across processes.
+
+prometheus-client writes one file per process into that directory and fails if it is
+missing; this module creates nothing. The Procfile's lines make it, `workers.main` makes it
+before it imports anything, and `/metrics` makes it when no process has written there yet.
+"""
 from __future__ import annotations
 
 import os
-
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # prometheus-client writes one file per process there and fails if the directory is missing.
-    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-
 from typing import Collection
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest

@@ -1,7 +1,9 @@
 """The plan catalogue, read from `PLANS_FILE` (TOML)."""
 from __future__ import annotations
 
+import os
 import re
+import threading
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,3 +136,39 @@ class Catalogue:
 
     def __len__(self) -> int:
         return len(self.plans)
+
+
+class PlanFile:
+    """The catalogue of one plan file, read again whenever the file changes (an operator's edit).
+
+    Web processes and workers share this one loader, so an edited `PLANS_FILE` reaches both
+    without a restart. A broken edit raises PlanError on every read until it is fixed;
+    `last_good` is what was read before it.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        # (mtime_ns, size) of the file last read, and what it held.
+        self._loaded: tuple[tuple[int, int], Catalogue] | None = None
+
+    def current(self) -> Catalogue:
+        """The catalogue as the file holds it now; raises PlanError naming the file when it cannot be used."""
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return Catalogue.from_file(self.path)  # raises PlanError naming the file
+        key = (stat.st_mtime_ns, stat.st_size)
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == key:
+            return loaded[1]
+        with self._lock:
+            catalogue = Catalogue.from_file(self.path)
+            self._loaded = (key, catalogue)
+        return catalogue
+
+    @property
+    def last_good(self) -> Catalogue | None:
+        """The catalogue last read successfully, or None."""
+        loaded = self._loaded
+        return loaded[1] if loaded else None

@@ -46,7 +46,7 @@ def noop_ceiling(stack) -> float:
     subprocess.run([config.PYTHON, "-m", "bench.noop", str(NOOP_MESSAGES)], cwd=config.ROOT, env=stack.env, check=True)
     r = redis.Redis.from_url(stack.broker_url)
     key = f"{stack.namespace}:bench:noop"
-    stack.start_workers("workers", "bench.noop", wait=False)
+    stack.start_workers("workers.main", "bench.noop", wait=False)
     rate, _ = _drain_rate(lambda: int(r.get(key) or 0), NOOP_MESSAGES, timeout=600)
     stack.stop_workers()
     r.delete(key)
@@ -65,7 +65,7 @@ def drain(stack, paid: list[payloads.Payment]) -> float:
     items = [p.request for p in paid]
     client.load(stack.url, client.write_requests(items), concurrency=config.CONCURRENCY, duration=600, retry_5xx=60)
     users = [p.user for p in paid]
-    stack.start_workers("workers", wait=False)
+    stack.start_workers("workers.main", wait=False)
     rate, _ = _drain_rate(lambda: _granted_count(stack, users), len(users), timeout=600)
     return rate
 
@@ -87,7 +87,7 @@ def live(stack, paid: list[payloads.Payment], times: int = 3, rate: float | None
     """Deliver every payment `times` times, shuffled, while the workers run; wait for every grant."""
     stack.stop_workers()
     stack.reset()
-    stack.start_workers("workers")
+    stack.start_workers("workers.main")
     items = payloads.deliveries(paid, times)
     started = time.monotonic()
     bounds = {"rate": rate} if rate else {"concurrency": config.CONCURRENCY}

@@ -1,6 +1,6 @@
 """A no-op actor on the project's broker: the ceiling of the end-to-end benchmark.
 
-Loaded beside `workers` (`dramatiq workers bench.noop`), so it runs on the same broker, with the
+Loaded beside `workers.main` (`dramatiq workers.main bench.noop`), so it runs on the same broker, with the
 same middleware, processes and threads. Each message only counts itself in Redis.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 
 import dramatiq
 
-import workers  # noqa: F401  (sets the project's broker)
+import workers.main  # noqa: F401  (builds the runtime and sets its broker)
 
 COUNTER = f"{os.environ.get('BROKER_NAMESPACE', 'entitle')}:bench:noop"
 _client = None

@@ -187,7 +187,7 @@ def replay(stack) -> dict:
 def run(stack) -> dict:
     """Load the data, then measure lookups, listing and replay while watching peak RSS."""
     timings = load(stack)
-    stack.start_workers("workers")
+    stack.start_workers("workers.main")
     rng = random.Random(9)
     with PeakRss(lambda: stack.web_workers()) as web_rss, PeakRss(lambda: stack.worker_processes()) as worker_rss:
         me = me_latency(stack, [1_000 + rng.randrange(SCALE_USERS) for _ in range(300)])

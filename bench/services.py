@@ -161,12 +161,12 @@ class Stack:
         return children(self.web.pid) if self.web and self.web.poll() is None else []
 
     def start_workers(self, *modules: str, processes: int = 2, threads: int = 4, wait: bool = True) -> None:
-        """`dramatiq workers` with `processes` processes of `threads` threads (the Procfile's `worker:`)."""
+        """`dramatiq workers.main` with `processes` processes of `threads` threads (the Procfile's `worker:`)."""
         self.stop_workers()
         log = self.workdir / "worker.log"
         before = log.read_text(errors="replace").count("ready for action") if log.exists() else 0
         self.worker = subprocess.Popen(
-            [config.PYTHON, "-m", "dramatiq", "workers", *modules, "--processes", str(processes), "--threads", str(threads)],
+            [config.PYTHON, "-m", "dramatiq", *modules, "--processes", str(processes), "--threads", str(threads)],
             cwd=config.ROOT, env=self.env, stdout=self._log("worker"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         if wait:
@@ -214,7 +214,7 @@ class Stack:
         self.start_fakes()
         self.start_web(app)
         if workers:
-            self.start_workers("workers")
+            self.start_workers("workers.main")
         return self
 
     def stop(self) -> None:

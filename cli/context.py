@@ -1,4 +1,4 @@
-"""Settings, database and broker for CLI commands, loaded once per invocation."""
+"""Settings, database and runtime for CLI commands, loaded once per invocation."""
 from __future__ import annotations
 
 import functools
@@ -37,3 +37,14 @@ def ready_database() -> None:
         fail(f"database unreachable: {type(exc).__name__}: {exc}")
     if waiting:
         fail(f"{len(waiting)} migration(s) pending: run `entitle db migrate` first")
+
+
+@functools.lru_cache(maxsize=1)
+def runtime():
+    """The runtime for the configured settings (the broker and handler tables), built once per invocation."""
+    from workers.runtime import build_runtime
+
+    try:
+        return build_runtime(settings())
+    except ValueError as exc:
+        fail(str(exc))

@@ -101,7 +101,8 @@ def replay(
 ) -> None:
     """Run events again; safe, since nothing is granted twice. A processed event is left as it is.
 
-    Without a broker (embedded mode) the events run here and now; with one they are queued for the workers.
+    Without a broker (embedded mode) the events run here and now; with one they are queued for the workers,
+    each on the queue its kind is routed to (a bot command on `sessions`).
     """
     _check_choice(provider, ("telegram", "stripe"), "--provider")
     if bool(event_ids) == failed:
@@ -114,8 +115,7 @@ def replay(
         else:
             console.print("nothing to replay")
         return
-    import workers
-
+    runtime = context.runtime()
     inline = context.settings().embedded_broker
     known = inbox.statuses(ids)
     unchanged = [i for i in ids if known.get(i) == EventStatus.PROCESSED]
@@ -129,7 +129,7 @@ def replay(
     ) as progress, _quiet_handlers(unless=verbose):
         task = progress.add_task("replay", total=len(found))
         for event_id in [i for i in ids if i in found]:
-            results[event_id] = workers.run_inline(event_id) if inline else ("queued" if workers.enqueue_event(event_id) else "pending")
+            results[event_id] = runtime.run_inline(event_id) if inline else ("queued" if runtime.enqueue(event_id) else "pending")
             progress.advance(task)
     if as_json:
         print_json({"replayed": sorted(found), "unchanged": unchanged, "missing": missing, "results": results})

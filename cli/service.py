@@ -23,7 +23,6 @@ def run(
     """Serve the web app, with an embedded worker when no BROKER_URL is set."""
     from werkzeug.serving import make_server
 
-    import workers
     from webapp import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -36,8 +35,9 @@ def run(
     if settings.database_url.startswith("sqlite"):
         for m in migrations.migrate():
             console.print(f"applied migration {m.version:04d} {m.name}")
+    runtime = context.runtime()
     try:
-        app = create_app(settings)
+        app = create_app(runtime=runtime)
     except PlanError as exc:
         fail(str(exc))
     port = port or settings.port
@@ -45,7 +45,7 @@ def run(
     if settings.embedded_broker:
         import dramatiq
 
-        worker = dramatiq.Worker(workers.current_broker(), worker_threads=worker_threads, worker_timeout=200)
+        worker = dramatiq.Worker(runtime.broker, worker_threads=worker_threads, worker_timeout=200)
         worker.start()
     server = make_server(host, port, app, threaded=True)
     console.print(f"entitle listening on [bold]http://{host}:{server.port}[/]")
@@ -78,7 +78,7 @@ def worker(
 
     if METRICS_DIR:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
-    args = [sys.executable, "-m", "dramatiq", "workers", "--processes", str(processes), "--threads", str(threads)]
+    args = [sys.executable, "-m", "dramatiq", "workers.main", "--processes", str(processes), "--threads", str(threads)]
     os.execvp(args[0], args)
 
 
@@ -104,7 +104,6 @@ def _workers_report(settings, database_ok: bool) -> dict:
 
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Configuration (secrets masked), database, broker, queue depths, workers alive, pending and failed events."""
-    import workers
     from workers.broker import ping, queue_depths
 
     settings = context.settings()
@@ -127,10 +126,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         # The in-memory broker lives inside `entitle run`; this process's own copy says nothing.
         report["broker"] = {"state": "embedded", "kind": "embedded in `entitle run`"}
     else:
-        broker = workers.current_broker()
+        runtime = context.runtime()
+        broker = runtime.broker
         try:
             ping(broker)
-            report["broker"] = {"state": "ok", "kind": type(broker).__name__, "queues": queue_depths(broker)}
+            report["broker"] = {"state": "ok", "kind": type(broker).__name__, "queues": queue_depths(broker, runtime.queues())}
         except Exception as exc:
             healthy = False
             report["broker"] = {"state": f"down: {type(exc).__name__}", "kind": type(broker).__name__}

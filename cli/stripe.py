@@ -9,7 +9,7 @@ import typer
 
 from app.plans import Catalogue, PlanError
 from app.stripe import events
-from app.stripe.api import StripeNotConfigured, client_for, key_livemode
+from app.stripe.client import NotConfigured, client_for, key_livemode
 from app.stripe.checkout import app_url, success_url
 from app.stripe.customers import METADATA_KEY
 from app.stripe.refunds import RefundFailed, UnknownPayment, refund_payment
@@ -37,7 +37,7 @@ def refund(
     context.ready_database()
     try:
         client = client_for(settings)
-    except StripeNotConfigured as exc:
+    except NotConfigured as exc:
         fail(str(exc))
     try:
         result = refund_payment(client, payment_intent_id)

@@ -28,11 +28,11 @@ def register(app: typer.Typer, refund_app: typer.Typer, simulate: typer.Typer) -
 
 
 def _bot():
-    from app.telegram.payments import TelegramNotConfigured, bot_for
+    from app.telegram.client import NotConfigured, client_for
 
     try:
-        return bot_for(context.settings())
-    except TelegramNotConfigured:
+        return client_for(context.settings())
+    except NotConfigured:
         fail("TELEGRAM_BOT_TOKEN is not set (the token @BotFather gave the bot)")
 
 
@@ -44,9 +44,9 @@ def _secret() -> str:
 
 
 def _api_error(exc: Exception) -> str:
-    from app.telegram.bot_api import describe_api_error
+    from app.telegram.client import describe_error
 
-    return describe_api_error(exc)
+    return describe_error(exc)
 
 
 def _telegram_failures() -> tuple[type[Exception], ...]:
@@ -69,8 +69,8 @@ def refund(
     context.ready_database()
     bot = _bot()
     try:
-        result = refunds.refund(bot, charge_id)
-    except refunds.UnknownCharge as exc:
+        result = refunds.refund_payment(bot, charge_id)
+    except refunds.UnknownPayment as exc:
         fail(str(exc))
     data = {
         "charge_id": charge_id,

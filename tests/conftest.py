@@ -1,7 +1,9 @@
-"""Shared fixtures: a real Redis broker, a fresh database per test, the app, a worker and the CLI.
+"""Shared fixtures: a real Redis broker, a fresh database per test, the runtime, the app, a worker and the CLI.
 
 The broker and database come from the environment (CI sets DATABASE_URL to PostgreSQL and
 REDIS_URL to the machine's Redis); without them the suite starts its own Redis and uses SQLite.
+Nothing here edits `os.environ`: each test's settings are built from `TEST_ENV` and handed to
+the runtime, the app and the CLI explicitly.
 """
 from __future__ import annotations
 
@@ -20,12 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 _own_redis: RedisServer | None = None
 if not (os.environ.get("BROKER_URL") or os.environ.get("REDIS_URL")):
     _own_redis = RedisServer().start()
-    os.environ["REDIS_URL"] = _own_redis.url
-REDIS_URL = os.environ.get("BROKER_URL") or os.environ["REDIS_URL"]
+REDIS_URL = os.environ.get("BROKER_URL") or os.environ.get("REDIS_URL") or _own_redis.url
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
-# Settings that the `workers` package reads at import: a namespace of our own on the shared
-# Redis, and small backoffs so retries take milliseconds.
+# The settings of every test: a namespace of our own on the shared Redis, and small backoffs
+# so retries take milliseconds. Subprocesses get them in their environment.
 TEST_ENV = {
     "BROKER_URL": REDIS_URL,
     "BROKER_NAMESPACE": f"entitle-test-{uuid.uuid4().hex[:8]}",
@@ -39,8 +40,6 @@ TEST_ENV = {
     "PLANS_FILE": str(ROOT / "plans.toml"),
     "ENTITLE_ENV": "test",
 }
-os.environ.update(TEST_ENV)
-os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 from app import db, migrations  # noqa: E402
 from app.config import load_settings  # noqa: E402
@@ -109,14 +108,34 @@ def _needs_reset() -> bool:
 
 
 @pytest.fixture
-def broker(settings):
-    """The Redis broker, emptied, with the actors declared on it."""
-    import workers
+def handler_tables():
+    """The handler tables of the test's runtime: the providers' own; a test module overrides it to add a test provider's."""
+    from workers.runtime import PROVIDER_TABLES
 
-    b = workers.setup(settings)
-    b.flush_all()
-    yield b
-    b.flush_all()
+    return PROVIDER_TABLES
+
+
+def make_runtime(settings, tables=None):
+    """A runtime for these settings (and tables), its queues emptied."""
+    from workers.runtime import PROVIDER_TABLES, build_runtime
+
+    built = build_runtime(settings, tables=tables if tables is not None else PROVIDER_TABLES)
+    built.broker.flush_all()
+    return built
+
+
+@pytest.fixture
+def runtime(settings, handler_tables):
+    """The runtime of the test settings: the Redis broker, emptied, with the actors declared on it."""
+    built = make_runtime(settings, handler_tables)
+    yield built
+    built.broker.flush_all()
+
+
+@pytest.fixture
+def broker(runtime):
+    """The runtime's Redis broker."""
+    return runtime.broker
 
 
 @pytest.fixture
@@ -131,11 +150,11 @@ def worker(broker, database):
 
 
 @pytest.fixture
-def app(settings, database, broker):
-    """The Flask app on the test database and broker."""
+def app(database, runtime):
+    """The Flask app on the test database and runtime."""
     from webapp import create_app
 
-    application = create_app(settings)
+    application = create_app(runtime=runtime)
     application.config["TESTING"] = True
     return application
 
@@ -174,9 +193,11 @@ class CLI:
         from cli import context
 
         context.settings.cache_clear()
+        context.runtime.cache_clear()
         env = {**self.env, **extra_env}
         result = self.runner.invoke(cli_app, list(args), env=env, catch_exceptions=False)
         context.settings.cache_clear()
+        context.runtime.cache_clear()
         return result
 
 

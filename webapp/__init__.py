@@ -7,30 +7,32 @@ from flask import Flask, abort, request
 
 from app import db, metrics
 from app.config import Settings, check_for_startup, load_settings
-from app.plans import Catalogue
 from webapp.auth import init_auth
 from webapp.body import GuardedJSONProvider, buffer_unsized_body
 from webapp.errors import register_error_handlers
+from workers.runtime import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PROVIDERS = {"/webhooks/telegram": "telegram", "/webhooks/stripe": "stripe"}
 
 
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    """Build the application on a runtime (built here from `settings`, else the environment's, when none is given).
 
-def create_app(settings: Settings | None = None, catalogue: Catalogue | None = None) -> Flask:
-    """Build the application; refuses to start with bad secrets in production or a bad plan file."""
-    settings = settings or load_settings()
+    Refuses to start with bad secrets in production or a bad plan file.
+    """
+    if runtime is None:
+        runtime = build_runtime(settings or load_settings())
+    settings = runtime.settings
     check_for_startup(settings)
-    catalogue = catalogue or Catalogue.from_file(settings.plans_file)
-    if db.database.obj is None:
-        db.bind(settings.database_url)
+    runtime.catalogue()  # a bad plan file stops start-up, naming the file, plan and problem
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.json = GuardedJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    app.extensions["entitle"] = {"settings": settings, "catalogue": catalogue}
+    app.extensions["entitle"] = runtime
     register_error_handlers(app)
     init_auth(app, settings)
 
@@ -54,8 +56,8 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         if not db.database.is_closed() and not db.database.in_transaction():
             db.database.close()
 
-    from webapp import backend_api, checkout, health, miniapp, plans, session, stripe, telegram
+    from webapp import backend_api, health, miniapp, plans, purchase, session, stripe, telegram
 
-    for module in (health, plans, telegram, stripe, session, miniapp, checkout, backend_api):
+    for module in (health, plans, telegram, stripe, session, miniapp, purchase, backend_api):
         app.register_blueprint(module.bp)
     return app

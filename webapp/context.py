@@ -1,22 +1,42 @@
-"""What a request needs from the application: settings and the plan catalogue."""
+"""What a request needs from the application: its runtime, settings and the plan catalogue."""
 from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from app.config import Settings
-from app.plans import Catalogue, Plan
+from app.plans import Catalogue, Plan, PlanError
 from webapp.body import json_object, raw_body
 from webapp.errors import ApiError
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def runtime() -> "Runtime":
+    """The runtime the running application was built on."""
+    return current_app.extensions["entitle"]
 
 
 def settings() -> Settings:
     """The running application's settings."""
-    return current_app.extensions["entitle"]["settings"]
+    return runtime().settings
 
 
 def catalogue() -> Catalogue:
-    """The running application's plan catalogue."""
-    return current_app.extensions["entitle"]["catalogue"]
+    """The plan catalogue as the plan file holds it now; after a broken edit, the last one read, until it is fixed."""
+    plans = runtime().plans
+    try:
+        return plans.current()
+    except PlanError as exc:
+        if plans.last_good is None:
+            raise
+        log.error("%s; serving the plans read before the edit", exc)
+        return plans.last_good
 
 
 def requested_plan(*, stars: bool) -> Plan:

@@ -6,9 +6,8 @@ import hmac
 from flask import Blueprint, Response, jsonify, request
 
 from app import db, heartbeats, metrics
-from webapp.context import settings
+from webapp.context import runtime, settings
 from webapp.errors import ApiError
-from workers import current_broker
 from workers.broker import ping as ping_broker
 
 bp = Blueprint("health", __name__)
@@ -24,7 +23,7 @@ def _workers_alive() -> None:
 def healthz():
     """200 when the database and broker answer and a worker is alive, 503 naming what is down."""
     checks = {}
-    for name, probe in (("database", db.ping), ("broker", lambda: ping_broker(current_broker())), ("workers", _workers_alive)):
+    for name, probe in (("database", db.ping), ("broker", lambda: ping_broker(runtime().broker)), ("workers", _workers_alive)):
         try:
             probe()
             checks[name] = "ok"

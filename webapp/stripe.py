@@ -5,18 +5,17 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
-import workers
 from app import inbox, metrics
 from app.models import Event, EventStatus
-from app.stripe.api import SOURCE, key_livemode
+from app.stripe import SOURCE
+from app.stripe.client import key_livemode
 from app.stripe.signature import SignatureError, verify_webhook
-from webapp.context import settings
+from webapp.context import runtime, settings
 from webapp.errors import error_response
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("stripe_webhooks", __name__)
-
+bp = Blueprint("stripe", __name__)
 
 WEBHOOK_PATH = "/webhooks/stripe"
 
@@ -38,7 +37,7 @@ def _count(type_: str, result: str) -> None:
 
 
 @bp.post(WEBHOOK_PATH)
-def receive():
+def webhook():
     """Accept a Stripe event once its signature matches a configured secret; 400 (and nothing stored) otherwise."""
     config = settings()
     body = request.get_data(cache=False)
@@ -66,7 +65,7 @@ def receive():
             recorded = inbox.record(SOURCE, event_id, type_, event, status=EventStatus.IGNORED, note=note)
             result = "livemode_mismatch"
         else:
-            recorded = workers.accept(SOURCE, event_id, type_, event)
+            recorded = runtime().accept(SOURCE, event_id, type_, event)
             result = "accepted" if recorded.created else "duplicate"
     except Exception:
         _count(type_, "error")

@@ -1,23 +1,16 @@
-"""`POST /webhooks/telegram` (Telegram's updates) and `POST /api/invoice` (Stars invoice links for the Mini App)."""
+"""`POST /webhooks/telegram`: check the secret token and the update's shape, answer pre-checkout queries, record the rest."""
 from __future__ import annotations
 
 import hmac
 import logging
 
-import requests
 from flask import Blueprint, jsonify, request
-from flask_jwt_extended import get_jwt_identity, jwt_required
 from telebot import types
-from telebot.apihelper import ApiException
 
-import workers
 from app import metrics
-from app.telegram import commands, payments, shapes
-from app.telegram.bot_api import describe_api_error
-from app.telegram.payments import SOURCE, TelegramNotConfigured
-from app.users import find_user
+from app.telegram import SOURCE, commands, payments, shapes
 from webapp.body import json_object
-from webapp.context import catalogue, requested_plan, settings
+from webapp.context import catalogue, runtime, settings
 from webapp.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -25,8 +18,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("telegram", __name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
 WEBHOOK_PATH = "/webhooks/telegram"
 
 
@@ -62,7 +53,7 @@ def _pre_checkout(query: types.PreCheckoutQuery):
 
 
 def _accept(external_id: str, type_: str, data: dict):
-    recorded = workers.accept(SOURCE, external_id, type_, data)
+    recorded = runtime().accept(SOURCE, external_id, type_, data)
     return jsonify({"ok": True, "status": "recorded" if recorded.created else "duplicate", "event": recorded.event.id})
 
 
@@ -83,23 +74,3 @@ def webhook():
         if message.chat.type == "private" and isinstance(message.text, str) and commands.parse(message.text) is not None:
             return _accept(f"update:{update.update_id}", "command", data)
     return jsonify({"ok": True, "status": "ignored"})
-
-
-@bp.post("/api/invoice")
-@jwt_required()
-def invoice():
-    """A Telegram Stars invoice link for a plan, made out to the signed-in user."""
-    plan = requested_plan(stars=True)
-    identity = str(get_jwt_identity())
-    if not identity.isdigit():
-        raise ApiError(401, "token_invalid", "the session token does not name a Telegram user")
-    if find_user(int(identity)) is None:
-        raise ApiError(401, "user_unknown", "the user of this token no longer exists; sign in again")
-    try:
-        link = payments.create_invoice_link(payments.bot_for(settings()), plan, int(identity))
-    except TelegramNotConfigured:
-        raise ApiError(503, "telegram_not_configured", "this service has no Telegram bot token") from None
-    except (ApiException, requests.RequestException) as exc:
-        log.warning("createInvoiceLink failed: %s", describe_api_error(exc))
-        raise ApiError(502, "telegram_error", f"Telegram did not create the invoice: {describe_api_error(exc)}") from None
-    return jsonify({"link": link})

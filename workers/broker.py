@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Iterable
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -11,15 +12,12 @@ from app.config import Settings
 from workers.db_middleware import DatabaseConnection
 from workers.heartbeat import Heartbeat
 from workers.startup_check import StartupCheck
-from workers.sweeper import Sweeper
-
-QUEUES = ("events", "sessions")
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A broker for the configured URL, with the project's middleware."""
+    """A broker for the configured URL, with the project's middleware (the runtime adds the sweeper); connects to nothing yet."""
     middleware = [m() for m in default_middleware] + [
-        StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Sweeper(settings), Heartbeat(),
+        StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Heartbeat(),
     ]
     if settings.prometheus_multiproc_dir:
         middleware.append(_dramatiq_metrics(settings.prometheus_multiproc_dir))
@@ -47,10 +45,10 @@ def _dramatiq_metrics(directory: str) -> dramatiq.Middleware:
     return DramatiqMetrics(directory)
 
 
-def queue_depths(broker: dramatiq.Broker) -> dict[str, int]:
-    """Messages waiting in each of the project's queues (delayed ones included)."""
+def queue_depths(broker: dramatiq.Broker, queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting in each of these queues (delayed ones included)."""
     depths: dict[str, int] = {}
-    for queue in QUEUES:
+    for queue in queues:
         if isinstance(broker, StubBroker):
             ready = broker.queues.get(queue)
             delayed = broker.queues.get(f"{queue}.DQ")

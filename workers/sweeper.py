@@ -13,41 +13,42 @@ import threading
 
 from dramatiq.middleware import Middleware
 
+from typing import TYPE_CHECKING
+
 from app import inbox
-from app.config import Settings
 from app.db import connection
 from app.models import Event
-from workers.actors import SESSION_TYPES, hand_off
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Which (provider, type) kinds each queue carries: `sessions` those listed, `events` the rest.
-QUEUE_KINDS = {"events": False, "sessions": True}
 
-
-def lost_events(settings: Settings, broker) -> list[Event]:
+def lost_events(runtime: "Runtime") -> list[Event]:
     """Pending rows with no message in the broker, each once, oldest first."""
+    settings = runtime.settings
     found = inbox.never_handed_off(older_than=settings.sweep_after)
     found += inbox.stuck_running(lost_after=settings.sweep_lost_after)
-    for queue, depth in _messages_held(broker).items():
-        found += inbox.lost_in_queue(
-            in_broker=depth, kinds=SESSION_TYPES, inside=QUEUE_KINDS[queue], lost_after=settings.sweep_lost_after
-        )
+    for queue, depth in _messages_held(runtime).items():
+        kinds, inside = runtime.handlers.on_queue(queue)
+        found += inbox.lost_in_queue(in_broker=depth, kinds=kinds, inside=inside, lost_after=settings.sweep_lost_after)
     unique = {event.id: event for event in found}
     return [unique[i] for i in sorted(unique)]
 
 
-def _messages_held(broker) -> dict[str, int]:
+def _messages_held(runtime: "Runtime") -> dict[str, int]:
     """Messages the broker holds for each queue (ready and delayed); a queue it cannot count is left out."""
     from dramatiq.brokers.stub import StubBroker
 
     from workers.broker import queue_depths
 
+    broker = runtime.broker
     try:
         if isinstance(broker, StubBroker) or hasattr(broker, "client"):  # in-process or Redis
-            return queue_depths(broker)
+            return queue_depths(broker, runtime.queues())
         depths = {}
-        for queue in QUEUE_KINDS:  # RabbitMQ
+        for queue in runtime.queues():  # RabbitMQ
             ready, delayed, _dead = broker.get_queue_message_counts(queue)
             depths[queue] = ready + delayed
         return depths
@@ -56,15 +57,18 @@ def _messages_held(broker) -> dict[str, int]:
         return {}
 
 
-def sweep_once(settings: Settings, broker, *, everything: bool = False) -> int:
-    """Hand every pending row whose message is lost (every pending one with `everything`) to the broker; returns how many."""
+def sweep_once(runtime: "Runtime", *, everything: bool = False) -> int:
+    """Hand every pending row whose message is lost (every pending one with `everything`) to the broker; returns how many.
+
+    Each goes through `Runtime.hand_off`, so to the queue its kind is routed to (a bot command to `sessions`).
+    """
     with connection():
-        candidates = inbox.all_pending() if everything else lost_events(settings, broker)
+        candidates = inbox.all_pending() if everything else lost_events(runtime)
         sent = 0
         for event in candidates:
             try:
                 # `expect`: only if the row has not moved on since it was read (started, handed off).
-                sent += hand_off(broker, event, expect=event)
+                sent += runtime.hand_off(event, expect=event)
             except Exception as exc:  # the broker is still down; the next sweep tries again
                 log.warning("sweeper could not enqueue event %s: %s", event.id, type(exc).__name__)
                 break
@@ -76,8 +80,8 @@ def sweep_once(settings: Settings, broker, *, everything: bool = False) -> int:
 class Sweeper(Middleware):
     """Sweeps at worker start and then every `SWEEP_INTERVAL` seconds."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, runtime: "Runtime"):
+        self.runtime = runtime
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -91,11 +95,11 @@ class Sweeper(Middleware):
 
     def _run(self, broker) -> None:
         # An in-process broker starts empty: whatever was pending when the process stopped is lost from it.
-        everything = self.settings.embedded_broker
+        everything = self.runtime.settings.embedded_broker
         while not self._stop.is_set():
             try:
-                sweep_once(self.settings, broker, everything=everything)
+                sweep_once(self.runtime, everything=everything)
                 everything = False
             except Exception:
                 log.exception("sweep failed; trying again later")
-            self._stop.wait(self.settings.sweep_interval)
+            self._stop.wait(self.runtime.settings.sweep_interval)

@@ -8,11 +8,13 @@ from typing import Any
 import stripe
 
 from app import entitlements
+from app.entitlements import Fulfilment
 from app.config import Settings
 from app.db import transaction
 from app.models import CheckoutSession, Grant, User
 from app.plans import Catalogue, Plan
-from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, client_for, plain
+from app.stripe import SOURCE, CannotFulfil, NothingToDo
+from app.stripe.client import client_for, plain
 from app.stripe.customers import METADATA_KEY, ensure_customer, link_customer, user_for_customer
 from app.stripe.events import expandable_id
 from app.stripe.subscriptions import PaidInvoice, fetch_paid_invoice, grant_paid_invoice
@@ -90,16 +92,6 @@ def retrieve_session(client: stripe.StripeClient, session_id: str) -> dict:
         if exc.http_status == 404:
             raise UnknownSession(f"Stripe knows no checkout session {session_id}") from None
         raise
-
-
-@dataclass(frozen=True)
-class Fulfilment:
-    """What fulfilling a session granted, and whether this call created the grant."""
-
-    user: User
-    plan: Plan
-    grant: Grant
-    created: bool
 
 
 def started_here(session: Mapping[str, Any]) -> tuple[int, str]:

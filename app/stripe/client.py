@@ -1,4 +1,4 @@
-"""The Stripe API client: stripe-python's `StripeClient`, pointed at a configurable API base.
+"""The Stripe API client for the settings: stripe-python's `StripeClient`, pointed at a configurable API base.
 
 Every base address (api, connect, files, meter events) goes to `api_base` when one is given,
 so a test server set through `STRIPE_API_BASE` sees all traffic and nothing leaks to Stripe.
@@ -8,12 +8,17 @@ The HTTP client is stripe-python's own `RequestsClient` with a shorter timeout t
 """
 from __future__ import annotations
 
+import functools
 
 import stripe
 
+from app.config import Settings
 from app.redact import redact
 
-__all__ = ["DEFAULT_MAX_NETWORK_RETRIES", "DEFAULT_TIMEOUT", "describe_stripe_error", "make_client"]
+__all__ = [
+    "DEFAULT_MAX_NETWORK_RETRIES", "DEFAULT_TIMEOUT", "NotConfigured", "client_for", "describe_error", "key_livemode",
+    "make_client", "plain",
+]
 
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -45,12 +50,45 @@ def make_client(
     )
 
 
+class NotConfigured(Exception):
+    """STRIPE_SECRET_KEY is not set, so the Stripe API cannot be called."""
+
+
+@functools.lru_cache(maxsize=8)
+def _client(secret_key: str, api_base: str | None) -> stripe.StripeClient:
+    return make_client(secret_key, api_base)
+
+
+def client_for(settings: Settings) -> stripe.StripeClient:
+    """The Stripe client for these settings (one per key and base, reused across requests)."""
+    if not settings.stripe_secret_key:
+        raise NotConfigured("STRIPE_SECRET_KEY is not set")
+    return _client(settings.stripe_secret_key, settings.stripe_api_base)
+
+
+def key_livemode(secret_key: str | None) -> bool | None:
+    """True for a live key, False for a test key, None when no key (or an unknown kind) is set."""
+    if not secret_key:
+        return None
+    if secret_key.startswith(("sk_live_", "rk_live_")):
+        return True
+    if secret_key.startswith(("sk_test_", "rk_test_")):
+        return False
+    return None
+
+
+def plain(obj) -> dict:
+    """A stripe-python object (or a dict) as a plain dict."""
+    to_dict = getattr(obj, "to_dict", None)
+    return to_dict() if callable(to_dict) else dict(obj)
+
+
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
-def describe_stripe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """One plain line (kind, HTTP status, code, message, request id) for a Stripe error; never a key."""
     if not isinstance(exc, stripe.StripeError):
         return _one_line(redact(f"{type(exc).__name__}: {exc}"))

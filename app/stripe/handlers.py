@@ -2,7 +2,8 @@
 
 Whatever a handler needs from the Stripe API is fetched by its `prepare` function, before and
 outside the inbox's transaction, so a slow Stripe never holds the database's write lock; the
-handler itself only works on the database. Event types without a handler here are marked ignored.
+handler itself only works on the database. `HANDLERS` at the end is the table the inbox runs
+them from; event types without a row there are marked ignored.
 """
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import contextlib
 
 import stripe
 
-from app import entitlements, inbox, providers
+from app import entitlements, inbox
+from app.inbox import Context
 from app.models import Event
 from app.plans import PlanError
-from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, StripeNotConfigured, client_for
+from app.stripe import SOURCE, CannotFulfil, NothingToDo
 from app.stripe.checkout import PaidSession, apply_session, fetch_session, started_here
-from app.stripe.client import describe_stripe_error
+from app.stripe.client import NotConfigured, client_for, describe_error
 from app.stripe.customers import METADATA_KEY, user_for_customer
 from app.stripe.events import expandable_id, invoice_subscription_id
 from app.stripe.refunds import note_partial_refund
@@ -32,14 +34,14 @@ def outcomes():
     """Map what the Stripe services report onto the inbox: nothing to do is ignored, operator problems fail, outages retry."""
     try:
         yield
-    except (NothingToDo, entitlements.PaymentReversed) as exc:
+    except NothingToDo as exc:
         raise inbox.Ignore(str(exc)) from None
-    except (CannotFulfil, StripeNotConfigured, PlanError) as exc:
+    except (CannotFulfil, NotConfigured, PlanError) as exc:
         raise inbox.PermanentError(str(exc)) from None
     except (stripe.InvalidRequestError, stripe.AuthenticationError, stripe.PermissionError) as exc:
-        raise inbox.PermanentError(describe_stripe_error(exc)) from None
+        raise inbox.PermanentError(describe_error(exc)) from None
     except stripe.StripeError as exc:
-        raise StripeUnavailable(describe_stripe_error(exc)) from None
+        raise StripeUnavailable(describe_error(exc)) from None
 
 
 def _object(event: Event) -> dict:
@@ -52,7 +54,7 @@ def _payer(obj: dict):
     return user or (find_user(int(telegram_id)) if telegram_id.isdigit() else None)
 
 
-def _paid_session(event: Event) -> PaidSession:
+def _paid_session(event: Event, context: Context) -> PaidSession:
     """The event's Checkout Session as Stripe has it, checked as started here, billing its plan and paid.
 
     Only the session's id is taken from the event (and whether it looks like entitle's at all);
@@ -64,41 +66,37 @@ def _paid_session(event: Event) -> PaidSession:
         session_id = session.get("id")
         if not isinstance(session_id, str) or not session_id.startswith("cs_"):
             raise CannotFulfil(f"the event names no checkout session id ({session_id!r})")
-        return fetch_session(providers.settings(), providers.catalogue(), session_id)
+        return fetch_session(context.settings, context.catalogue, session_id)
 
 
-@inbox.handles(SOURCE, "checkout.session.completed", "checkout.session.async_payment_succeeded", prepare=_paid_session)
-def checkout_paid(event: Event, paid: PaidSession) -> None:
+def checkout_paid(event: Event, context: Context, paid: PaidSession) -> None:
     """Grant what a paid Checkout Session bought (a session still awaiting payment is ignored)."""
     with outcomes():
         apply_session(paid)
 
 
-@inbox.handles(SOURCE, "checkout.session.async_payment_failed")
-def checkout_payment_failed(event: Event) -> None:
+def checkout_payment_failed(event: Event, context: Context) -> None:
     """Note a delayed payment that failed; nothing is granted."""
     session = _object(event)
     entitlements.record(_payer(session), "payment_failed", source=SOURCE, reference=session["id"], detail={"event": event.external_id})
 
 
-def _paid_invoice(event: Event) -> PaidInvoice:
+def _paid_invoice(event: Event, context: Context) -> PaidInvoice:
     """The event's invoice and its subscription as Stripe has them now."""
     invoice = _object(event)
     if invoice_subscription_id(invoice) is None:
         raise inbox.Ignore(f"invoice {invoice['id']} is not a subscription's")
     with outcomes():
-        return fetch_paid_invoice(client_for(providers.settings()), providers.catalogue(), invoice["id"])
+        return fetch_paid_invoice(client_for(context.settings), context.catalogue, invoice["id"])
 
 
-@inbox.handles(SOURCE, "invoice.paid", prepare=_paid_invoice)
-def invoice_paid(event: Event, paid: PaidInvoice) -> None:
+def invoice_paid(event: Event, context: Context, paid: PaidInvoice) -> None:
     """Grant the period a subscription invoice paid for."""
     with outcomes():
         grant_paid_invoice(paid)
 
 
-@inbox.handles(SOURCE, "invoice.payment_failed")
-def invoice_payment_failed(event: Event) -> None:
+def invoice_payment_failed(event: Event, context: Context) -> None:
     """Note a failed renewal; nothing is granted, so the entitlement lapses at the end of the paid period."""
     invoice = _object(event)
     entitlements.record(
@@ -110,23 +108,18 @@ def invoice_payment_failed(event: Event) -> None:
     )
 
 
-def _current_subscription(event: Event) -> dict:
+def _current_subscription(event: Event, context: Context) -> dict:
     """The event's subscription as Stripe has it now, rather than as this (maybe stale) event shows it."""
     with outcomes():
-        return fetch_subscription(client_for(providers.settings()), _object(event)["id"])
+        return fetch_subscription(client_for(context.settings), _object(event)["id"])
 
 
-@inbox.handles(
-    SOURCE, "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
-    prepare=_current_subscription,
-)
-def subscription_changed(event: Event, subscription: dict) -> None:
+def subscription_changed(event: Event, context: Context, subscription: dict) -> None:
     """Apply the subscription's current state."""
     apply_subscription(subscription)
 
 
-@inbox.handles(SOURCE, "charge.refunded")
-def charge_refunded(event: Event) -> None:
+def charge_refunded(event: Event, context: Context) -> None:
     """Revoke what a fully refunded payment granted, or keep it from ever granting; a partial refund keeps the grant."""
     charge = _object(event)
     reference = expandable_id(charge.get("payment_intent")) or charge["id"]
@@ -138,22 +131,21 @@ def charge_refunded(event: Event) -> None:
     entitlements.revoke_payment(SOURCE, reference, reason="refund", actor="stripe", detail=detail, user=payer)
 
 
-def _disputed_payment(event: Event) -> str:
+def _disputed_payment(event: Event, context: Context) -> str:
     """The payment a dispute is about, traced through its charge at Stripe when the dispute names only that."""
     dispute = _object(event)
     reference = expandable_id(dispute.get("payment_intent"))
     charge_id = expandable_id(dispute.get("charge"))
     if reference is None and charge_id:
         with outcomes():
-            charge = client_for(providers.settings()).v1.charges.retrieve(charge_id)
+            charge = client_for(context.settings).v1.charges.retrieve(charge_id)
         reference = expandable_id(charge.payment_intent) or charge.id
     if reference is None:
         raise inbox.Ignore(f"dispute {dispute['id']} names no payment")
     return reference
 
 
-@inbox.handles(SOURCE, "charge.dispute.created", prepare=_disputed_payment)
-def dispute_created(event: Event, reference: str) -> None:
+def dispute_created(event: Event, context: Context, reference: str) -> None:
     """Revoke what a disputed payment granted, or keep it from ever granting, with reason `dispute`."""
     dispute = _object(event)
     entitlements.revoke_payment(
@@ -163,3 +155,18 @@ def dispute_created(event: Event, reference: str) -> None:
         actor="stripe",
         detail={"dispute": dispute["id"], "dispute_reason": dispute.get("reason"), "event": event.external_id},
     )
+
+
+HANDLERS: inbox.Table = {
+    "checkout.session.completed": inbox.handler(checkout_paid, prepare=_paid_session),
+    "checkout.session.async_payment_succeeded": inbox.handler(checkout_paid, prepare=_paid_session),
+    "checkout.session.async_payment_failed": inbox.handler(checkout_payment_failed),
+    "invoice.paid": inbox.handler(invoice_paid, prepare=_paid_invoice),
+    "invoice.payment_failed": inbox.handler(invoice_payment_failed),
+    "customer.subscription.created": inbox.handler(subscription_changed, prepare=_current_subscription),
+    "customer.subscription.updated": inbox.handler(subscription_changed, prepare=_current_subscription),
+    "customer.subscription.deleted": inbox.handler(subscription_changed, prepare=_current_subscription),
+    "charge.refunded": inbox.handler(charge_refunded),
+    "charge.dispute.created": inbox.handler(dispute_created, prepare=_disputed_payment),
+}
+"""Stripe's event types and how the inbox runs each (all on the `events` queue)."""

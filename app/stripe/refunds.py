@@ -8,8 +8,8 @@ import stripe
 
 from app import entitlements
 from app.models import Grant, User
-from app.stripe.api import SOURCE
-from app.stripe.client import describe_stripe_error
+from app.stripe import SOURCE
+from app.stripe.client import describe_error
 from app.stripe.customers import METADATA_KEY
 from app.stripe.subscriptions import ENDED_STATUSES, fetch_subscription
 
@@ -90,7 +90,7 @@ def refund_payment(client: stripe.StripeClient, payment_intent_id: str, *, actor
         detail = {"refund": refund.id, "amount": refund.amount, "currency": refund.currency}
     except stripe.StripeError as exc:
         if exc.code != ALREADY_REFUNDED:
-            raise RefundFailed(describe_stripe_error(exc)) from None
+            raise RefundFailed(describe_error(exc)) from None
         result.already_refunded = True
         detail = {"already_refunded": True}
     result.revoked = entitlements.revoke_payment(SOURCE, payment_intent_id, reason="refund", actor=actor, detail=detail)
@@ -100,5 +100,5 @@ def refund_payment(client: stripe.StripeClient, payment_intent_id: str, *, actor
             result.renewal_canceled = True
         except stripe.StripeError as exc:
             result.renewal_canceled = False
-            result.errors.append(f"stopping the renewals of {grant.subscription_id} failed: {describe_stripe_error(exc)}; run the command again")
+            result.errors.append(f"stopping the renewals of {grant.subscription_id} failed: {describe_error(exc)}; run the command again")
     return result

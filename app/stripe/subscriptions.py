@@ -18,7 +18,8 @@ from app.clock import from_timestamp
 from app.entitlements import GrantResult
 from app.models import Grant, User
 from app.plans import Catalogue, Plan
-from app.stripe.api import SOURCE, CannotFulfil, NothingToDo, plain
+from app.stripe import SOURCE, CannotFulfil, NothingToDo
+from app.stripe.client import plain
 from app.stripe.customers import METADATA_KEY, link_customer, user_for_customer
 from app.stripe.events import (
     expandable_id,

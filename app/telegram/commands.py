@@ -10,7 +10,7 @@ from app.clock import iso
 from app.config import Settings
 from app.models import Grant, User
 from app.plans import Catalogue, Plan
-from app.telegram import payments
+from app.telegram import SOURCE, payments
 
 COMMANDS = ("start", "buy", "status", "paysupport")
 
@@ -86,7 +86,7 @@ def status(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, messa
 
 
 def _payments_of(user: User, limit: int = 5) -> list[Grant]:
-    query = Grant.select().where((Grant.user == user) & (Grant.source == payments.SOURCE))
+    query = Grant.select().where((Grant.user == user) & (Grant.source == SOURCE))
     return list(query.order_by(Grant.created_at.desc(), Grant.id.desc()).limit(limit))
 
 

@@ -1,4 +1,9 @@
-"""Inbox handlers for Telegram: payments, refunds, bot commands and messages to send again."""
+"""Inbox handlers for Telegram: payments, refunds, bot commands and messages to send again.
+
+`HANDLERS` at the end is the table the inbox runs them from: event type -> handler, its
+queue and how it meets the transaction. Replies to people (commands, messages) go to the
+`sessions` queue, so a burst of /start never delays a grant.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,13 +13,16 @@ import requests
 from telebot import types
 from telebot.apihelper import ApiException, ApiTelegramException
 
-from app import entitlements, inbox, metrics, providers, users
+from app import entitlements, inbox, metrics, users
 from app.clock import from_timestamp
+from app.config import Settings
 from app.db import for_update
+from app.inbox import Context
 from app.models import Event
-from app.telegram import commands, payments, refunds
-from app.telegram.bot_api import describe_api_error
-from app.telegram.payments import SOURCE, TelegramNotConfigured, bot_for
+from app.telegram import SOURCE, commands, payments, refunds
+from app.telegram.client import NotConfigured, client_for, describe_error
+
+SESSIONS = "sessions"
 
 log = logging.getLogger(__name__)
 
@@ -27,45 +35,44 @@ def _message(event: Event) -> types.Message:
 
 
 @contextlib.contextmanager
-def telegram_errors():
+def outcomes():
     """Map Bot API failures onto the inbox: blocked or gone chats are ignored, bad requests fail, the rest retry."""
     try:
         yield
-    except TelegramNotConfigured as exc:
+    except NotConfigured as exc:
         raise inbox.Ignore(f"{exc}; nothing was sent") from None
     except ApiTelegramException as exc:
         if exc.error_code == 403:
-            raise inbox.Ignore(describe_api_error(exc)) from None
+            raise inbox.Ignore(describe_error(exc)) from None
         if exc.error_code == 400:
-            raise inbox.PermanentError(describe_api_error(exc)) from None
-        raise RuntimeError(describe_api_error(exc)) from None
+            raise inbox.PermanentError(describe_error(exc)) from None
+        raise RuntimeError(describe_error(exc)) from None
     except (ApiException, requests.RequestException) as exc:
-        raise RuntimeError(describe_api_error(exc)) from None
+        raise RuntimeError(describe_error(exc)) from None
 
 
-def notify(settings, chat_id: int, text: str, *, key: str) -> None:
+def notify(settings: Settings, chat_id: int, text: str, *, key: str) -> None:
     """Send a message now; when Telegram cannot take it, leave it in the inbox to be sent again."""
     try:
-        bot_for(settings).send_message(chat_id, text)
+        client_for(settings).send_message(chat_id, text)
         return
-    except TelegramNotConfigured:
+    except NotConfigured:
         log.warning("TELEGRAM_BOT_TOKEN is not set; message %s not sent", key)
         return
     except ApiTelegramException as exc:
         if exc.error_code in (400, 403):
-            log.warning("message %s not sent: %s", key, describe_api_error(exc))
+            log.warning("message %s not sent: %s", key, describe_error(exc))
             return
-        reason = describe_api_error(exc)
+        reason = describe_error(exc)
     except (ApiException, requests.RequestException) as exc:
-        reason = describe_api_error(exc)
+        reason = describe_error(exc)
     # The sweeper hands this event to a worker, which sends the message again.
     inbox.record(SOURCE, key, "send_message", {"chat_id": chat_id, "text": text}, note=f"first attempt failed: {reason}")
 
 
-@inbox.handles(SOURCE, "successful_payment")
-def successful_payment(event: Event) -> None:
+def successful_payment(event: Event, context: Context) -> None:
     """Grant what a Stars payment bought, if it is what was invoiced, and thank the payer."""
-    settings = providers.settings()
+    settings = context.settings
     message = _message(event)
     payment = message.successful_payment
     if payment is None:
@@ -74,9 +81,7 @@ def successful_payment(event: Event) -> None:
     if entitlements.was_reversed(SOURCE, charge_id):
         raise inbox.Ignore("this payment was refunded before it was granted")
     try:
-        done = payments.fulfil(providers.catalogue(), message.from_user, payment, from_timestamp(message.date))
-    except entitlements.PaymentReversed as exc:
-        raise inbox.Ignore(str(exc)) from None
+        done = payments.fulfil(context.catalogue, message.from_user, payment, from_timestamp(message.date))
     except payments.PaymentMismatch as exc:
         metrics.telegram_payments.labels(result="unfulfilled").inc()
         # Retrying cannot make the payment match; the payer's Stars go back only by refund.
@@ -89,8 +94,7 @@ def successful_payment(event: Event) -> None:
         inbox.after_commit(lambda: notify(settings, message.chat.id, text, key=key))
 
 
-@inbox.handles(SOURCE, "refunded_payment")
-def refunded_payment(event: Event) -> None:
+def refunded_payment(event: Event, context: Context) -> None:
     """Revoke the grant of a payment Telegram reports refunded, and nothing else; a refund seen first keeps it from granting."""
     message = _message(event)
     refund = message.refunded_payment
@@ -112,20 +116,26 @@ def refunded_payment(event: Event) -> None:
     metrics.telegram_payments.labels(result="refunded").inc()
 
 
-@inbox.handles(SOURCE, "command", transactional=False)
-def command(event: Event) -> None:
+def command(event: Event, context: Context) -> None:
     """Answer a bot command."""
-    settings = providers.settings()
+    settings = context.settings
     message = _message(event)
-    with telegram_errors():
-        answered = commands.answer(bot_for(settings), settings, providers.catalogue(), message)
+    with outcomes():
+        answered = commands.answer(client_for(settings), settings, context.catalogue, message)
     if answered is None:
         raise inbox.Ignore("not a command of this bot")
 
 
-@inbox.handles(SOURCE, "send_message", transactional=False)
-def send_message(event: Event) -> None:
+def send_message(event: Event, context: Context) -> None:
     """Send a message whose first attempt failed."""
-    settings = providers.settings()
-    with telegram_errors():
-        bot_for(settings).send_message(event.payload["chat_id"], event.payload["text"])
+    with outcomes():
+        client_for(context.settings).send_message(event.payload["chat_id"], event.payload["text"])
+
+
+HANDLERS: inbox.Table = {
+    "successful_payment": inbox.handler(successful_payment),
+    "refunded_payment": inbox.handler(refunded_payment),
+    "command": inbox.handler(command, queue=SESSIONS, transactional=False),
+    "send_message": inbox.handler(send_message, queue=SESSIONS, transactional=False),
+}
+"""Telegram's event types and how the inbox runs each (payments on `events`, replies on `sessions`)."""

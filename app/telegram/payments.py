@@ -10,29 +10,17 @@ import telebot
 from telebot import types
 
 from app import entitlements, metrics, users
+from app.entitlements import Fulfilment
 from app.clock import from_timestamp, iso, utcnow
-from app.config import Settings
 from app.models import Grant, LedgerEntry, User
 from app.plans import STAR_SUBSCRIPTION_PERIOD, Catalogue, Plan
-from app.telegram.bot_api import make_bot
+from app.telegram import SOURCE
 
 CURRENCY = "XTR"
-SOURCE = "telegram"
 PAYLOAD_VERSION = "e1"
 MAX_PAYLOAD_BYTES = 128  # the Bot API's limit for invoice payloads
 
 _PAYLOAD = re.compile(r"^e1:([a-z0-9][a-z0-9_\-]{0,63}):([1-9][0-9]{0,19}):([0-9a-f]{8})$")
-
-
-class TelegramNotConfigured(Exception):
-    """TELEGRAM_BOT_TOKEN is not set, so the Bot API cannot be called."""
-
-
-def bot_for(settings: Settings) -> telebot.TeleBot:
-    """The Bot API client for these settings."""
-    if not settings.telegram_bot_token:
-        raise TelegramNotConfigured("TELEGRAM_BOT_TOKEN is not set")
-    return make_bot(settings.telegram_bot_token, settings.telegram_api_url)
 
 
 # -- invoice payloads ----------------------------------------------------------------------
@@ -156,22 +144,6 @@ class UnknownPlan(PaymentMismatch):
 # Telegram may charge a renewal a little before the period it pays for begins.
 RENEWAL_LEEWAY = timedelta(days=1)
 SUBSCRIPTION_PERIOD = timedelta(seconds=STAR_SUBSCRIPTION_PERIOD)
-
-
-@dataclass(frozen=True)
-class Fulfilment:
-    """What a Stars payment granted, to whom, and whether this delivery created the grant."""
-
-    user: User
-    plan: Plan
-    grant: Grant
-    created: bool
-    renewal: bool
-
-    @property
-    def subscription(self) -> bool:
-        """True when the payment belongs to a Star subscription."""
-        return self.grant.subscription_id is not None
 
 
 def subscription_id(payment: types.SuccessfulPayment) -> str:

@@ -9,13 +9,13 @@ from telebot.apihelper import ApiException, ApiTelegramException
 
 from app import entitlements, metrics, users
 from app.models import Event, Grant
-from app.telegram.bot_api import describe_api_error
-from app.telegram.payments import SOURCE
+from app.telegram import SOURCE
+from app.telegram.client import describe_error
 
 ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 
 
-class UnknownCharge(Exception):
+class UnknownPayment(Exception):
     """No payment with this charge id was ever recorded here."""
 
 
@@ -65,7 +65,7 @@ class RefundResult:
         return not self.errors
 
 
-def refund(bot: telebot.TeleBot, charge_id: str, *, actor: str = "operator") -> RefundResult:
+def refund_payment(client: telebot.TeleBot, charge_id: str, *, actor: str = "operator") -> RefundResult:
     """Refund a Stars payment, revoke its grant, and stop a subscription's renewals.
 
     Nothing changes when Telegram refuses the refund, except that an already refunded
@@ -73,18 +73,18 @@ def refund(bot: telebot.TeleBot, charge_id: str, *, actor: str = "operator") -> 
     """
     charge = find_charge(charge_id)
     if charge is None:
-        raise UnknownCharge(f"no Telegram payment with charge id {charge_id} is recorded here")
+        raise UnknownPayment(f"no Telegram payment with charge id {charge_id} is recorded here")
     result = RefundResult(charge)
     try:
-        bot.refund_star_payment(charge.user_id, charge_id)
+        client.refund_star_payment(charge.user_id, charge_id)
         result.refunded = True
     except ApiTelegramException as exc:
-        result.errors.append(describe_api_error(exc))
+        result.errors.append(describe_error(exc))
         if ALREADY_REFUNDED not in str(exc.description or ""):
             return result
         result.already_refunded = True
     except (ApiException, requests.RequestException) as exc:
-        result.errors.append(describe_api_error(exc) + "; the refund may not have happened: run the command again")
+        result.errors.append(describe_error(exc) + "; the refund may not have happened: run the command again")
         return result
     result.revoked = entitlements.revoke_payment(
         SOURCE,
@@ -99,9 +99,9 @@ def refund(bot: telebot.TeleBot, charge_id: str, *, actor: str = "operator") -> 
     if charge.subscription:
         # The Bot API names a subscription by any of its charges.
         try:
-            bot.edit_user_star_subscription(charge.user_id, charge_id, is_canceled=True)
+            client.edit_user_star_subscription(charge.user_id, charge_id, is_canceled=True)
             result.renewal_canceled = True
         except (ApiException, requests.RequestException) as exc:
             result.renewal_canceled = False
-            result.errors.append(f"cancelling the subscription's renewal failed: {describe_api_error(exc)}; run the command again")
+            result.errors.append(f"cancelling the subscription's renewal failed: {describe_error(exc)}; run the command again")
     return result

@@ -223,7 +223,7 @@ def session_cases(check: Checker) -> None:
 def run(stack) -> dict:
     """Every bad-input family against the running service; counts rows before and after."""
     stack.reset()
-    stack.start_workers("workers")
+    stack.start_workers("workers.main")
     counts = lambda: {t: stack.sql(f'SELECT COUNT(*) FROM "{t}"')[0][0] for t in ("event", "grant", "user")}  # noqa: E731
     before = counts()
     families = {}

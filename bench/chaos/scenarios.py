@@ -29,7 +29,7 @@ def _finish(stack, name: str, paid, items, result, started: float, **extra) -> d
 def duplicates(stack, first_user: int) -> dict:
     """Every delivery sent 5 times at the same moment."""
     stack.reset()
-    stack.start_workers("workers")
+    stack.start_workers("workers.main")
     paid = payloads.payments(PAYMENTS, first_user)
     items = [dict(p.request, copies=5) for p in paid]
     random.Random(3).shuffle(items)
@@ -41,13 +41,13 @@ def duplicates(stack, first_user: int) -> dict:
 def worker_kills(stack, first_user: int) -> dict:
     """SIGKILL every Dramatiq process every 3 s, mid-message, and start them again."""
     stack.reset()
-    stack.start_workers("workers")
+    stack.start_workers("workers.main")
     paid = payloads.payments(PAYMENTS, first_user)
     items = payloads.deliveries(paid, 3)
 
     def kill_and_restart():
         stack.kill_workers()
-        stack.start_workers("workers", wait=False)
+        stack.start_workers("workers.main", wait=False)
 
     started = time.monotonic()
     with Repeating(kill_and_restart, interval=3.0, first_after=2.0) as killer:
@@ -58,14 +58,14 @@ def worker_kills(stack, first_user: int) -> dict:
             time.sleep(0.5)
     if killer.error:
         raise killer.error
-    stack.start_workers("workers")
+    stack.start_workers("workers.main")
     return _finish(stack, "workers SIGKILLed every 3 s, then restarted", paid, items, result, started, kills=killer.count)
 
 
 def redis_outage(stack, redis_server, first_user: int) -> dict:
     """Stop the broker's Redis for 10 s mid-run (its queues are lost with it), then start it again."""
     stack.reset()
-    stack.start_workers("workers")
+    stack.start_workers("workers.main")
     paid = payloads.payments(PAYMENTS, first_user)
     items = payloads.deliveries(paid, 3)
 
@@ -87,7 +87,7 @@ def redis_outage(stack, redis_server, first_user: int) -> dict:
 def postgres_restart(stack, first_user: int) -> dict:
     """Restart PostgreSQL mid-run; deliveries that get a 5xx are retried, as Telegram and Stripe do."""
     stack.reset()
-    stack.start_workers("workers")
+    stack.start_workers("workers.main")
     paid = payloads.payments(PAYMENTS, first_user)
     items = payloads.deliveries(paid, 3)
     started = time.monotonic()

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-import workers
+from workers.runtime import PROVIDER_TABLES
 from app import entitlements, inbox, users
 from app.models import Event, Grant
 from tests.support.waiting import wait_for
@@ -24,8 +24,7 @@ def handler_runs():
     runs: list[int] = []
     behaviour = {"fail_times": 0, "always_fail": False}
 
-    @inbox.handles(PROVIDER, "paid")
-    def paid(event):
+    def paid(event, context):
         runs.append(event.id)
         if behaviour["always_fail"]:
             raise RuntimeError("payment processor unreachable")
@@ -35,21 +34,31 @@ def handler_runs():
         user = users.ensure_user(event.payload["user"])
         entitlements.grant(user, "premium", source=PROVIDER, reference=event.external_id, days=30)
 
-    yield runs, behaviour
-    inbox.unregister(PROVIDER, "paid")
+    return runs, behaviour, {"paid": inbox.handler(paid)}
+
+
+@pytest.fixture
+def handler_tables(handler_runs):
+    """The providers' tables and the test provider's, in this module's runtime."""
+    return {**PROVIDER_TABLES, PROVIDER: handler_runs[2]}
+
+
+def process(table: dict, event_id: int, **options) -> str:
+    """Run an event through the inbox with this table as the test provider's."""
+    return inbox.process(event_id, handlers=inbox.Handlers({PROVIDER: table}), context=None, **options)
 
 
 def status_of(external_id: str) -> str:
     return Event.get(Event.external_id == external_id).status
 
 
-def test_an_event_recorded_five_times_concurrently_is_one_row_and_one_run(worker, handler_runs):
-    runs, _ = handler_runs
+def test_an_event_recorded_five_times_concurrently_is_one_row_and_one_run(worker, handler_runs, runtime):
+    runs, _, _ = handler_runs
     barrier = threading.Barrier(5)
 
     def deliver():
         barrier.wait()
-        workers.accept(PROVIDER, "evt-1", "paid", {"user": 42})
+        runtime.accept(PROVIDER, "evt-1", "paid", {"user": 42})
 
     threads = [threading.Thread(target=deliver) for _ in range(5)]
     for t in threads:
@@ -64,10 +73,10 @@ def test_an_event_recorded_five_times_concurrently_is_one_row_and_one_run(worker
     assert Grant.select().where(Grant.reference == "evt-1").count() == 1
 
 
-def test_a_handler_that_fails_twice_then_succeeds_ends_processed_after_three_attempts(worker, handler_runs):
-    runs, behaviour = handler_runs
+def test_a_handler_that_fails_twice_then_succeeds_ends_processed_after_three_attempts(worker, handler_runs, runtime):
+    runs, behaviour, _ = handler_runs
     behaviour["fail_times"] = 2
-    workers.accept(PROVIDER, "evt-2", "paid", {"user": 7})
+    runtime.accept(PROVIDER, "evt-2", "paid", {"user": 7})
     wait_for(lambda: status_of("evt-2") == "processed", message="evt-2 processed")
     event = Event.get(Event.external_id == "evt-2")
     assert event.attempts == 3 and event.error is None
@@ -75,10 +84,10 @@ def test_a_handler_that_fails_twice_then_succeeds_ends_processed_after_three_att
     assert actions == ["received", "attempt_failed", "attempt_failed", "processed"]
 
 
-def test_a_handler_that_always_fails_ends_failed_and_replay_after_the_fix_grants_once(worker, handler_runs, cli):
-    runs, behaviour = handler_runs
+def test_a_handler_that_always_fails_ends_failed_and_replay_after_the_fix_grants_once(worker, handler_runs, cli, runtime):
+    runs, behaviour, _ = handler_runs
     behaviour["always_fail"] = True
-    workers.accept(PROVIDER, "evt-3", "paid", {"user": 9})
+    runtime.accept(PROVIDER, "evt-3", "paid", {"user": 9})
     wait_for(lambda: status_of("evt-3") == "failed", message="evt-3 failed")
     event = Event.get(Event.external_id == "evt-3")
     assert event.attempts == 4  # the first try and EVENT_MAX_RETRIES=3 retries
@@ -100,36 +109,36 @@ def test_a_handler_that_always_fails_ends_failed_and_replay_after_the_fix_grants
     assert Grant.select().where(Grant.reference == "evt-3").count() == 1
 
 
-def test_a_duplicate_of_a_processed_event_changes_nothing(worker, handler_runs):
-    runs, _ = handler_runs
-    workers.accept(PROVIDER, "evt-4", "paid", {"user": 11})
+def test_a_duplicate_of_a_processed_event_changes_nothing(worker, handler_runs, runtime):
+    runs, _, _ = handler_runs
+    runtime.accept(PROVIDER, "evt-4", "paid", {"user": 11})
     wait_for(lambda: status_of("evt-4") == "processed")
-    again = workers.accept(PROVIDER, "evt-4", "paid", {"user": 11})
+    again = runtime.accept(PROVIDER, "evt-4", "paid", {"user": 11})
     assert not again.created and not again.should_enqueue
     worker.join()
     assert len(runs) == 1
 
 
 def test_a_duplicate_of_a_failed_event_runs_it_again(database, handler_runs):
-    runs, behaviour = handler_runs
+    runs, behaviour, _ = handler_runs
     inbox.record(PROVIDER, "evt-5", "paid", {"user": 12})
     event = Event.get(Event.external_id == "evt-5")
     behaviour["always_fail"] = True
     with pytest.raises(inbox.PermanentError, match="payment processor unreachable"):
-        inbox.process(event.id, final_attempt=True)
+        process(handler_runs[2], event.id, final_attempt=True)
     assert status_of("evt-5") == "failed"
     again = inbox.record(PROVIDER, "evt-5", "paid", {"user": 12})
     assert again.should_enqueue and status_of("evt-5") == "pending"
 
 
-def test_an_event_type_without_a_handler_is_ignored(worker):
-    workers.accept(PROVIDER, "evt-6", "something.else", {})
+def test_an_event_type_without_a_handler_is_ignored(worker, runtime):
+    runtime.accept(PROVIDER, "evt-6", "something.else", {})
     wait_for(lambda: status_of("evt-6") == "ignored")
     assert "no handler" in Event.get(Event.external_id == "evt-6").error
 
 
-def test_events_show_prints_payload_and_history(worker, handler_runs, cli):
-    workers.accept(PROVIDER, "evt-7", "paid", {"user": 13})
+def test_events_show_prints_payload_and_history(worker, handler_runs, cli, runtime):
+    runtime.accept(PROVIDER, "evt-7", "paid", {"user": 13})
     wait_for(lambda: status_of("evt-7") == "processed")
     event_id = Event.get(Event.external_id == "evt-7").id
     shown = json.loads(cli("events", "show", str(event_id), "--json").stdout)
@@ -153,39 +162,33 @@ def test_replay_needs_ids_or_failed(cli):
 def test_after_commit_effects_run_once_the_grant_is_committed(database):
     seen = []
 
-    @inbox.handles(PROVIDER, "with_effect")
-    def with_effect(event):
+    def with_effect(event, context):
         user = users.ensure_user(21)
         entitlements.grant(user, "premium", source=PROVIDER, reference=event.external_id, days=1)
         inbox.after_commit(lambda: seen.append(Grant.select().where(Grant.reference == event.external_id).count()))
 
-    try:
-        inbox.record(PROVIDER, "evt-effect", "with_effect", {})
-        event = Event.get(Event.external_id == "evt-effect")
-        assert inbox.process(event.id, final_attempt=False) == "processed"
-        assert seen == [1]
-        assert inbox.process(event.id, final_attempt=False) == "processed"
-        assert seen == [1], "a duplicate run has no effects"
-    finally:
-        inbox.unregister(PROVIDER, "with_effect")
+    table = {"with_effect": inbox.handler(with_effect)}
+    inbox.record(PROVIDER, "evt-effect", "with_effect", {})
+    event = Event.get(Event.external_id == "evt-effect")
+    assert process(table, event.id, final_attempt=False) == "processed"
+    assert seen == [1]
+    assert process(table, event.id, final_attempt=False) == "processed"
+    assert seen == [1], "a duplicate run has no effects"
 
 
 def test_a_failed_handler_runs_no_effects(database):
     seen = []
 
-    @inbox.handles(PROVIDER, "fails_after_effect")
-    def fails(event):
+    def fails(event, context):
         inbox.after_commit(lambda: seen.append("sent"))
         raise RuntimeError("boom")
 
-    try:
-        inbox.record(PROVIDER, "evt-noeffect", "fails_after_effect", {})
-        event = Event.get(Event.external_id == "evt-noeffect")
-        with pytest.raises(RuntimeError):
-            inbox.process(event.id, final_attempt=False)
-        assert seen == [] and status_of("evt-noeffect") == "pending"
-    finally:
-        inbox.unregister(PROVIDER, "fails_after_effect")
+    table = {"fails_after_effect": inbox.handler(fails)}
+    inbox.record(PROVIDER, "evt-noeffect", "fails_after_effect", {})
+    event = Event.get(Event.external_id == "evt-noeffect")
+    with pytest.raises(RuntimeError):
+        process(table, event.id, final_attempt=False)
+    assert seen == [] and status_of("evt-noeffect") == "pending"
 
 
 def test_a_non_transactional_handler_runs_outside_the_write_transaction(database):
@@ -193,41 +196,35 @@ def test_a_non_transactional_handler_runs_outside_the_write_transaction(database
 
     in_transaction = []
 
-    @inbox.handles(PROVIDER, "network_only", transactional=False)
-    def network_only(event):
+    def network_only(event, context):
         in_transaction.append(db.in_transaction())
 
-    try:
-        inbox.record(PROVIDER, "evt-net", "network_only", {})
-        assert inbox.process(Event.get(Event.external_id == "evt-net").id, final_attempt=False) == "processed"
-        assert in_transaction == [False]
-    finally:
-        inbox.unregister(PROVIDER, "network_only")
+    table = {"network_only": inbox.handler(network_only, transactional=False)}
+    inbox.record(PROVIDER, "evt-net", "network_only", {})
+    assert process(table, Event.get(Event.external_id == "evt-net").id, final_attempt=False) == "processed"
+    assert in_transaction == [False]
 
 
 def test_a_non_transactional_event_held_by_one_worker_is_left_alone_by_another(database):
     runs = []
     started, release = threading.Event(), threading.Event()
 
-    @inbox.handles(PROVIDER, "slow_network", transactional=False)
-    def slow_network(event):
+    def slow_network(event, context):
         runs.append(event.id)
         started.set()
         release.wait(5)
 
-    try:
-        inbox.record(PROVIDER, "evt-lease", "slow_network", {})
-        event_id = Event.get(Event.external_id == "evt-lease").id
-        first = threading.Thread(target=inbox.process, args=(event_id,), kwargs={"final_attempt": False})
-        first.start()
-        started.wait(5)
-        assert inbox.process(event_id, final_attempt=False) == "pending"
-        release.set()
-        first.join()
-        assert runs == [event_id] and status_of("evt-lease") == "processed"
-        assert Event.get(Event.external_id == "evt-lease").lease_until is None
-    finally:
-        inbox.unregister(PROVIDER, "slow_network")
+    table = {"slow_network": inbox.handler(slow_network, transactional=False)}
+    inbox.record(PROVIDER, "evt-lease", "slow_network", {})
+    event_id = Event.get(Event.external_id == "evt-lease").id
+    first = threading.Thread(target=process, args=(table, event_id), kwargs={"final_attempt": False})
+    first.start()
+    started.wait(5)
+    assert process(table, event_id, final_attempt=False) == "pending"
+    release.set()
+    first.join()
+    assert runs == [event_id] and status_of("evt-lease") == "processed"
+    assert Event.get(Event.external_id == "evt-lease").lease_until is None
 
 
 def test_prepare_reads_outside_the_transaction_and_the_handler_writes_inside(database):
@@ -235,31 +232,30 @@ def test_prepare_reads_outside_the_transaction_and_the_handler_writes_inside(dat
 
     seen = []
 
-    def fetch(event):
+    def fetch(event, context):
         seen.append(("prepare", db.in_transaction()))
         return {"user": event.payload["user"], "days": 3}
 
-    @inbox.handles(PROVIDER, "prepared", prepare=fetch)
-    def apply(event, fetched):
+    def apply(event, context, fetched):
         seen.append(("handler", db.in_transaction()))
         user = users.ensure_user(fetched["user"])
         entitlements.grant(user, "premium", source=PROVIDER, reference=event.external_id, days=fetched["days"])
 
-    def nothing_to_fetch(event):
+    def nothing_to_fetch(event, context):
         raise inbox.Ignore("nothing upstream")
 
-    inbox.handles(PROVIDER, "prepared_ignored", prepare=nothing_to_fetch)(apply)
-    try:
-        inbox.record(PROVIDER, "evt-prep", "prepared", {"user": 5})
-        assert inbox.process(Event.get(Event.external_id == "evt-prep").id, final_attempt=False) == "processed"
-        assert seen == [("prepare", False), ("handler", True)]
-        assert Grant.select().where(Grant.reference == "evt-prep").count() == 1
+    table = {
+        "prepared": inbox.handler(apply, prepare=fetch),
+        "prepared_ignored": inbox.handler(apply, prepare=nothing_to_fetch),
+    }
+    inbox.record(PROVIDER, "evt-prep", "prepared", {"user": 5})
+    assert process(table, Event.get(Event.external_id == "evt-prep").id, final_attempt=False) == "processed"
+    assert seen == [("prepare", False), ("handler", True)]
+    assert Grant.select().where(Grant.reference == "evt-prep").count() == 1
 
-        inbox.record(PROVIDER, "evt-prep-2", "prepared_ignored", {"user": 5})
-        assert inbox.process(Event.get(Event.external_id == "evt-prep-2").id, final_attempt=False) == "ignored"
-        assert Event.get(Event.external_id == "evt-prep-2").error == "nothing upstream"
-    finally:
-        inbox.unregister(PROVIDER, "prepared", "prepared_ignored")
+    inbox.record(PROVIDER, "evt-prep-2", "prepared_ignored", {"user": 5})
+    assert process(table, Event.get(Event.external_id == "evt-prep-2").id, final_attempt=False) == "ignored"
+    assert Event.get(Event.external_id == "evt-prep-2").error == "nothing upstream"
 
 
 def test_the_sweeper_finds_failed_handoffs_killed_attempts_and_lost_messages_but_not_a_waiting_backlog(database):

@@ -44,7 +44,7 @@ def test_a_dramatiq_worker_opens_no_port_and_its_metrics_reach_the_metrics_route
     port = free_port()  # where Dramatiq's own exporter would listen (its default is 0.0.0.0:9191)
     worker_env = {**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(directory),
                   "dramatiq_prom_host": "127.0.0.1", "dramatiq_prom_port": str(port)}
-    worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "workers", "-p", "1", "-t", "1"], cwd=ROOT, env=worker_env,
+    worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "workers.main", "-p", "1", "-t", "1"], cwd=ROOT, env=worker_env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dramatiq
 import pytest
 
-import workers
 from app.config import load_settings
 from app.models import Event
 from tests.chaos.support import all_granted, clean, env, payments_for, post, tally  # noqa: F401
@@ -21,13 +20,14 @@ def own_redis():
 
 def test_payments_accepted_while_redis_is_down_are_granted_once_after_it_returns(env, database, own_redis, stripe_api):
     from webapp import create_app
+    from workers.runtime import build_runtime
 
     settings = load_settings(environ={**env, "BROKER_URL": own_redis.url}, env_file="/none")
-    broker = workers.setup(settings)
-    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
+    runtime = build_runtime(settings)
+    worker = dramatiq.Worker(runtime.broker, worker_threads=2, worker_timeout=50)
     worker.start()
     try:
-        client = create_app(settings).test_client()
+        client = create_app(runtime=runtime).test_client()
         deliveries = payments_for(client.application, 20, first_user=43_000_000, stripe_api=stripe_api)
         # Given half the payments delivered while Redis is up
         statuses = [post(client, d) for d in deliveries[:10]]
@@ -42,6 +42,5 @@ def test_payments_accepted_while_redis_is_down_are_granted_once_after_it_returns
         wait_for(lambda: all_granted(deliveries), timeout=60, message="every payment granted after Redis returned")
     finally:
         worker.stop(timeout=5000)
-        workers.setup(load_settings(environ=env, env_file="/none"))
     assert statuses == [200] * 20
     assert tally(deliveries, statuses) == clean(20)

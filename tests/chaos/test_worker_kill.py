@@ -7,7 +7,6 @@ import subprocess
 import sys
 import uuid
 
-import workers
 from app.config import load_settings
 from tests.chaos.support import all_granted, clean, env, payments_for, post, tally  # noqa: F401
 from tests.conftest import ROOT
@@ -16,7 +15,7 @@ from tests.support.waiting import wait_for
 
 def start_worker(worker_env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "workers", "--processes", "1", "--threads", "2"],
+        [sys.executable, "-m", "dramatiq", "workers.main", "--processes", "1", "--threads", "2"],
         cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
 
@@ -26,7 +25,6 @@ def test_payments_survive_a_sigkilled_worker_and_are_granted_once_after_the_rest
 
     worker_env = {**os.environ, **env, "BROKER_NAMESPACE": f"entitle-chaos-{uuid.uuid4().hex[:8]}", "PYTHONPATH": str(ROOT)}
     settings = load_settings(environ=worker_env, env_file="/none")
-    workers.setup(settings)
     app = create_app(settings)
     client = app.test_client()
     deliveries = payments_for(app, 40, first_user=42_000_000, stripe_api=stripe_api)
@@ -50,7 +48,6 @@ def test_payments_survive_a_sigkilled_worker_and_are_granted_once_after_the_rest
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(20)
-        workers.current_broker().flush_all()
-        workers.setup(load_settings(environ=env, env_file="/none"))
+        app.extensions["entitle"].broker.flush_all()
     assert statuses == [200] * 40
     assert tally(deliveries, statuses) == clean(40)

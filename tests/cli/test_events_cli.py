@@ -13,7 +13,7 @@ from tests.app.telegram.support import env, payment_update, post_update, wait_un
 @pytest.fixture
 def refunded_payment(client, worker):
     """A Stars payment granted by the worker, then refunded (its grant revoked); returns the payment's row."""
-    plan = client.application.extensions["entitle"]["catalogue"].get("premium_week")
+    plan = client.application.extensions["entitle"].catalogue().get("premium_week")
     post_update(client, payment_update(42, plan, charge_id="stx-refunded"))
     wait_until_done("stx-refunded")
     refund = updates.refunded_payment_update(42, payments.encode_payload(plan.key, 42), plan.stars, "stx-refunded")

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import REDIS_URL, ROOT
 from tests.support.redis_server import free_port
 from tests.support.waiting import wait_for
 
@@ -61,9 +61,9 @@ def test_production_without_a_jwt_secret_refuses_to_start(tmp_path):
 
 
 def test_a_production_worker_without_secrets_refuses_to_start(tmp_path):
-    env = clean_env(tmp_path, ENTITLE_ENV="production", REDIS_URL=os.environ["REDIS_URL"])
+    env = clean_env(tmp_path, ENTITLE_ENV="production", REDIS_URL=REDIS_URL)
     env.pop("JWT_SECRET_KEY", None)
-    proc = subprocess.run([sys.executable, "-m", "dramatiq", "workers", "-p", "1", "-t", "1"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "dramatiq", "workers.main", "-p", "1", "-t", "1"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "JWT_SECRET_KEY" in proc.stderr
@@ -121,3 +121,36 @@ def test_production_refuses_example_or_short_secrets_naming_each_variable(tmp_pa
     for name in SECRET_VARIABLES:
         assert name in proc.stderr
     assert value not in proc.stdout + proc.stderr
+
+
+def test_run_serves_an_edited_plans_file_without_a_restart(tmp_path):
+    plans_file = tmp_path / "plans.toml"
+    plans_file.write_text((ROOT / "plans.toml").read_text())
+    port = free_port()
+    proc = subprocess.Popen(entitle("run", "--port", str(port)), cwd=tmp_path, env=clean_env(tmp_path, PLANS_FILE=str(plans_file), PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def plan_keys():
+        try:
+            response = requests.get(f"http://127.0.0.1:{port}/api/plans", timeout=1)
+        except requests.ConnectionError:
+            assert proc.poll() is None, proc.stdout.read()
+            return None
+        return {plan["key"] for plan in response.json()["plans"]}
+
+    try:
+        # Given `entitle run` serving the catalogue as it was at start
+        before = wait_for(plan_keys, timeout=30, message="entitle run to answer")
+        assert "gold" not in before
+
+        # When an operator adds a plan to the file while it serves
+        plans_file.write_text(plans_file.read_text() + '\n[plans.gold]\ntitle = "Gold"\nentitlement = "gold"\nstars = 500\n')
+        stat = os.stat(plans_file)
+        os.utime(plans_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10_000_000_000))
+
+        # Then the next request sees it, with no restart
+        after = wait_for(lambda: (keys := plan_keys()) and "gold" in keys and keys, timeout=10, message="the new plan served")
+        assert after == before | {"gold"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)

@@ -25,7 +25,7 @@ DAY = 24 * 3600
 
 @pytest.fixture
 def plans(app):
-    return app.extensions["entitle"]["catalogue"]
+    return app.extensions["entitle"].catalogue()
 
 
 def said(text: str) -> str:

@@ -10,7 +10,7 @@ import requests
 import stripe
 
 from app.stripe import events
-from app.stripe.client import describe_stripe_error, make_client
+from app.stripe.client import describe_error, make_client
 from tests.fakes.stripe_api import FakeStripeAPI, decode_form, stripe_api  # noqa: F401
 
 SUCCESS_URL = "https://entitle.example/checkout/success?session_id={CHECKOUT_SESSION_ID}"
@@ -269,7 +269,7 @@ def test_an_injected_refund_failure_surfaces_as_invalid_request_error(stripe_api
         stripe_client.v1.refunds.create(params={"payment_intent": pi["id"]})
 
     assert caught.value.http_status == 400 and caught.value.code == "charge_already_refunded"
-    line = describe_stripe_error(caught.value)
+    line = describe_error(caught.value)
     assert "charge_already_refunded" in line and "HTTP 400" in line and "has already been refunded" in line
     assert "\n" not in line and "sk_test" not in line
     stripe_api.clear_failures()
@@ -287,7 +287,7 @@ def test_a_wrong_key_is_a_401_that_never_shows_the_key():
         wrong = make_client("sk_test_wrong_key_abcdef", api.url, max_network_retries=0)
         with pytest.raises(stripe.AuthenticationError) as caught:
             wrong.v1.customers.create()
-        line = describe_stripe_error(caught.value)
+        line = describe_error(caught.value)
         assert "HTTP 401" in line and "Invalid API Key" in line
         assert "wrong_key" not in line and "abcdef" not in line
 
@@ -304,7 +304,7 @@ def test_an_unreachable_api_is_described_in_one_line():
     client = make_client("sk_test_unreachable_0000", f"http://127.0.0.1:{port}", max_network_retries=0, timeout=2)
     with pytest.raises(stripe.APIConnectionError) as caught:
         client.v1.customers.retrieve("cus_1")
-    line = describe_stripe_error(caught.value)
+    line = describe_error(caught.value)
     assert line.startswith("Stripe error (APIConnectionError)") and "\n" not in line
     assert "sk_test" not in line
 

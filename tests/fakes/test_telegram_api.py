@@ -6,7 +6,7 @@ import requests
 from telebot import types
 from telebot.apihelper import ApiTelegramException
 
-from app.telegram.bot_api import describe_api_error, make_bot, mask_tokens
+from app.telegram.client import describe_error, make_bot, mask_tokens
 from app.telegram.updates import (
     command_update,
     new_charge_id,
@@ -62,7 +62,7 @@ def test_a_subscription_period_other_than_30_days_is_refused(bot, telegram_api):
     with pytest.raises(ApiTelegramException) as raised:
         bot.create_invoice_link("Premium", "7 days", "p", "", "XTR", STARS, subscription_period=604800)
 
-    assert describe_api_error(raised.value) == "SUBSCRIPTION_PERIOD_INVALID (400)"
+    assert describe_error(raised.value) == "SUBSCRIPTION_PERIOD_INVALID (400)"
 
 
 def test_refund_star_payment_records_the_user_and_the_charge(bot, telegram_api):  # noqa: F811
@@ -114,7 +114,7 @@ def test_an_injected_failure_raises_and_is_described_without_the_token(bot, tele
     with pytest.raises(ApiTelegramException) as raised:
         bot.refund_star_payment(42, "stxCHARGE1")
 
-    message = describe_api_error(raised.value)
+    message = describe_error(raised.value)
     assert message == "CHARGE_ALREADY_REFUNDED (400)"
     assert SECRET_PART not in message
     # pyTelegramBotAPI keeps the response, whose URL holds the token; mask_tokens hides it.
@@ -132,7 +132,7 @@ def test_a_failure_lasts_until_reset(bot, telegram_api):  # noqa: F811
         with pytest.raises(ApiTelegramException) as raised:
             bot.send_message(42, "hello")
         assert raised.value.error_code == 403
-        assert describe_api_error(raised.value) == "bot was blocked by the user (403)"
+        assert describe_error(raised.value) == "bot was blocked by the user (403)"
 
     telegram_api.reset()
     assert bot.send_message(42, "hello").text == "hello"
@@ -148,7 +148,7 @@ def test_an_unreachable_server_is_described_without_the_token(telegram_api):  # 
         bot.get_me()
 
     assert SECRET_PART in str(raised.value)
-    assert SECRET_PART not in describe_api_error(raised.value)
+    assert SECRET_PART not in describe_error(raised.value)
     assert SECRET_PART not in mask_tokens(str(raised.value))
 
 

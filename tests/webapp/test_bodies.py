@@ -126,7 +126,7 @@ def chunked(body: bytes, size: int = 1000):
 
 def telegram_delivery(app, padded_to: int) -> tuple[bytes, dict]:
     """A valid Stars payment update, padded with whitespace to `padded_to` bytes."""
-    plan = app.extensions["entitle"]["catalogue"].get("premium_week")
+    plan = app.extensions["entitle"].catalogue().get("premium_week")
     body = json.dumps(payment_update(USER_ID, plan)).encode()
     return body.ljust(padded_to), {**TELEGRAM_HEADERS, "Content-Type": "application/json"}
 

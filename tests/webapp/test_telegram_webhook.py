@@ -27,7 +27,7 @@ from tests.app.telegram.support import (  # noqa: F401 - fixtures
 
 @pytest.fixture
 def plans(app):
-    return app.extensions["entitle"]["catalogue"]
+    return app.extensions["entitle"].catalogue()
 
 
 def pre_checkout(user_id: int, plan_key: str, amount: int, currency: str = "XTR", invoice_for: int | None = None) -> dict:

@@ -11,10 +11,10 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
-import workers
 from app.config import load_settings
 from app.models import Event, Grant
-from tests.support import slow_handlers  # noqa: F401  (registers testpay/slow_paid)
+from tests.support.slow_handlers import TABLES
+from workers.runtime import build_runtime
 from tests.support.waiting import wait_for
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -30,51 +30,48 @@ def rabbitmq_up() -> bool:
 
 def test_the_url_picks_the_broker(env):
     def kind(**extra):
-        return type(workers.setup(load_settings(environ={**env, **extra}, env_file="/none")))
+        return type(build_runtime(load_settings(environ={**env, **extra}, env_file="/none")).broker)
 
-    try:
-        assert kind() is RedisBroker
-        assert kind(BROKER_URL="", REDIS_URL="") is StubBroker
-        assert kind(BROKER_URL="", REDIS_URL=env["BROKER_URL"]) is RedisBroker
-        assert kind(BROKER_URL=AMQP_URL) is RabbitmqBroker
-        with pytest.raises(ValueError, match="BROKER_URL"):
-            kind(BROKER_URL="kafka://nope")
-    finally:
-        workers.setup(load_settings(environ=env, env_file="/none"))
+    assert kind() is RedisBroker
+    assert kind(BROKER_URL="", REDIS_URL="") is StubBroker
+    assert kind(BROKER_URL="", REDIS_URL=env["BROKER_URL"]) is RedisBroker
+    assert kind(BROKER_URL=AMQP_URL) is RabbitmqBroker
+    with pytest.raises(ValueError, match="BROKER_URL"):
+        kind(BROKER_URL="kafka://nope")
 
 
 @pytest.mark.skipif(not rabbitmq_up(), reason="RabbitMQ is not running on 127.0.0.1:5672 (.ci/run starts it)")
 def test_an_event_goes_through_rabbitmq(env, database):
-    broker = workers.setup(load_settings(environ={**env, "BROKER_URL": AMQP_URL}, env_file="/none"))
+    runtime = build_runtime(load_settings(environ={**env, "BROKER_URL": AMQP_URL}, env_file="/none"), tables=TABLES)
+    broker = runtime.broker
     worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
     worker.start()
     reference = f"amqp-{uuid.uuid4().hex[:8]}"
     try:
-        workers.accept("testpay", reference, "slow_paid", {"user": 77, "sleep": 0})
+        runtime.accept("testpay", reference, "slow_paid", {"user": 77, "sleep": 0})
         wait_for(lambda: Event.get(Event.external_id == reference).status == "processed", timeout=30)
     finally:
         worker.stop(timeout=5000)
         broker.close()
-        workers.setup(load_settings(environ=env, env_file="/none"))
     assert Grant.select().where(Grant.reference == reference).count() == 1
 
 
 def test_the_embedded_broker_processes_in_process(env, database):
-    broker = workers.setup(load_settings(environ={**env, "BROKER_URL": "", "REDIS_URL": ""}, env_file="/none"))
+    runtime = build_runtime(load_settings(environ={**env, "BROKER_URL": "", "REDIS_URL": ""}, env_file="/none"), tables=TABLES)
+    broker = runtime.broker
     worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
     worker.start()
     try:
-        workers.accept("testpay", "embedded-1", "slow_paid", {"user": 78, "sleep": 0})
+        runtime.accept("testpay", "embedded-1", "slow_paid", {"user": 78, "sleep": 0})
         wait_for(lambda: Event.get(Event.external_id == "embedded-1").status == "processed")
     finally:
         worker.stop(timeout=5000)
-        workers.setup(load_settings(environ=env, env_file="/none"))
     assert Grant.select().where(Grant.reference == "embedded-1").count() == 1
 
 
-def test_bot_commands_go_to_the_sessions_queue_and_payments_to_events(env, database, broker):
+def test_bot_commands_go_to_the_sessions_queue_and_payments_to_events(env, database, runtime):
     from workers.broker import queue_depths
 
-    workers.accept("telegram", "update:1", "command", {"update_id": 1})
-    workers.accept("testpay", "pay-1", "slow_paid", {"user": 1})
-    assert queue_depths(broker) == {"events": 1, "sessions": 1}
+    runtime.accept("telegram", "update:1", "command", {"update_id": 1})
+    runtime.accept("testpay", "pay-1", "slow_paid", {"user": 1})
+    assert queue_depths(runtime.broker, runtime.queues()) == {"events": 1, "sessions": 1}

@@ -11,11 +11,11 @@ import sys
 import uuid
 
 
-import workers
 from app.config import load_settings
 from app.models import Event, Grant
 from tests.conftest import ROOT
-from tests.support import slow_handlers  # noqa: F401  (registers testpay/slow_paid here too)
+from tests.support.slow_handlers import TABLES
+from workers.runtime import build_runtime
 from tests.support.waiting import wait_for
 
 
@@ -25,7 +25,7 @@ def all_processed(n: int) -> bool:
 
 def start_worker(env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "workers", "tests.support.slow_handlers", "--processes", "1", "--threads", "2"],
+        [sys.executable, "-m", "dramatiq", "tests.support.slow_worker", "--processes", "1", "--threads", "2"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
 
@@ -34,11 +34,11 @@ def test_a_worker_killed_mid_message_loses_nothing_and_grants_once(env, database
     namespace = f"entitle-kill-{uuid.uuid4().hex[:8]}"
     worker_env = {**os.environ, **env, "BROKER_NAMESPACE": namespace, "PYTHONPATH": str(ROOT)}
     settings = load_settings(environ=worker_env, env_file="/none")
-    workers.setup(settings)
+    runtime = build_runtime(settings, tables=TABLES)
     first = start_worker(worker_env)
     try:
         for i in range(12):
-            workers.accept("testpay", f"kill-{i}", "slow_paid", {"user": 100 + i, "sleep": 0.3})
+            runtime.accept("testpay", f"kill-{i}", "slow_paid", {"user": 100 + i, "sleep": 0.3})
         wait_for(lambda: Event.select().where(Event.status == "processed").count() >= 1, timeout=60,
                  message="the first worker to process something")
         os.killpg(first.pid, signal.SIGKILL)
@@ -54,9 +54,7 @@ def test_a_worker_killed_mid_message_loses_nothing_and_grants_once(env, database
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
-        broker = workers.current_broker()
-        broker.flush_all()
-        workers.setup(load_settings(environ=env, env_file="/none"))
+        runtime.broker.flush_all()
     for i in range(12):
         assert Grant.select().where(Grant.reference == f"kill-{i}").count() == 1
     assert Grant.select().count() == 12

@@ -5,10 +5,11 @@ import time
 
 import dramatiq
 
-import workers
+import pytest
+
 from app.config import load_settings
 from app.models import Event
-from tests.support import slow_handlers  # noqa: F401  (registers testpay/slow_paid)
+from tests.support.slow_handlers import TABLES
 from tests.support.waiting import wait_for
 from workers.broker import queue_depths
 from workers.sweeper import sweep_once
@@ -22,18 +23,24 @@ def test_the_default_timings_recover_a_lost_message_within_a_minute():
     assert worst < 60, f"a lost message waits up to {worst} s"
 
 
-def test_a_waiting_backlog_is_left_alone_and_messages_flushed_from_redis_run_again(broker, database, settings):
+@pytest.fixture
+def handler_tables():
+    """The providers' tables and the slow `testpay` one."""
+    return TABLES
+
+
+def test_a_waiting_backlog_is_left_alone_and_messages_flushed_from_redis_run_again(runtime, broker, database, settings):
     for i in range(6):
-        workers.accept("testpay", f"backlog-{i}", "slow_paid", {"user": 200 + i, "sleep": 0})
+        runtime.accept("testpay", f"backlog-{i}", "slow_paid", {"user": 200 + i, "sleep": 0})
     rows = list(Event.select().order_by(Event.id))
-    assert queue_depths(broker)["events"] == 6
+    assert queue_depths(broker, runtime.queues())["events"] == 6
 
     # Given no worker for longer than SWEEP_LOST_AFTER (2 s in the tests), the backlog still waits in Redis
 
 
     time.sleep(settings.sweep_lost_after + 0.5)
-    assert sweep_once(settings, broker) == 0, "every waiting row still has its message"
-    assert queue_depths(broker)["events"] == 6
+    assert sweep_once(runtime) == 0, "every waiting row still has its message"
+    assert queue_depths(broker, runtime.queues())["events"] == 6
     assert [Event.get_by_id(r.id).dispatch for r in rows] == [1] * 6
 
     # When Redis loses the messages (a flush, a restart without persistence)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import dramatiq
 import pytest
 
-import workers
 from app import inbox
 from app.config import load_settings
 from app.models import Event
+from tests.conftest import make_runtime
 from tests.support.waiting import wait_for
+from workers.runtime import PROVIDER_TABLES
 
 PROVIDER = "testpay"
 AGGRESSIVE_SWEEPER = {"SWEEP_INTERVAL": "0.02", "SWEEP_AFTER": "0.01", "SWEEP_LOST_AFTER": "0.01"}
@@ -24,27 +25,28 @@ def runs():
     """A `testpay` `doomed` handler that always fails, and a `testpay` `paid` one that succeeds; each run recorded."""
     seen: list[tuple[str, str]] = []
 
-    @inbox.handles(PROVIDER, "doomed")
-    def doomed(event):
+    def doomed(event, context):
         seen.append((event.external_id, Event.get_by_id(event.id).status))
         raise RuntimeError("can never succeed")
 
-    @inbox.handles(PROVIDER, "paid")
-    def paid(event):
+    def paid(event, context):
         seen.append((event.external_id, Event.get_by_id(event.id).status))
 
-    yield seen
-    inbox.unregister(PROVIDER, "doomed", "paid")
+    return seen, {"doomed": inbox.handler(doomed), "paid": inbox.handler(paid)}
 
 
 @pytest.fixture
-def aggressive_broker(env, database):
-    """The Redis broker with a sweeper that takes any row not finished within 10 ms."""
-    broker = workers.setup(load_settings(environ={**env, **AGGRESSIVE_SWEEPER}, env_file="/none"))
-    broker.flush_all()
-    yield broker
-    broker.flush_all()
-    workers.setup(load_settings(environ=env, env_file="/none"))
+def handler_tables(runs):
+    """The providers' tables and the test provider's."""
+    return {**PROVIDER_TABLES, PROVIDER: runs[1]}
+
+
+@pytest.fixture
+def aggressive_runtime(env, database, handler_tables):
+    """A runtime on the Redis broker with a sweeper that takes any row not finished within 10 ms."""
+    runtime = make_runtime(load_settings(environ={**env, **AGGRESSIVE_SWEEPER}, env_file="/none"), handler_tables)
+    yield runtime
+    runtime.broker.flush_all()
 
 
 def start_worker(broker) -> dramatiq.Worker:
@@ -53,8 +55,10 @@ def start_worker(broker) -> dramatiq.Worker:
     return worker
 
 
-def test_copies_and_an_aggressive_sweeper_never_push_attempts_past_the_limit(aggressive_broker, runs):
-    recorded = workers.accept(PROVIDER, "doomed-1", "doomed", {})
+def test_copies_and_an_aggressive_sweeper_never_push_attempts_past_the_limit(aggressive_runtime, runs):
+    runs, _ = runs
+    aggressive_broker = aggressive_runtime.broker
+    recorded = aggressive_runtime.accept(PROVIDER, "doomed-1", "doomed", {})
     event_id = recorded.event.id
     actor = aggressive_broker.get_actor("process_event")
     generation = Event.get_by_id(event_id).dispatch
@@ -78,6 +82,7 @@ def test_copies_and_an_aggressive_sweeper_never_push_attempts_past_the_limit(agg
 
 
 def test_a_message_of_an_older_generation_is_dropped_without_running_the_handler(broker, database, runs):
+    runs, _ = runs
     row = inbox.record(PROVIDER, "paid-1", "paid", {}).event
     old = inbox.dispatch(row.id)
     current = inbox.dispatch(row.id)  # handed off again, say by the sweeper
@@ -97,6 +102,7 @@ def test_a_message_of_an_older_generation_is_dropped_without_running_the_handler
 
 
 def test_a_message_queued_before_the_upgrade_still_runs_its_row(broker, database, runs):
+    runs, _ = runs
     row = inbox.record(PROVIDER, "paid-2", "paid", {}).event
     broker.get_actor("process_event").send(row.id)  # as an older release sent it: the id only
 

@@ -11,7 +11,7 @@ from app import inbox, users
 from app.models import Event
 from app.plans import Catalogue
 from app.stripe import events
-from app.stripe.api import client_for
+from app.stripe.client import client_for
 from app.stripe.checkout import create_checkout_session
 from app.stripe.signature import sign_payload
 from tests.fakes.stripe_api import DEFAULT_SECRET_KEY
@@ -44,11 +44,11 @@ def post_event(client, event: dict, **kwargs):
     return client.post("/webhooks/stripe", data=body, headers=headers)
 
 
-def deliver(event: dict) -> Event:
-    """Record an event in the inbox and run its handler here, as a worker would; returns the row after."""
+def deliver(runtime, event: dict) -> Event:
+    """Record an event in the inbox and run its handler here with the runtime's tables, as a worker would; returns the row after."""
     recorded = inbox.record("stripe", event["id"], event["type"], event)
     try:
-        inbox.process(recorded.event.id, final_attempt=True)
+        inbox.process(recorded.event.id, handlers=runtime.handlers, context=runtime.context, final_attempt=True)
     except Exception:
         pass
     return Event.get_by_id(recorded.event.id)

@@ -115,12 +115,12 @@ SCENARIOS = [
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_any_delivery_order_ends_in_the_state_of_the_final_subscription(broker, database, stripe_api, data):
+def test_any_delivery_order_ends_in_the_state_of_the_final_subscription(runtime, database, stripe_api, data):
     world = build(stripe_api, data.draw(st.sampled_from(SCENARIOS), label="scenario"))
     order = data.draw(st.permutations(world.events), label="order")
 
     for event in order:
-        row = deliver(event)
+        row = deliver(runtime, event)
         assert row.status == "processed", (event["type"], row.error)
 
     user = users.find_user(world.telegram_id)

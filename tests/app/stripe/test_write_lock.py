@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-import workers
 from app import db
 from app.models import Event, EventStatus
 from app.stripe import events
@@ -32,9 +31,9 @@ def probe(database, stripe_api):
     return watching
 
 
-def run(event: dict) -> str:
+def run(runtime, event: dict) -> str:
     """Hand an event to the worker as the webhook does, and wait until it is done with it."""
-    recorded = workers.accept("stripe", event["id"], event["type"], event)
+    recorded = runtime.accept("stripe", event["id"], event["type"], event)
 
     def finished() -> str | None:
         status = Event.get_by_id(recorded.event.id).status
@@ -52,17 +51,17 @@ def test_the_probe_sees_a_stripe_call_made_inside_a_transaction(probe, stripe_ap
     assert probe.locked == ["GET /v1/subscriptions/sub_probe"]
 
 
-def test_stripe_handlers_call_stripe_only_outside_the_write_transaction(probe, worker, stripe_api, settings):
+def test_stripe_handlers_call_stripe_only_outside_the_write_transaction(probe, worker, runtime, stripe_api, settings):
     session = paid_subscription(stripe_api, settings)
     intent = stripe_api.put_payment_intent()
     probe.clear()
 
     handled = [
-        run(events.event("checkout.session.completed", session)),
-        run(events.event("invoice.paid", stripe_api.invoices[session["invoice"]])),
-        run(events.event("customer.subscription.updated", stripe_api.subscriptions[session["subscription"]])),
-        run(completed(stripe_api=stripe_api, payment_intent=intent["id"])),
-        run(events.event("charge.dispute.created", events.dispute(charge=intent["latest_charge"], payment_intent=None))),
+        run(runtime, events.event("checkout.session.completed", session)),
+        run(runtime, events.event("invoice.paid", stripe_api.invoices[session["invoice"]])),
+        run(runtime, events.event("customer.subscription.updated", stripe_api.subscriptions[session["subscription"]])),
+        run(runtime, completed(stripe_api=stripe_api, payment_intent=intent["id"])),
+        run(runtime, events.event("charge.dispute.created", events.dispute(charge=intent["latest_charge"], payment_intent=None))),
     ]
 
     assert handled == ["processed"] * 5

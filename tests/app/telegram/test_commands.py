@@ -10,7 +10,7 @@ from tests.app.telegram.support import PUBLIC_URL, env, payment_update, post_upd
 
 @pytest.fixture
 def plans(app):
-    return app.extensions["entitle"]["catalogue"]
+    return app.extensions["entitle"].catalogue()
 
 
 def run_command(client, user_id: int, text: str, status: str = "processed"):

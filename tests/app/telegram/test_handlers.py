@@ -22,7 +22,7 @@ DAY = 24 * 3600
 
 @pytest.fixture
 def plans(app):
-    return app.extensions["entitle"]["catalogue"]
+    return app.extensions["entitle"].catalogue()
 
 
 def pay(client, user_id: int, plan, charge_id: str, *, paid_at: int | None = None, **extra) -> Grant:

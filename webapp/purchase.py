@@ -1,16 +1,19 @@
-"""Stripe Checkout for the Mini App: `POST /api/checkout`, `POST /api/portal` and `GET /checkout/success`."""
+"""Buying from the Mini App, for both providers: `POST /api/invoice` (a Telegram Stars invoice link),
+`POST /api/checkout` (a Stripe Checkout Session), `POST /api/portal` and `GET /checkout/success`."""
 from __future__ import annotations
 
 import logging
 from html import escape
 
+import requests
 import stripe
 from flask import Blueprint, Response, jsonify, request
 from flask_jwt_extended import get_jwt_identity, jwt_required
+from telebot.apihelper import ApiException
 
 from app import entitlements
 from app.models import User
-from app.stripe.api import CannotFulfil, NothingToDo, StripeNotConfigured, client_for
+from app.stripe import CannotFulfil, NothingToDo
 from app.stripe.checkout import (
     NoCustomer,
     UnknownSession,
@@ -22,25 +25,27 @@ from app.stripe.checkout import (
     created_here,
     retrieve_session,
 )
-from app.stripe.client import describe_stripe_error
+from app.stripe import client as stripe_client
+from app.telegram import client as telegram_client
+from app.telegram import payments
 from app.users import find_user
 from webapp.context import catalogue, requested_plan, settings
 from webapp.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("checkout", __name__)
+bp = Blueprint("purchase", __name__)
 
 
-def _client() -> stripe.StripeClient:
+def _stripe() -> stripe.StripeClient:
     try:
-        return client_for(settings())
-    except StripeNotConfigured:
+        return stripe_client.client_for(settings())
+    except stripe_client.NotConfigured:
         raise ApiError(503, "stripe_not_configured", "card payments need STRIPE_SECRET_KEY on the server") from None
 
 
 def _stripe_failed(exc: stripe.StripeError, doing: str) -> ApiError:
-    log.warning("Stripe refused to %s: %s", doing, describe_stripe_error(exc))
+    log.warning("Stripe refused to %s: %s", doing, stripe_client.describe_error(exc))
     return ApiError(502, "stripe_error", f"Stripe could not {doing} just now; try again in a moment")
 
 
@@ -52,13 +57,33 @@ def _signed_in_user() -> User:
     return user
 
 
+@bp.post("/api/invoice")
+@jwt_required()
+def invoice():
+    """A Telegram Stars invoice link for `{"plan"}`, made out to the signed-in user: answers `{"link"}`."""
+    plan = requested_plan(stars=True)
+    identity = str(get_jwt_identity())
+    if not identity.isdigit():
+        raise ApiError(401, "token_invalid", "the session token does not name a Telegram user")
+    if find_user(int(identity)) is None:
+        raise ApiError(401, "user_unknown", "the user of this token no longer exists; sign in again")
+    try:
+        link = payments.create_invoice_link(telegram_client.client_for(settings()), plan, int(identity))
+    except telegram_client.NotConfigured:
+        raise ApiError(503, "telegram_not_configured", "this service has no Telegram bot token") from None
+    except (ApiException, requests.RequestException) as exc:
+        log.warning("createInvoiceLink failed: %s", telegram_client.describe_error(exc))
+        raise ApiError(502, "telegram_error", f"Telegram did not create the invoice: {telegram_client.describe_error(exc)}") from None
+    return jsonify({"link": link})
+
+
 @bp.post("/api/checkout")
 @jwt_required()
 def checkout():
     """A Checkout Session for `{"plan"}`: answers `{"url", "id"}`."""
     user = _signed_in_user()
     plan = requested_plan(stars=False)
-    client = _client()
+    client = _stripe()
     try:
         session = create_checkout_session(client, settings(), user, plan)
     except stripe.StripeError as exc:
@@ -71,7 +96,7 @@ def checkout():
 def portal():
     """A Customer Portal session for the signed-in payer: answers `{"url"}`."""
     user = _signed_in_user()
-    client = _client()
+    client = _stripe()
     try:
         session = create_portal_session(client, settings(), user)
     except NoCustomer:
@@ -92,7 +117,7 @@ def success():
         raise ApiError(400, "session_id_missing", "expected ?session_id=cs_… from Stripe Checkout")
     if not created_here(session_id):
         raise ApiError(404, "session_unknown", "this checkout session was not started here")
-    client = _client()
+    client = _stripe()
     try:
         session = retrieve_session(client, session_id)
     except UnknownSession:
@@ -100,7 +125,7 @@ def success():
     except stripe.InvalidRequestError as exc:
         raise _stripe_failed(exc, "look up the checkout session") from None
     except stripe.StripeError as exc:
-        log.warning("checkout session %s not confirmed on return: %s", session_id, describe_stripe_error(exc))
+        log.warning("checkout session %s not confirmed on return: %s", session_id, stripe_client.describe_error(exc))
         return _page("Payment being confirmed", "We will unlock your purchase as soon as Stripe confirms the payment.")
     try:
         done = apply_session(check_session(client, session, catalogue()))
@@ -114,7 +139,7 @@ def success():
         log.error("checkout session %s not fulfilled on return: %s", session_id, exc)
         return _page("Payment not applied", "This payment could not be matched to what was bought; it has been logged for a person to look at.")
     except stripe.StripeError as exc:
-        log.error("checkout session %s paid but not fulfilled on return: %s", session_id, describe_stripe_error(exc))
+        log.error("checkout session %s paid but not fulfilled on return: %s", session_id, stripe_client.describe_error(exc))
         return _page("Payment being confirmed", "We will unlock your purchase as soon as the payment is confirmed.")
     held = {e["entitlement"]: e["expires_at"] for e in entitlements.summary(done.user)}
     until = held.get(done.plan.entitlement)

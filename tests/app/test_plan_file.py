@@ -1,27 +1,28 @@
-"""What the inbox handlers run with: the worker's settings, and a plan catalogue read again only after an edit."""
+"""The plan file the runtime reads, for web and workers alike: read again only after an edit."""
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
 
-from app import providers
-from app.plans import PlanError
+from app.plans import PlanError, PlanFile
 from tests.conftest import ROOT
 
 GOLD = '\n[plans.gold]\ntitle = "Gold"\nentitlement = "gold"\nstars = 500\n'
 
 
 @pytest.fixture
-def plans_file(tmp_path, settings):
-    """A copy of the shipped catalogue that handlers read, as PLANS_FILE; the previous settings come back after."""
+def plans_file(tmp_path):
+    """A copy of the shipped catalogue."""
     path = tmp_path / "plans.toml"
     path.write_text((ROOT / "plans.toml").read_text())
-    before = providers.settings()
-    providers.load_handlers(dataclasses.replace(settings, plans_file=str(path)))
-    yield path
-    providers.load_handlers(before)
+    return path
+
+
+@pytest.fixture
+def plans(plans_file):
+    """The loader of that copy, as a runtime holds it."""
+    return PlanFile(plans_file)
 
 
 def touch_later(path, seconds: int = 10) -> None:
@@ -30,38 +31,38 @@ def touch_later(path, seconds: int = 10) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + seconds * 1_000_000_000))
 
 
-def test_an_unchanged_file_is_read_once(plans_file):
-    first = providers.catalogue()
+def test_an_unchanged_file_is_read_once(plans_file, plans):
+    first = plans.current()
     assert first.get("premium_week") is not None
-    assert providers.catalogue() is first
+    assert plans.current() is first
 
 
-def test_an_edit_is_picked_up_on_the_next_event(plans_file):
-    before = providers.catalogue()
+def test_an_edit_is_picked_up_on_the_next_event(plans_file, plans):
+    before = plans.current()
     assert before.get("gold") is None
 
     plans_file.write_text(plans_file.read_text() + GOLD)
     touch_later(plans_file)
 
-    after = providers.catalogue()
+    after = plans.current()
     assert after is not before and after.get("gold").stars == 500
-    assert providers.catalogue() is after
+    assert plans.current() is after
 
 
-def test_a_broken_edit_is_reported_and_a_fix_is_read(plans_file):
-    providers.catalogue()
+def test_a_broken_edit_is_reported_and_a_fix_is_read(plans_file, plans):
+    plans.current()
     good = plans_file.read_text()
     plans_file.write_text(good + "[plans.gold\n")
     touch_later(plans_file)
     with pytest.raises(PlanError, match="not valid TOML"):
-        providers.catalogue()
+        plans.current()
 
     plans_file.write_text(good + GOLD)
     touch_later(plans_file, 20)
-    assert providers.catalogue().get("gold") is not None
+    assert plans.current().get("gold") is not None
 
 
-def test_a_missing_file_names_the_setting(plans_file):
+def test_a_missing_file_names_the_setting(plans_file, plans):
     plans_file.unlink()
     with pytest.raises(PlanError, match="PLANS_FILE"):
-        providers.catalogue()
+        plans.current()

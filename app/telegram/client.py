@@ -1,4 +1,4 @@
-"""The Bot API client: pyTelegramBotAPI's sync TeleBot, pointed at a configurable Bot API server.
+"""The Bot API client for the settings: pyTelegramBotAPI's sync TeleBot, pointed at a configurable Bot API server.
 
 pyTelegramBotAPI builds every request URL in one place, `apihelper._make_request`, as
 `apihelper.API_URL.format(token, method_name)`; the template is a module global, so a plain
@@ -20,11 +20,23 @@ import requests
 import telebot
 from telebot import apihelper
 
+from app.config import Settings
 from app.redact import redact
 
 DEFAULT_API_URL = "https://api.telegram.org"
 
-__all__ = ["DEFAULT_API_URL", "describe_api_error", "make_bot", "mask_tokens"]
+__all__ = ["DEFAULT_API_URL", "NotConfigured", "client_for", "describe_error", "make_bot", "mask_tokens"]
+
+
+class NotConfigured(Exception):
+    """TELEGRAM_BOT_TOKEN is not set, so the Bot API cannot be called."""
+
+
+def client_for(settings: Settings) -> telebot.TeleBot:
+    """The Bot API client for these settings."""
+    if not settings.telegram_bot_token:
+        raise NotConfigured("TELEGRAM_BOT_TOKEN is not set")
+    return make_bot(settings.telegram_bot_token, settings.telegram_api_url)
 
 
 class _BotToken(str):
@@ -90,7 +102,7 @@ def mask_tokens(text: str) -> str:
     return redact(text)
 
 
-def describe_api_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """A short message for a failed Bot API call, e.g. `CHARGE_ALREADY_REFUNDED (400)`; never the token."""
     if isinstance(exc, apihelper.ApiTelegramException):
         # "Bad Request: CHARGE_ALREADY_REFUNDED" -> "CHARGE_ALREADY_REFUNDED"; the code says the category.

@@ -1,0 +1,146 @@
+"""The runtime: what a process runs with, built once from a `Settings` (the composition root).
+
+`create_app()`, `entitle run`, `entitle worker` (through `workers.main`) and the tests each
+build one with `build_runtime(settings)`: the settings, the plan file (read again whenever it
+changes, in web processes and workers alike), the providers' handler tables, and a broker
+with the project's middleware and actors declared on it. Nothing here runs at import.
+
+An event goes: the webhook route calls `Runtime.accept` → the inbox records the row →
+`Runtime.hand_off` sends its id to the actor of the queue `Handlers.queue_for` names →
+the actor calls `inbox.process`, which runs the row's handler from the tables. The sweeper
+and `entitle events replay` hand rows off through the same `Runtime.hand_off`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping
+
+import dramatiq
+
+from app import db, inbox
+from app import stripe as stripe_provider
+from app import telegram as telegram_provider
+from app.config import Settings
+from app.inbox import Context, Handlers, Table
+from app.models import Event
+from app.plans import Catalogue, PlanFile
+from app.stripe import handlers as stripe_handlers
+from app.telegram import handlers as telegram_handlers
+from workers.broker import build_broker
+from workers.sweeper import Sweeper
+
+log = logging.getLogger(__name__)
+
+PROVIDER_TABLES: Mapping[str, Table] = {
+    telegram_provider.SOURCE: telegram_handlers.HANDLERS,
+    stripe_provider.SOURCE: stripe_handlers.HANDLERS,
+}
+"""Every provider's handler table, by provider name: a new provider is one more row."""
+
+# The actor that consumes each queue (its name is what messages in the broker carry).
+ACTOR_NAMES = {"events": "process_event", "sessions": "process_session_event"}
+
+
+def actor_name(queue: str) -> str:
+    """The name of the actor that consumes `queue`."""
+    return ACTOR_NAMES.get(queue, f"process_{queue}_event")
+
+
+@dataclass
+class Runtime:
+    """Settings, plan file, handler tables and broker of one process, and the hand-off of inbox rows to the workers."""
+
+    settings: Settings
+    plans: PlanFile
+    handlers: Handlers
+    broker: dramatiq.Broker
+
+    @property
+    def context(self) -> Context:
+        """What handlers run with."""
+        return Context(self.settings, self.plans)
+
+    def catalogue(self) -> Catalogue:
+        """The plan catalogue as the plan file holds it now."""
+        return self.plans.current()
+
+    def queues(self) -> tuple[str, ...]:
+        """The queues the workers consume."""
+        return self.handlers.queues()
+
+    def accept(self, provider: str, external_id: str, type_: str, payload: dict) -> inbox.Recorded:
+        """Record a verified delivery in the inbox and hand it to the workers when there is work to do."""
+        recorded = inbox.record(provider, external_id, type_, payload)
+        if recorded.should_enqueue:
+            self.enqueue(recorded.event.id)
+        return recorded
+
+    def enqueue(self, event_id: int) -> bool:
+        """Hand a pending inbox row to the workers; False (and the row stays pending for the sweeper) if that failed."""
+        try:
+            event = Event.get_or_none(Event.id == event_id)
+            return event is not None and self.hand_off(event)
+        except Exception as exc:
+            log.warning("could not enqueue event %s (%s); the sweeper will retry", event_id, type(exc).__name__)
+            return False
+
+    def hand_off(self, event: Event, *, expect: Event | None = None) -> bool:
+        """Give a pending row to the actor of its queue with its next generation; False when the row needs no message.
+
+        Raises when the broker cannot take the message; the row is then marked as never handed off.
+        """
+        generation = inbox.dispatch(event.id, expect=expect)
+        if generation is None:
+            return False
+        queue = self.handlers.queue_for(event.provider, event.type)
+        try:
+            self.broker.get_actor(actor_name(queue)).send(event.id, generation)
+        except Exception as exc:
+            inbox.dispatch_failed(event.id, generation, type(exc).__name__)
+            raise
+        return True
+
+    def process(self, event_id: int, generation: int = 0) -> str:
+        """Run one attempt of an event, as an actor does for a message of this generation."""
+        return inbox.process(
+            event_id, handlers=self.handlers, context=self.context, generation=generation,
+            max_attempts=self.settings.event_max_retries + 1,
+        )
+
+    def run_inline(self, event_id: int) -> str:
+        """Process one event in this process (no broker), as a final attempt; returns its status."""
+        try:
+            return inbox.process(event_id, handlers=self.handlers, context=self.context, final_attempt=True)
+        except Exception:
+            return "failed"
+
+
+def declare_actors(runtime: Runtime) -> list[dramatiq.Actor]:
+    """Declare one actor per queue on the runtime's broker, with the retry policy from the settings."""
+    settings = runtime.settings
+
+    def run(event_id: int, generation: int = 0) -> None:
+        # A message from before generations existed carries only the id: it is generation 0.
+        runtime.process(event_id, generation)
+
+    options = dict(
+        max_retries=settings.event_max_retries,
+        min_backoff=settings.event_min_backoff_ms,
+        max_backoff=settings.event_max_backoff_ms,
+        throws=(inbox.PermanentError,),
+    )
+    return [
+        dramatiq.actor(run, actor_name=actor_name(queue), queue_name=queue, broker=runtime.broker, **options)
+        for queue in runtime.queues()
+    ]
+
+
+def build_runtime(settings: Settings, *, tables: Mapping[str, Table] = PROVIDER_TABLES) -> Runtime:
+    """The runtime for these settings: the database bound (not connected), the plan file, the tables and a broker with its actors."""
+    if db.database.obj is None:
+        db.bind(settings.database_url)
+    runtime = Runtime(settings, PlanFile(settings.plans_file), Handlers(tables), build_broker(settings))
+    runtime.broker.add_middleware(Sweeper(runtime))
+    declare_actors(runtime)
+    return runtime
