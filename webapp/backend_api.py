@@ -25,22 +25,22 @@ def _refused(exc: backend_api.Refused):
     return error_response(exc.status, exc.code, exc.message)
 
 
-@bp.get("/users/<raw_id>")
-def user(raw_id: str):
+@bp.get("/users/<telegram_id>")
+def user(telegram_id: str):
     """The user and their entitlements; 404 `unknown_user` for a user never seen."""
-    return jsonify(backend_api.user_summary(backend_api.telegram_id(raw_id)))
+    return jsonify(backend_api.user_summary(backend_api.telegram_id(telegram_id)))
 
 
-@bp.get("/users/<raw_id>/entitlements/<entitlement>")
-def check(raw_id: str, entitlement: str):
+@bp.get("/users/<telegram_id>/entitlements/<entitlement>")
+def check(telegram_id: str, entitlement: str):
     """Whether the user holds the entitlement now, and until when."""
-    return jsonify(backend_api.check(backend_api.telegram_id(raw_id), entitlement))
+    return jsonify(backend_api.check(backend_api.telegram_id(telegram_id), entitlement))
 
 
-@bp.post("/users/<raw_id>/grants")
-def grant(raw_id: str):
+@bp.post("/users/<telegram_id>/grants")
+def grant(telegram_id: str):
     """A promotional grant (source `api`): 201 with the grant; a retry with the same Idempotency-Key answers the same grant."""
-    user_id = backend_api.telegram_id(raw_id)
+    user_id = backend_api.telegram_id(telegram_id)
     known = {plan.entitlement for plan in catalogue()}
     requested = backend_api.parse_grant(json_object(), known)
     done = backend_api.grant(user_id, requested, key=g.api_key, idempotency_key=request.headers.get("Idempotency-Key"))
