@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import peewee
 
 from app import metrics
+from app.access import transitions
 from app.clock import iso, utcnow
 from app.db import for_update, transaction
 from app.models import Grant, LedgerEntry, User
@@ -131,6 +132,7 @@ def grant(
             reference=reference,
             detail={"actor": actor, "plan": plan, "starts_at": iso(starts_at), "ends_at": iso(ends_at), **(detail or {})},
         )
+        transitions.sync(user.id, entitlement, now=now)
     metrics.entitlements_granted.labels(source=source).inc()
     return GrantResult(row, True)
 
@@ -179,8 +181,9 @@ def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke"
             )
             metrics.entitlements_revoked.labels(source=row.source, reason=reason).inc()
             revoked.append(row)
-    for user_id, entitlement in {(row.user_id, row.entitlement) for row in revoked}:
+    for user_id, entitlement in sorted({(row.user_id, row.entitlement) for row in revoked}):
         _close_gap(user_id, entitlement, now)
+        transitions.sync(user_id, entitlement, reason=transitions.end_reason(reason), now=now)
     return revoked
 
 
