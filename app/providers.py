@@ -7,7 +7,7 @@ import os
 from app.config import Settings, load_settings
 from app.plans import Catalogue
 
-HANDLER_MODULES = ("app.telegram.handlers", "app.stripe.handlers")
+HANDLER_MODULES = ("app.telegram.handlers", "app.stripe.handlers", "app.access.handlers")
 
 _settings: Settings | None = None
 # (path, mtime_ns, size) of the plan file last read, and what it held.

@@ -9,6 +9,7 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 
 from app.config import Settings
 from workers.db_middleware import DatabaseConnection
+from workers.expiry import Expiry
 from workers.heartbeat import Heartbeat
 from workers.startup_check import StartupCheck
 from workers.sweeper import Sweeper
@@ -20,6 +21,8 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     """A broker for the configured URL, with the project's middleware."""
     middleware = [m() for m in default_middleware] + [
         StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Sweeper(settings), Heartbeat(),
+        # Checked as often as lost work is swept, between 1 and 10 seconds.
+        Expiry(min(10.0, max(1.0, settings.sweep_interval))),
     ]
     if settings.prometheus_multiproc_dir:
         middleware.append(_dramatiq_metrics(settings.prometheus_multiproc_dir))

@@ -9,7 +9,9 @@ hand-off never happened is taken by the sweeper.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from datetime import datetime, timedelta
 
 import peewee
@@ -168,9 +170,26 @@ def _skip_stale_reminders(user_id: int, entitlement: str, end: datetime | None) 
     query.execute()
 
 
+_collector = threading.local()
+
+
+@contextlib.contextmanager
+def collecting_hand_offs():
+    """Collect the ids of events recorded inside this block, to hand off once the caller has committed."""
+    _collector.ids = ids = []
+    try:
+        yield ids
+    finally:
+        _collector.ids = None
+
+
 def hand_off_after_commit(event_ids: list[int]) -> None:
     """Give these events to the broker once the current handler commits; elsewhere the sweeper takes them."""
     if not event_ids:
+        return
+    collected = getattr(_collector, "ids", None)
+    if collected is not None:
+        collected.extend(event_ids)
         return
     try:
         inbox.after_commit(lambda: hand_off_now(event_ids))
