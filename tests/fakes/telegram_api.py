@@ -71,6 +71,7 @@ class Call:
     params: dict[str, str]
     token: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it arrived, for tests of waits between calls
 
     def json(self, name: str) -> Any:
         """The parameter `name` decoded from JSON (e.g. `prices`, `reply_markup`, `allowed_updates`)."""
