@@ -20,6 +20,11 @@ remind_days = [3, 1]
 @pytest.fixture
 def env(env, telegram_api, tmp_path):
     """The Telegram environment, with a plan file whose `premium` entitlement has two chats and reminders."""
+    return access_env(env, telegram_api, tmp_path)
+
+
+def access_env(env: dict, telegram_api, tmp_path) -> dict:
+    """`env` plus the bot's settings, the stand-in's address and the plan file with chats."""
     plans = tmp_path / "plans.toml"
     plans.write_text((ROOT / "plans.toml").read_text() + ACCESS_TABLE)
     env.update(

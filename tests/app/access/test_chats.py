@@ -156,3 +156,17 @@ def test_a_join_request_with_a_bad_chat_is_refused_at_the_door(client):
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "malformed_update"
     assert "chat_join_request.chat.id" in response.get_json()["error"]["message"]
+
+
+def test_refunding_one_of_two_stacked_payments_moves_the_end_and_removes_no_one(client, worker, plans, telegram_api):
+    week = plans.get("premium_week")
+    pay(client, 42, week, "stx-stack-1")
+    pay(client, 42, week, "stx-stack-2")
+
+    refund(client, 42, week, "stx-stack-2")
+    wait_until_done("refund:stx-stack-2")
+
+    kinds = [(t.kind, t.reason) for t in EntitlementTransition.select().order_by(EntitlementTransition.sequence)]
+    assert kinds == [("started", None), ("extended", None), ("extended", None)]
+    assert access_events("chat_remove") == []
+
