@@ -49,6 +49,13 @@ class PaymentReversed(Exception):
     """The payment was refunded or disputed before it was granted, so it never grants."""
 
 
+def _transitions():
+    # Imported when first used: transitions record inbox events, and the inbox imports this module.
+    from app.access import transitions
+
+    return transitions
+
+
 def _is_active(grant: Grant, now: datetime) -> bool:
     return grant.revoked_at is None and grant.starts_at <= now and (grant.ends_at is None or grant.ends_at > now)
 
@@ -173,6 +180,7 @@ def grant(
             reference=reference,
             detail={"actor": actor, "plan": plan, "starts_at": iso(starts_at), "ends_at": iso(ends_at), **(detail or {})},
         )
+        _transitions().sync(user.id, entitlement, now=now)
     metrics.entitlements_granted.labels(source=source).inc()
     return GrantResult(row, True)
 
@@ -221,8 +229,9 @@ def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke"
             )
             metrics.entitlements_revoked.labels(source=row.source, reason=reason).inc()
             revoked.append(row)
-    for user_id, entitlement in {(row.user_id, row.entitlement) for row in revoked}:
+    for user_id, entitlement in sorted({(row.user_id, row.entitlement) for row in revoked}):
         _close_gap(user_id, entitlement, now)
+        _transitions().sync(user_id, entitlement, reason=_transitions().end_reason(reason), now=now)
     return revoked
 
 

@@ -68,6 +68,8 @@ class Context:
 
     settings: Settings
     plans: PlanFile
+    # Gives a committed inbox row to the workers (the runtime's); without one the sweeper takes new rows.
+    hand_off: Callable[[int], object] | None = None
 
     @property
     def catalogue(self) -> Catalogue:
@@ -211,6 +213,11 @@ def describe_error(exc: BaseException) -> str:
     return text[:2000]
 
 
+def current_context() -> Context | None:
+    """The context of the handler running in this thread, or None outside a handler."""
+    return getattr(_effects, "context", None)
+
+
 def after_commit(effect: Callable[[], object]) -> None:
     """From inside a handler: run `effect` once the handler's writes are committed (e.g. send a message).
 
@@ -314,6 +321,7 @@ def process(
     spec = handlers.spec(provider, event.type)
     started = time.perf_counter()
     _effects.pending = []
+    _effects.context = context
     try:
         outcome, prepared = None, ()
         if spec is not None and spec.prepare is not None:
@@ -355,7 +363,7 @@ def process(
             raise PermanentError(describe_error(exc)) from exc
         raise
     finally:
-        effects, _effects.pending = _effects.pending, None
+        effects, _effects.pending, _effects.context = _effects.pending, None, None
     _run_effects(effects)
     metrics.events_processed.labels(provider=provider, result=status).inc()
     metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)

@@ -67,6 +67,15 @@ event_processing_seconds = Histogram(
 )
 entitlements_granted = Counter("entitlements_granted", "Grants created, by source.", ["source"])
 entitlements_revoked = Counter("entitlements_revoked", "Grants revoked, by source and reason.", ["source", "reason"])
+entitlement_transitions = Bounded(
+    Counter("entitlement_transitions", "Entitlement transitions written, by kind.", ["kind"]),
+    kind=frozenset({"started", "extended", "ended"}),
+)
+chat_access = Bounded(
+    Counter("chat_access", "Telegram chat access actions, by action and result.", ["action", "result"]),
+    action=frozenset({"invite", "approve", "decline", "remove", "reminder", "audit"}),
+    result=frozenset({"ok", "skipped", "admin", "failed", "retry", "not_configured"}),
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -60,6 +60,15 @@ def _event_dispatch() -> None:
     Event.update(dispatched_at=Event.updated_at).where((Event.status == "pending") & Event.dispatched_at.is_null()).execute()
 
 
+def _transitions() -> None:
+    from app.access.transitions import backfill_states
+    from app.models import EntitlementState, EntitlementTransition, Reminder
+
+    database.create_tables([EntitlementState, EntitlementTransition, Reminder], safe=True)
+    # Holders from before transitions existed start from what they hold, so their end is noticed too.
+    backfill_states()
+
+
 def _api_keys() -> None:
     database.create_tables([ApiKey], safe=True)
 
@@ -71,6 +80,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "checkout sessions created here", _checkout_sessions),
     Migration(5, "event hand-off generation", _event_dispatch),
     Migration(6, "worker heartbeats", _worker_heartbeats),
+    Migration(7, "entitlement transitions and reminders", _transitions),
     Migration(9, "api keys", _api_keys),
 ]
 

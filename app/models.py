@@ -162,4 +162,52 @@ class ApiKey(BaseModel):
     revoked_at = peewee.DateTimeField(null=True)
 
 
-ALL_MODELS = [User, Event, EventLog, Grant, LedgerEntry, CheckoutSession, WorkerHeartbeat, ApiKey]
+
+class EntitlementState(BaseModel):
+    """Whether a user holds an entitlement and until when, as transitions last left it (ends_at None while held: lifetime)."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    entitlement = peewee.CharField(max_length=64)
+    holding = peewee.BooleanField(default=False)
+    ends_at = peewee.DateTimeField(null=True)
+    version = peewee.IntegerField(default=0)  # bumped by every change, so a conditional UPDATE decides races
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "entitlement"), True), (("holding", "ends_at"), False))
+
+
+class EntitlementTransition(BaseModel):
+    """A holder started, had extended, or stopped holding an entitlement; written once with the change that caused it."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    entitlement = peewee.CharField(max_length=64)
+    kind = peewee.CharField(max_length=16)  # started | extended | ended
+    reason = peewee.CharField(max_length=32, null=True)  # for ended: expired | refunded | disputed | revoked | canceled
+    ends_at = peewee.DateTimeField(null=True)
+    previous_end = peewee.DateTimeField(null=True)
+    sequence = peewee.IntegerField()  # per user, increasing: the order consumers apply them in
+    at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "sequence"), True),)
+
+
+class Reminder(BaseModel):
+    """A message due `days` before a holder's end; skipped when the end moves."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    entitlement = peewee.CharField(max_length=64)
+    ends_at = peewee.DateTimeField()
+    days = peewee.IntegerField()
+    due_at = peewee.DateTimeField()
+    status = peewee.CharField(max_length=16, default="pending")  # pending | queued | skipped
+
+    class Meta:
+        indexes = ((("user", "entitlement", "ends_at", "days"), True), (("status", "due_at"), False))
+
+
+ALL_MODELS = [
+    User, Event, EventLog, Grant, LedgerEntry, CheckoutSession, WorkerHeartbeat,
+    EntitlementState, EntitlementTransition, Reminder, ApiKey,
+]

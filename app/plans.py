@@ -107,7 +107,7 @@ def load_plans(path: str | Path) -> dict[str, Plan]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"plans"}
+    unknown = set(data) - {"plans", "entitlements"}
     if unknown:
         raise PlanError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; plans go under [plans.<key>]")
     plans = data.get("plans", {})
@@ -116,16 +116,82 @@ def load_plans(path: str | Path) -> dict[str, Plan]:
     return {key: _check_plan(path, key, raw) for key, raw in plans.items()}
 
 
-class Catalogue:
-    """The loaded plans, looked up by key."""
+@dataclass(frozen=True)
+class EntitlementSpec:
+    """What holding an entitlement gives beyond the grant: chats whose members must hold it, reminders before its end."""
 
-    def __init__(self, plans: dict[str, Plan]):
+    key: str
+    title: str
+    chats: tuple[int, ...] = ()
+    remind_days: tuple[int, ...] = ()
+
+
+_MAX_CHAT_ID = 2**53
+
+
+def _check_entitlement(path: Path, key: str, raw: object) -> EntitlementSpec:
+    where = f"{path}: entitlement {key!r}"
+    if not _KEY.match(key):
+        raise PlanError(f"{where}: the entitlement key must be lowercase letters, digits, '_' or '-'")
+    if not isinstance(raw, dict):
+        raise PlanError(f"{where}: must be a table")
+    unknown = set(raw) - {"title", "chats", "remind_days"}
+    if unknown:
+        raise PlanError(f"{where}: unknown field {sorted(unknown)[0]!r} (known: chats, remind_days, title)")
+    title = raw.get("title", key)
+    if not isinstance(title, str) or not title:
+        raise PlanError(f"{where}: 'title' must be a non-empty string")
+    chats = raw.get("chats", [])
+    if not isinstance(chats, list):
+        raise PlanError(f"{where}: 'chats' must be a list of chat ids")
+    for chat in chats:
+        # Channels and groups have negative ids; a positive one is a user's private chat.
+        if isinstance(chat, bool) or not isinstance(chat, int) or not -_MAX_CHAT_ID < chat < 0:
+            raise PlanError(f"{where}: chat id {chat!r} must be a negative integer (a channel or group, e.g. -1001234567890)")
+    if len(set(chats)) != len(chats):
+        raise PlanError(f"{where}: 'chats' lists a chat twice")
+    days = raw.get("remind_days", [])
+    if not isinstance(days, list):
+        raise PlanError(f"{where}: 'remind_days' must be a list of whole days")
+    for day in days:
+        if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 365:
+            raise PlanError(f"{where}: remind_days value {day!r} must be a whole number of days from 1 to 365")
+    return EntitlementSpec(key=key, title=title, chats=tuple(chats), remind_days=tuple(sorted(set(days), reverse=True)))
+
+
+def load_entitlements(path: str | Path) -> dict[str, EntitlementSpec]:
+    """Read and validate the catalogue's [entitlements.<key>] tables; raise PlanError naming the file, key and problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, tomllib.TOMLDecodeError):
+        return {}  # load_plans names these problems
+    table = data.get("entitlements", {})
+    if not isinstance(table, dict):
+        raise PlanError(f"{path}: 'entitlements' must be a table of [entitlements.<key>] tables")
+    return {key: _check_entitlement(path, key, raw) for key, raw in table.items()}
+
+
+class Catalogue:
+    """The loaded plans, looked up by key, and what each entitlement gives."""
+
+    def __init__(self, plans: dict[str, Plan], entitlements: dict[str, EntitlementSpec] | None = None):
         self.plans = plans
+        self.entitlements = entitlements or {}
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Catalogue":
         """Load and validate a catalogue file."""
-        return cls(load_plans(path))
+        return cls(load_plans(path), load_entitlements(path))
+
+    def entitlement(self, key: str) -> EntitlementSpec | None:
+        """What the catalogue says about an entitlement, or None when it says nothing."""
+        return self.entitlements.get(key)
+
+    @property
+    def has_chats(self) -> bool:
+        """True when any entitlement has Telegram chats."""
+        return any(spec.chats for spec in self.entitlements.values())
 
     def get(self, key: str | None) -> Plan | None:
         """The plan with this key, or None."""

@@ -10,7 +10,7 @@ METRICS_DIR = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 import typer  # noqa: E402
 
-from cli import apikeys, customer, db, entitlements, events, initdata, plans, service, stripe, telegram  # noqa: E402
+from cli import access, apikeys, customer, db, entitlements, events, initdata, plans, service, stripe, telegram  # noqa: E402
 from cli.metrics import metrics  # noqa: E402
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(entitlements.app, name="entitlements")
 app.add_typer(customer.app, name="customer")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(access.app, name="access")
 
 # Provider command modules add their commands to the top level, `refund` and `simulate`.
 for _module in (telegram, stripe, initdata):

@@ -1,6 +1,7 @@
 """Settings, database and runtime for CLI commands, loaded once per invocation."""
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from app import db
@@ -48,3 +49,26 @@ def runtime():
         return build_runtime(settings())
     except ValueError as exc:
         fail(str(exc))
+
+
+def catalogue_or_none():
+    """The plan catalogue, or None when the file cannot be read (commands that only change grants still work)."""
+    from app.plans import Catalogue, PlanError
+
+    try:
+        return Catalogue.from_file(settings().plans_file)
+    except PlanError:
+        return None
+
+
+@contextlib.contextmanager
+def grant_changes():
+    """Around a command that changes grants: transitions follow the catalogue's rules, and the events they record go to the workers."""
+    from app.access import rules, transitions
+
+    with rules.using(catalogue_or_none()), transitions.collecting_hand_offs() as event_ids:
+        yield
+    # Without a broker the workers run inside `entitle run`, whose sweeper takes the rows.
+    if event_ids and not settings().embedded_broker:
+        for event_id in event_ids:
+            runtime().enqueue(event_id)

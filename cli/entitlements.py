@@ -74,7 +74,8 @@ def grant(
         fail(f"no plan grants {entitlement!r}{hint} (known: {', '.join(sorted(known)) or 'none'}); pass --new if it is meant", code=1)
     context.ready_database()
     user = users.ensure_user(telegram_id)
-    result = entitlements.grant_manually(user, entitlement, days=days)
+    with context.grant_changes():
+        result = entitlements.grant_manually(user, entitlement, days=days)
     data = entitlements.grant_to_dict(result.grant)
     if as_json:
         print_json(data)
@@ -93,7 +94,8 @@ def revoke(
     user = users.find_user(telegram_id)
     if user is None:
         fail(f"no user with Telegram id {telegram_id}")
-    revoked = entitlements.revoke_entitlement(user, entitlement, reason="manual")
+    with context.grant_changes():
+        revoked = entitlements.revoke_entitlement(user, entitlement, reason="manual")
     if as_json:
         print_json([entitlements.grant_to_dict(g) for g in revoked])
     if not revoked:

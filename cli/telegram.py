@@ -122,6 +122,17 @@ def _show_webhook(data: dict, as_json: bool) -> None:
     console.print(table("Telegram webhook", ["field", "value"], rows))
 
 
+def _allowed_updates() -> list[str]:
+    """The update types the webhook asks for: join requests too when an entitlement has chats."""
+    from app.plans import Catalogue, PlanError
+
+    try:
+        has_chats = Catalogue.from_file(context.settings().plans_file).has_chats
+    except PlanError as exc:
+        fail(str(exc))
+    return ALLOWED_UPDATES + (["chat_join_request"] if has_chats else [])
+
+
 @telegram_app.command("set-webhook")
 def set_webhook(
     url: Optional[str] = typer.Option(None, "--url", help="Where Telegram sends updates (default: PUBLIC_URL/webhooks/telegram)."),
@@ -138,7 +149,7 @@ def set_webhook(
         errors.print(f"[yellow]warning:[/] Telegram delivers updates only to https:// addresses, not {target}", highlight=False)
     bot = _bot()
     try:
-        bot.set_webhook(target, secret_token=secret, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=drop_pending or None)
+        bot.set_webhook(target, secret_token=secret, allowed_updates=_allowed_updates(), drop_pending_updates=drop_pending or None)
         data = _webhook_info(bot)
     except _telegram_failures() as exc:
         fail(f"Telegram did not set the webhook: {_api_error(exc)}")

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, abort, request
+import contextlib
+
+from flask import Flask, abort, g, request
 
 from app import db, metrics
+from app.access import rules as access_rules
+from app.access import transitions
 from app.config import Settings, check_for_startup, load_settings
 from webapp.auth import init_auth
 from webapp.body import GuardedJSONProvider, buffer_unsized_body
@@ -51,8 +55,26 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             metrics.webhook_requests.labels(provider=provider, status=str(response.status_code)).inc()
         return response
 
+    @app.before_request
+    def _open_grant_changes():
+        # Grants a request changes (a return from Checkout, the backend's API) set off their transitions'
+        # consumers by the catalogue's rules; the events they record go to the workers once the request is done.
+        stack = contextlib.ExitStack()
+        stack.enter_context(access_rules.using(runtime.catalogue_if_readable()))
+        g.recorded_events = stack.enter_context(transitions.collecting_hand_offs())
+        g.grant_changes = stack
+
+    @app.after_request
+    def _hand_off_recorded(response):
+        for event_id in g.pop("recorded_events", ()):
+            runtime.enqueue(event_id)
+        return response
+
     @app.teardown_request
     def _close_db(exc):
+        stack = g.pop("grant_changes", None)
+        if stack is not None:
+            stack.close()
         if not db.database.is_closed() and not db.database.in_transaction():
             db.database.close()
 

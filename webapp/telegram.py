@@ -64,6 +64,9 @@ def webhook():
     data, update = _parse_update()
     if update.pre_checkout_query is not None:
         return _pre_checkout(update.pre_checkout_query)
+    if update.chat_join_request is not None:
+        request_ = update.chat_join_request
+        return _accept(f"join:{request_.chat.id}:{request_.from_user.id}:{request_.date}", "chat_join_request", data)
     message = update.message
     if message is not None:
         if message.successful_payment is not None:

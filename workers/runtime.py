@@ -24,10 +24,13 @@ from app import telegram as telegram_provider
 from app.config import Settings
 from app.inbox import Context, Handlers, Table
 from app.models import Event
-from app.plans import Catalogue, PlanFile
+from app.plans import Catalogue, PlanError, PlanFile
+from app.access import handlers as access_handlers
+from app.access import rules as access_rules
 from app.stripe import handlers as stripe_handlers
 from app.telegram import handlers as telegram_handlers
 from workers.broker import build_broker
+from workers.expiry import Expiry
 from workers.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 PROVIDER_TABLES: Mapping[str, Table] = {
     telegram_provider.SOURCE: telegram_handlers.HANDLERS,
     stripe_provider.SOURCE: stripe_handlers.HANDLERS,
+    access_handlers.PROVIDER: access_handlers.HANDLERS,
 }
 """Every provider's handler table, by provider name: a new provider is one more row."""
 
@@ -59,11 +63,18 @@ class Runtime:
     @property
     def context(self) -> Context:
         """What handlers run with."""
-        return Context(self.settings, self.plans)
+        return Context(self.settings, self.plans, hand_off=self.enqueue)
 
     def catalogue(self) -> Catalogue:
         """The plan catalogue as the plan file holds it now."""
         return self.plans.current()
+
+    def catalogue_if_readable(self) -> Catalogue | None:
+        """The catalogue, or None after a broken edit (transitions then reach their consumers through a `transition` event)."""
+        try:
+            return self.plans.current()
+        except PlanError:
+            return None
 
     def queues(self) -> tuple[str, ...]:
         """The queues the workers consume."""
@@ -103,15 +114,17 @@ class Runtime:
 
     def process(self, event_id: int, generation: int = 0) -> str:
         """Run one attempt of an event, as an actor does for a message of this generation."""
-        return inbox.process(
-            event_id, handlers=self.handlers, context=self.context, generation=generation,
-            max_attempts=self.settings.event_max_retries + 1,
-        )
+        with access_rules.using(self.catalogue_if_readable()):
+            return inbox.process(
+                event_id, handlers=self.handlers, context=self.context, generation=generation,
+                max_attempts=self.settings.event_max_retries + 1,
+            )
 
     def run_inline(self, event_id: int) -> str:
         """Process one event in this process (no broker), as a final attempt; returns its status."""
         try:
-            return inbox.process(event_id, handlers=self.handlers, context=self.context, final_attempt=True)
+            with access_rules.using(self.catalogue_if_readable()):
+                return inbox.process(event_id, handlers=self.handlers, context=self.context, final_attempt=True)
         except Exception:
             return "failed"
 
@@ -142,5 +155,7 @@ def build_runtime(settings: Settings, *, tables: Mapping[str, Table] = PROVIDER_
         db.bind(settings.database_url)
     runtime = Runtime(settings, PlanFile(settings.plans_file), Handlers(tables), build_broker(settings))
     runtime.broker.add_middleware(Sweeper(runtime))
+    # Ends are checked as often as lost work is swept, between 1 and 10 seconds.
+    runtime.broker.add_middleware(Expiry(runtime, min(10.0, max(1.0, settings.sweep_interval))))
     declare_actors(runtime)
     return runtime

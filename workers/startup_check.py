@@ -13,8 +13,11 @@ class StartupCheck(Middleware):
         self.settings = settings
 
     def before_worker_boot(self, broker, worker):
+        from app.plans import Catalogue, PlanError
+
         try:
             check_for_startup(self.settings)
-        except ConfigError as exc:
+            Catalogue.from_file(self.settings.plans_file)  # a bad chat id or plan stops the worker, named
+        except (ConfigError, PlanError) as exc:
             # Dramatiq lets only MiddlewareError stop a boot; anything else is logged and ignored.
             raise MiddlewareError(str(exc)) from None

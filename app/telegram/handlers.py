@@ -16,6 +16,7 @@ from telebot.apihelper import ApiException, ApiTelegramException
 from app import entitlements, inbox, metrics, users
 from app.clock import from_timestamp
 from app.config import Settings
+from app.access import handlers as access_handlers
 from app.db import for_update
 from app.inbox import Context
 from app.models import Event
@@ -137,5 +138,7 @@ HANDLERS: inbox.Table = {
     "refunded_payment": inbox.handler(refunded_payment),
     "command": inbox.handler(command, queue=SESSIONS, transactional=False),
     "send_message": inbox.handler(send_message, queue=SESSIONS, transactional=False),
+    # Someone waiting at a chat's door: answered beside replies to people.
+    "chat_join_request": inbox.handler(access_handlers.chat_join_request, queue=SESSIONS, transactional=False),
 }
 """Telegram's event types and how the inbox runs each (payments on `events`, replies on `sessions`)."""

@@ -156,6 +156,18 @@ def _pre_checkout_query(update: dict) -> None:
     _payload(query, where, required=True)
 
 
+def _chat_join_request(update: dict) -> None:
+    request = _object(update, "chat_join_request")
+    if request is None:
+        return
+    where = "chat_join_request"
+    chat = _object(request, "chat", where, required=True)
+    _integer(chat, "id", f"{where}.chat", low=1 - MAX_ID, high=MAX_ID, required=True, what="a Telegram chat id")
+    _user(request, "from", where, required=True)
+    _integer(request, "user_chat_id", where, low=1, high=MAX_ID, what="a Telegram chat id")
+    _integer(request, "date", where, low=0, high=MAX_TIMESTAMP, required=True, what="a Unix time (an integer)")
+
+
 def check_update(update: Any) -> None:
     """Raise MalformedUpdate, naming the field, unless the parts of `update` this service reads have Telegram's shapes."""
     if not isinstance(update, dict):
@@ -163,3 +175,4 @@ def check_update(update: Any) -> None:
     _integer(update, "update_id", "", low=0, high=MAX_ID, required=True)
     _pre_checkout_query(update)
     _message(update)
+    _chat_join_request(update)

@@ -30,6 +30,8 @@ _METHODS = (
     "getMe", "sendMessage", "sendInvoice", "createInvoiceLink", "answerPreCheckoutQuery",
     "refundStarPayment", "editUserStarSubscription", "setWebhook", "getWebhookInfo",
     "deleteWebhook", "answerCallbackQuery",
+    "createChatInviteLink", "approveChatJoinRequest", "declineChatJoinRequest", "banChatMember", "unbanChatMember",
+    "getChatMember",
 )
 _CANONICAL = {name.lower(): name for name in _METHODS}
 
@@ -41,7 +43,20 @@ _REQUIRED = {
     "refundStarPayment": ("user_id", "telegram_payment_charge_id"),
     "editUserStarSubscription": ("user_id", "telegram_payment_charge_id", "is_canceled"),
     "answerCallbackQuery": ("callback_query_id",),
+    "createChatInviteLink": ("chat_id",),
+    "approveChatJoinRequest": ("chat_id", "user_id"),
+    "declineChatJoinRequest": ("chat_id", "user_id"),
+    "banChatMember": ("chat_id", "user_id"),
+    "unbanChatMember": ("chat_id", "user_id"),
+    "getChatMember": ("chat_id", "user_id"),
 }
+
+# What a chat member's status says about membership (https://core.telegram.org/bots/api#chatmember).
+_ADMIN_RIGHTS = (
+    "can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+    "can_restrict_members", "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
+    "can_edit_stories", "can_delete_stories",
+)
 
 
 def _truthy(value: str | None) -> bool:
@@ -56,6 +71,7 @@ class Call:
     params: dict[str, str]
     token: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it arrived, for tests of waits between calls
 
     def json(self, name: str) -> Any:
         """The parameter `name` decoded from JSON (e.g. `prices`, `reply_markup`, `allowed_updates`)."""
@@ -94,6 +110,7 @@ class FakeTelegramAPI:
         self._failures: dict[str, _Failure] = {}
         self._responses: dict[str, Any] = {}
         self._webhook: dict[str, Any] = {}
+        self._members: dict[tuple[int, int], str] = {}
         self._message_ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -172,6 +189,16 @@ class FakeTelegramAPI:
         with self._lock:
             self._failures[method.lower()] = _Failure(error_code, description, times, retry_after)
 
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """Set a user's status in a chat: `creator`, `administrator`, `member`, `restricted`, `left` or `kicked`."""
+        with self._lock:
+            self._members[(int(chat_id), int(user_id))] = status
+
+    def member_status(self, chat_id: int, user_id: int) -> str:
+        """A user's status in a chat as the fake holds it (`left` when never set)."""
+        with self._lock:
+            return self._members.get((int(chat_id), int(user_id)), "left")
+
     def respond(self, method: str, result: Any) -> None:
         """Make `method` answer `{"ok": true, "result": result}` instead of the default result."""
         with self._lock:
@@ -184,6 +211,7 @@ class FakeTelegramAPI:
             self._failures.clear()
             self._responses.clear()
             self._webhook.clear()
+            self._members.clear()
             self.token_seen = None
 
     # -- the API -------------------------------------------------------------------------
@@ -269,6 +297,55 @@ class FakeTelegramAPI:
 
     def _result_answerCallbackQuery(self, token: str, params: dict[str, str]) -> bool:
         return True
+
+    def _result_createChatInviteLink(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        link = {
+            "invite_link": f"https://t.me/+{secrets.token_urlsafe(12)}",
+            "creator": self._bot_user(token),
+            "creates_join_request": _truthy(params.get("creates_join_request")),
+            "is_primary": False,
+            "is_revoked": False,
+        }
+        if params.get("name"):
+            if len(params["name"]) > 32:
+                raise _APIError(400, "Bad Request: invite link name is too long")
+            link["name"] = params["name"]
+        return link
+
+    def _result_approveChatJoinRequest(self, token: str, params: dict[str, str]) -> bool:
+        self.set_member(int(params["chat_id"]), int(params["user_id"]), "member")
+        return True
+
+    def _result_declineChatJoinRequest(self, token: str, params: dict[str, str]) -> bool:
+        return True
+
+    def _result_banChatMember(self, token: str, params: dict[str, str]) -> bool:
+        key = (int(params["chat_id"]), int(params["user_id"]))
+        if self.member_status(*key) in ("creator", "administrator"):
+            raise _APIError(400, "Bad Request: user is an administrator of the chat")
+        self.set_member(*key, "kicked")
+        return True
+
+    def _result_unbanChatMember(self, token: str, params: dict[str, str]) -> bool:
+        key = (int(params["chat_id"]), int(params["user_id"]))
+        status = self.member_status(*key)
+        if status == "kicked" or not _truthy(params.get("only_if_banned")):
+            if status in ("creator", "administrator"):
+                raise _APIError(400, "Bad Request: can't remove chat owner")
+            self.set_member(*key, "left")
+        return True
+
+    def _result_getChatMember(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        user_id = int(params["user_id"])
+        status = self.member_status(int(params["chat_id"]), user_id)
+        member: dict[str, Any] = {"user": {"id": user_id, "is_bot": False, "first_name": "Test"}, "status": status}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member.update({right: right == "can_invite_users" or right == "can_restrict_members" for right in _ADMIN_RIGHTS})
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
 
     def _result_setWebhook(self, token: str, params: dict[str, str]) -> bool:
         webhook: dict[str, Any] = {}

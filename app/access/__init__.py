@@ -1,0 +1,1 @@
+"""What holding an entitlement gives where it is used: transitions, Telegram chat membership, reminders."""

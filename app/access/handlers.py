@@ -1,0 +1,160 @@
+"""Inbox handlers of the transitions' consumers: chat invites and removals, reminders, and chat join requests."""
+from __future__ import annotations
+
+import logging
+
+import requests
+from telebot import types
+from telebot.apihelper import ApiException
+
+from app import inbox, metrics
+from app.inbox import Context
+from app.access import chats, transitions
+from app.access.transitions import PROVIDER
+from app.clock import utcnow
+from app.models import EntitlementState, EntitlementTransition, Event, Grant, Reminder, User
+
+log = logging.getLogger(__name__)
+
+
+def _user(telegram_id: int) -> User:
+    user = User.get_or_none(User.telegram_id == int(telegram_id))
+    if user is None:
+        raise inbox.Ignore(f"user {telegram_id} is not known here")
+    return user
+
+
+def _title(context: Context, entitlement: str) -> str:
+    spec = context.catalogue.entitlement(entitlement)
+    return spec.title if spec is not None else entitlement
+
+
+def _chat_call(event: Event, chat: int, action: str, fn, *args):
+    try:
+        return fn(*args)
+    except (ApiException, requests.RequestException) as exc:
+        metrics.chat_access.labels(action=action, result="failed").inc()
+        raise chats.chat_problem(chat, exc, event.id) from None
+
+
+def chat_invite(event: Event, context: Context) -> None:
+    """Send a holder who just started holding an entitlement a join-request invite link to one of its chats."""
+    data = event.payload
+    bot = chats.client(context.settings)
+    user = _user(data["user"])
+    if not transitions.holds(user.id, data["entitlement"]):
+        raise inbox.Ignore(f"user {user.telegram_id} no longer holds {data['entitlement']}; no invite")
+    chat = int(data["chat"])
+    link = _chat_call(event, chat, "invite", chats.create_invite, bot, chat, chats.invite_name(user.first_name, user.telegram_id))
+    text = f"{_title(context, data['entitlement'])}: ask to join with this link, and you are let in at once.\n{link}"
+    if not chats.tell(bot, user.telegram_id, text):
+        metrics.chat_access.labels(action="invite", result="skipped").inc()
+        raise inbox.Ignore(f"user {user.telegram_id} cannot be messaged (blocked the bot?); the invite was not delivered")
+    metrics.chat_access.labels(action="invite", result="ok").inc()
+
+
+def _holds_any_for(context: Context, user: User, chat: int) -> str | None:
+    """An entitlement listing `chat` that the user holds now, or None."""
+    for spec in context.catalogue.entitlements.values():
+        if chat in spec.chats and transitions.holds(user.id, spec.key):
+            return spec.key
+    return None
+
+
+def chat_remove(event: Event, context: Context) -> None:
+    """Remove a user whose entitlement ended from one of its chats (ban, then unban so they can come back); never an admin."""
+    data = event.payload
+    bot = chats.client(context.settings)
+    user = _user(data["user"])
+    chat = int(data["chat"])
+    still = _holds_any_for(context, user, chat)
+    if still is not None:
+        metrics.chat_access.labels(action="remove", result="skipped").inc()
+        raise inbox.Ignore(f"user {user.telegram_id} holds {still} again, which keeps them in chat {chat}")
+    status = _chat_call(event, chat, "remove", chats.member_status, bot, chat, user.telegram_id)
+    if status in chats.ADMIN_STATUSES:
+        metrics.chat_access.labels(action="remove", result="admin").inc()
+        raise inbox.Ignore(f"user {user.telegram_id} is the chat's {status}; not removed from chat {chat}")
+    _chat_call(event, chat, "remove", chats.remove, bot, chat, user.telegram_id)
+    metrics.chat_access.labels(action="remove", result="ok").inc()
+    if status in ("member", "restricted"):
+        chats.tell(bot, user.telegram_id, f"Your {_title(context, data['entitlement'])} has ended, so you left its chat. /buy to come back.")
+
+
+def reminder(event: Event, context: Context) -> None:
+    """Tell a holder their entitlement ends in a few days, naming the plan and how to renew; skipped when the end moved."""
+    data = event.payload
+    row = Reminder.get_or_none(Reminder.id == data["reminder"])
+    if row is None:
+        raise inbox.Ignore("the reminder no longer exists")
+    state = EntitlementState.get_or_none((EntitlementState.user == row.user_id) & (EntitlementState.entitlement == row.entitlement))
+    if state is None or not state.holding or state.ends_at != row.ends_at:
+        metrics.chat_access.labels(action="reminder", result="skipped").inc()
+        raise inbox.Ignore("the end moved since the reminder was due; not sent")
+    bot = chats.client(context.settings)
+    user = User.get_by_id(row.user_id)
+    plan = _plan_title(context, row.user_id, row.entitlement)
+    text = (
+        f"Your {plan} ends in {row.days} day{'s' if row.days != 1 else ''}, on {chats.until_text(row.ends_at)}. "
+        "Renew with /buy, or in the Mini App."
+    )
+    if chats.tell(bot, user.telegram_id, text):
+        metrics.chat_access.labels(action="reminder", result="ok").inc()
+    else:
+        metrics.chat_access.labels(action="reminder", result="skipped").inc()
+        raise inbox.Ignore(f"user {user.telegram_id} cannot be messaged")
+
+
+def _plan_title(context: Context, user_id: int, entitlement: str) -> str:
+    """The title of the plan the holder's latest grant came from, else the entitlement's."""
+    grant = (
+        Grant.select(Grant.plan).where((Grant.user == user_id) & (Grant.entitlement == entitlement) & Grant.revoked_at.is_null())
+        .order_by(Grant.created_at.desc()).first()
+    )
+    plan = context.catalogue.get(grant.plan) if grant is not None else None
+    return plan.title if plan is not None else _title(context, entitlement)
+
+
+def chat_join_request(event: Event, context: Context) -> None:
+    """Approve a join request when the requester holds an entitlement of the chat; otherwise decline and say how to buy."""
+    request = types.Update.de_json(event.payload).chat_join_request
+    if request is None:
+        raise inbox.PermanentError("the update carries no chat_join_request")
+    chat, requester = request.chat.id, request.from_user.id
+    if not any(chat in spec.chats for spec in context.catalogue.entitlements.values()):
+        raise inbox.Ignore(f"chat {chat} is not one of an entitlement's chats")
+    bot = chats.client(context.settings)
+    user = User.get_or_none(User.telegram_id == requester)
+    held = _holds_any_for(context, user, chat) if user is not None else None
+    if held is not None:
+        _chat_call(event, chat, "approve", chats.call, "approve", bot.approve_chat_join_request, chat, requester)
+        metrics.chat_access.labels(action="approve", result="ok").inc()
+        return
+    _chat_call(event, chat, "decline", chats.call, "decline", bot.decline_chat_join_request, chat, requester)
+    metrics.chat_access.labels(action="decline", result="ok").inc()
+    titles = [spec.title for spec in context.catalogue.entitlements.values() if chat in spec.chats]
+    chats.tell(bot, request.user_chat_id or requester, f"This chat is for holders of {', '.join(titles)}. Buy it with /buy, then ask again.")
+
+
+
+def transition(event: Event, context: Context) -> None:
+    """Take a transition written where no catalogue was at hand to its consumers (chat events, reminders)."""
+    row = EntitlementTransition.get_or_none(EntitlementTransition.id == event.payload["transition"])
+    if row is None:
+        raise inbox.Ignore("the transition no longer exists")
+    spec = context.catalogue.entitlement(row.entitlement)
+    if spec is None:
+        raise inbox.Ignore(f"{row.entitlement} has no chats or reminders")
+    transitions.record_consumers(row, User.get_by_id(row.user_id), spec, utcnow())
+    # The end may have moved since: reminders of an end that is no longer the end are never sent.
+    state = EntitlementState.get_or_none((EntitlementState.user == row.user_id) & (EntitlementState.entitlement == row.entitlement))
+    transitions.skip_stale_reminders(row.user_id, row.entitlement, state.ends_at if state is not None and state.holding else None)
+
+
+HANDLERS: inbox.Table = {
+    "transition": inbox.handler(transition),
+    "chat_invite": inbox.handler(chat_invite, transactional=False),
+    "chat_remove": inbox.handler(chat_remove, transactional=False),
+    "reminder": inbox.handler(reminder, transactional=False),
+}
+"""What transitions set off: invites into and removals from chats, and reminders (all on `events`)."""

@@ -1,0 +1,232 @@
+"""Entitlement transitions: a holder starts, has extended, or stops holding an entitlement.
+
+`sync` runs inside every transaction that changes grants (grant, revoke, the expiry job). It
+compares the holder's end as `EntitlementState` last recorded it with the end the grants give
+now, writes at most one transition per change with the user's next `sequence`, and records
+inbox events for the transition's consumers (chat invites and removals) and reminder rows, all
+in that same transaction. The events are handed to the broker after the commit; one whose
+hand-off never happened is taken by the sweeper.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from datetime import datetime, timedelta
+
+import peewee
+
+from app import inbox, metrics
+from app.clock import iso, utcnow
+from app.db import for_update, transaction
+from app.access import rules
+from app.models import EntitlementState, EntitlementTransition, Grant, Reminder, User
+from app.plans import Catalogue
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "access"
+STARTED, EXTENDED, ENDED = "started", "extended", "ended"
+# How a revocation's reason is named on the transition; anything else an operator did is `revoked`.
+END_REASONS = {"refund": "refunded", "dispute": "disputed", "manual": "revoked", "canceled": "canceled", "expired": "expired"}
+
+
+def end_reason(revoke_reason: str) -> str:
+    """The transition reason for a grant revoked with `revoke_reason`."""
+    return END_REASONS.get(revoke_reason, "revoked")
+
+
+def _held_end(user_id: int, entitlement: str, now: datetime) -> tuple[bool, datetime | None]:
+    """(holds now, end) from the grants; a lifetime hold has end None."""
+    from app.entitlements import current_end
+
+    end = current_end(user_id, entitlement, now)
+    if end is None:
+        return False, None
+    return True, (None if end == datetime.max else end)
+
+
+def _catalogue() -> Catalogue | None:
+    """The catalogue of the unit of work (see `rules`); None when the caller set none."""
+    return rules.current()
+
+
+def sync(user_id: int, entitlement: str, *, reason: str = "revoked", now: datetime | None = None) -> list[EntitlementTransition]:
+    """Write the transitions that the grants' change implies (inside the caller's transaction); returns them."""
+    now = now or utcnow()
+    with transaction():
+        user = for_update(User.select().where(User.id == user_id)).get()
+        state = for_update(
+            EntitlementState.select().where((EntitlementState.user == user_id) & (EntitlementState.entitlement == entitlement))
+        ).first()
+        if state is None:
+            state = _new_state(user_id, entitlement, now)
+        holds, end = _held_end(user_id, entitlement, now)
+        written = []
+        was_holding, previous_end = state.holding, state.ends_at
+        if was_holding and previous_end is not None and previous_end <= now and (not holds or end != previous_end):
+            # The run lapsed before the expiry job saw it: it ended then, whatever happens now.
+            written.append(_write(user, entitlement, ENDED, "expired", None, previous_end, now))
+            was_holding = False
+        if not was_holding and holds:
+            written.append(_write(user, entitlement, STARTED, None, end, None, now))
+        elif was_holding and holds and end != previous_end:
+            written.append(_write(user, entitlement, EXTENDED, None, end, previous_end, now))
+        elif was_holding and not holds:
+            written.append(_write(user, entitlement, ENDED, reason, None, previous_end, now))
+        if written or (state.holding, state.ends_at) != (holds, end):
+            _save_state(state, holds, end, now)
+    return written
+
+
+def _new_state(user_id: int, entitlement: str, now: datetime) -> EntitlementState:
+    try:
+        with transaction():
+            return EntitlementState.create(user=user_id, entitlement=entitlement, holding=False, ends_at=None, updated_at=now)
+    except peewee.IntegrityError:
+        return EntitlementState.get((EntitlementState.user == user_id) & (EntitlementState.entitlement == entitlement))
+
+
+class StateMoved(Exception):
+    """The holder's state changed under this transaction; it is rolled back and tried again."""
+
+
+def _save_state(state: EntitlementState, holds: bool, end: datetime | None, now: datetime) -> None:
+    changed = (
+        EntitlementState.update(holding=holds, ends_at=end, version=EntitlementState.version + 1, updated_at=now)
+        .where((EntitlementState.id == state.id) & (EntitlementState.version == state.version))
+        .execute()
+    )
+    if not changed:
+        raise StateMoved(f"the state of user {state.user_id}'s {state.entitlement} changed meanwhile")
+
+
+def _next_sequence(user_id: int) -> int:
+    last = EntitlementTransition.select(peewee.fn.MAX(EntitlementTransition.sequence)).where(
+        EntitlementTransition.user == user_id
+    ).scalar()
+    return (last or 0) + 1
+
+
+def _write(
+    user: User, entitlement: str, kind: str, reason: str | None, end: datetime | None, previous_end: datetime | None, now: datetime
+) -> EntitlementTransition:
+    row = EntitlementTransition.create(
+        user=user.id, entitlement=entitlement, kind=kind, reason=reason, ends_at=end, previous_end=previous_end,
+        sequence=_next_sequence(user.id), at=now,
+    )
+    metrics.entitlement_transitions.labels(kind=kind).inc()
+    skip_stale_reminders(user.id, entitlement, None if kind == ENDED else end)
+    catalogue = _catalogue()
+    if catalogue is None:
+        # No catalogue here: a worker, which has one, takes the transition to its consumers.
+        hand_off_after_commit([i for i in [_event(f"t{row.id}", "transition", row, user)] if i is not None])
+    else:
+        spec = catalogue.entitlement(entitlement)
+        if spec is not None:
+            record_consumers(row, user, spec, now)
+    return row
+
+
+def record_consumers(row: EntitlementTransition, user: User, spec, now: datetime) -> None:
+    """Inbox events for what this transition must do in Telegram, and the reminders of its new end."""
+    ids = []
+    if row.kind == STARTED:
+        ids += [_event(f"t{row.id}:invite:{chat}", "chat_invite", row, user, chat=chat) for chat in spec.chats]
+    elif row.kind == ENDED:
+        ids += [_event(f"t{row.id}:remove:{chat}", "chat_remove", row, user, chat=chat) for chat in spec.chats]
+    if row.kind != ENDED and row.ends_at is not None:
+        for days in spec.remind_days:
+            due = row.ends_at - timedelta(days=days)
+            if due > now:
+                _reminder(user.id, row.entitlement, row.ends_at, days, due)
+    hand_off_after_commit([i for i in ids if i is not None])
+
+
+def _event(external_id: str, type_: str, row: EntitlementTransition, user: User, **extra) -> int | None:
+    payload = {
+        "transition": row.id, "sequence": row.sequence, "kind": row.kind, "reason": row.reason,
+        "user": user.telegram_id, "entitlement": row.entitlement, "ends_at": iso(row.ends_at), **extra,
+    }
+    recorded = inbox.record(PROVIDER, external_id, type_, payload)
+    return recorded.event.id if recorded.should_enqueue else None
+
+
+def _reminder(user_id: int, entitlement: str, ends_at: datetime, days: int, due: datetime) -> None:
+    try:
+        with transaction():
+            Reminder.create(user=user_id, entitlement=entitlement, ends_at=ends_at, days=days, due_at=due)
+    except peewee.IntegrityError:
+        pass  # once per (user, entitlement, end, day)
+
+
+def skip_stale_reminders(user_id: int, entitlement: str, end: datetime | None) -> None:
+    """Reminders of an end that is no longer the end are never sent."""
+    query = Reminder.update(status="skipped").where(
+        (Reminder.user == user_id) & (Reminder.entitlement == entitlement) & (Reminder.status == "pending")
+    )
+    if end is not None:
+        query = query.where(Reminder.ends_at != end)
+    query.execute()
+
+
+_collector = threading.local()
+
+
+@contextlib.contextmanager
+def collecting_hand_offs():
+    """Collect the ids of events recorded inside this block, to hand off once the caller has committed."""
+    _collector.ids = ids = []
+    try:
+        yield ids
+    finally:
+        _collector.ids = None
+
+
+def hand_off_after_commit(event_ids: list[int]) -> None:
+    """Give these events to the workers once the current unit of work commits.
+
+    Inside an inbox handler that is after its commit; inside `collecting_hand_offs()` the
+    caller does it; anywhere else the sweeper takes them within `SWEEP_AFTER`.
+    """
+    if not event_ids:
+        return
+    collected = getattr(_collector, "ids", None)
+    if collected is not None:
+        collected.extend(event_ids)
+        return
+    context = inbox.current_context()
+    if context is not None and context.hand_off is not None:
+        inbox.after_commit(lambda: [context.hand_off(event_id) for event_id in event_ids])
+
+
+def backfill_states() -> None:
+    """A state row for every holder that has none, from what the grants give now (no transition is written)."""
+    now = utcnow()
+    pairs = (
+        Grant.select(Grant.user, Grant.entitlement)
+        .where(Grant.revoked_at.is_null() & (Grant.ends_at.is_null() | (Grant.ends_at > now)))
+        .distinct()
+        .tuples()
+    )
+    for user_id, entitlement in list(pairs):
+        holds, end = _held_end(user_id, entitlement, now)
+        if holds:
+            try:
+                with transaction():
+                    EntitlementState.create(user=user_id, entitlement=entitlement, holding=True, ends_at=end, updated_at=now)
+            except peewee.IntegrityError:
+                pass
+
+
+def holds(user_id: int, entitlement: str, now: datetime | None = None) -> bool:
+    """True when the user holds the entitlement now, by the grants."""
+    return _held_end(user_id, entitlement, now or utcnow())[0]
+
+
+def list_transitions(user_id: int | None = None) -> list[EntitlementTransition]:
+    """Transitions in the order they were written, optionally for one user."""
+    query = EntitlementTransition.select().order_by(EntitlementTransition.id)
+    if user_id is not None:
+        query = query.where(EntitlementTransition.user == user_id)
+    return list(query)

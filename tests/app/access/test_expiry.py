@@ -1,0 +1,51 @@
+"""An entitlement's end is noticed by the workers within a minute and ended exactly once, however many run."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from app.config import load_settings
+from app.models import EntitlementTransition, Event
+from tests.app.access.support import CHAT_A, CHAT_B, env  # noqa: F401
+from tests.conftest import ROOT, make_runtime
+from tests.support.waiting import wait_for
+
+
+def start_worker(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "workers.main", "--processes", "1", "--threads", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def test_a_short_grant_expires_and_is_removed_once_with_two_worker_processes(env, cli, telegram_api):
+    namespace = f"entitle-expiry-{uuid.uuid4().hex[:8]}"
+    worker_env = {**os.environ, **env, "BROKER_NAMESPACE": namespace, "PYTHONPATH": str(ROOT)}
+    processes = [start_worker(worker_env), start_worker(worker_env)]
+    try:
+        granted = cli("entitlements", "grant", "42", "premium", "--days", "0.0001")  # 8.6 seconds
+        assert granted.exit_code == 0, granted.output
+        for chat in (CHAT_A, CHAT_B):
+            telegram_api.set_member(chat, 42, "member")
+        started = time.monotonic()
+
+        wait_for(lambda: len(telegram_api.calls_to("unbanChatMember")) >= 2, timeout=60, message="removal from both chats")
+        assert time.monotonic() - started < 60
+        time.sleep(3)  # both workers run the expiry job several times meanwhile
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(20)
+        make_runtime(load_settings(environ=worker_env, env_file="/none")).broker.flush_all()
+
+    bans = telegram_api.calls_to("banChatMember")
+    assert sorted(int(c.params["chat_id"]) for c in bans) == sorted([CHAT_A, CHAT_B])
+    assert len(telegram_api.calls_to("unbanChatMember")) == 2
+    ended = list(EntitlementTransition.select().where(EntitlementTransition.kind == "ended"))
+    assert [(t.reason, t.entitlement) for t in ended] == [("expired", "premium")]
+    assert Event.select().where(Event.type == "chat_remove").count() == 2
