@@ -15,8 +15,8 @@ from bench.config import STRIPE_KEY
 
 def main() -> None:
     """Serve both fakes on free loopback ports until told to stop."""
-    from tests.fakes.stripe_api import FakeStripeAPI
-    from tests.fakes.telegram_api import FakeTelegramAPI
+    from simulate.stripe_api import FakeStripeAPI
+    from simulate.telegram_api import FakeTelegramAPI
 
     telegram = FakeTelegramAPI().start()
     stripe_api = FakeStripeAPI(secret_key=STRIPE_KEY).start()

@@ -28,7 +28,7 @@ def _json(data: dict) -> str:
 def telegram_payment(user: int) -> Payment:
     """A Stars `successful_payment` update for a one-off plan, with the webhook's secret token."""
     from app.telegram.payments import encode_payload
-    from app.telegram.updates import new_charge_id, successful_payment_update
+    from simulate.telegram_updates import new_charge_id, successful_payment_update
 
     charge_id = new_charge_id()
     update = successful_payment_update(user, encode_payload(TELEGRAM_PLAN, user), STARS_PRICE, charge_id)
@@ -40,7 +40,7 @@ def telegram_payment(user: int) -> Payment:
 
 def stripe_event(user: int) -> dict:
     """A `checkout.session.completed` event for a paid one-off Checkout Session of `user`."""
-    from app.stripe import events
+    from simulate import stripe_events as events
 
     session = events.checkout_session(
         mode="payment", payment_status="paid", client_reference_id=str(user),

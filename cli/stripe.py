@@ -8,7 +8,7 @@ import requests
 import typer
 
 from app.plans import Catalogue, PlanError
-from app.stripe import events
+from simulate import stripe_events as events
 from app.stripe.api import StripeNotConfigured, client_for, key_livemode
 from app.stripe.checkout import app_url, success_url
 from app.stripe.customers import METADATA_KEY

@@ -187,7 +187,8 @@ def simulate_payment(
 ) -> None:
     """Pay for a plan as Telegram would report it: a pre-checkout query, then a successful payment."""
     from app.plans import Catalogue, PlanError, STAR_SUBSCRIPTION_PERIOD
-    from app.telegram import payments, updates
+    from app.telegram import payments
+    from simulate import telegram_updates as updates
 
     try:
         chosen = Catalogue.from_file(context.settings().plans_file).get(plan)
@@ -228,7 +229,7 @@ def simulate_refund(
 ) -> None:
     """Report a payment refunded, as Telegram does with a refunded_payment message."""
     from app.models import Event
-    from app.telegram import updates
+    from simulate import telegram_updates as updates
 
     payload, amount = "", 1
     if user_id is None:

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT
-from tests.support.redis_server import free_port
+from simulate.redis_server import free_port
 from tests.support.waiting import wait_for
 
 

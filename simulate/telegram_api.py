@@ -1,4 +1,4 @@
-"""A small Bot API server for tests: Telegram replaced at the wire, nothing of ours patched.
+"""A small Bot API server for tests, benchmarks and `entitle sandbox`: Telegram replaced at the wire, nothing of ours patched.
 
 It answers `/bot<token>/<method>` like https://api.telegram.org does: `{"ok": true, "result": …}`
 with results in the documented shapes, or `{"ok": false, "error_code", "description"}` with the
@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import pytest
 
-__all__ = ["Call", "FakeTelegramAPI", "telegram_api"]
+__all__ = ["Call", "FakeTelegramAPI"]
 
 STARS_SUBSCRIPTION_PERIOD = 2592000  # the only period the Bot API accepts (30 days)
 
@@ -427,10 +426,3 @@ def _parse_body(content_type: str, body: bytes, params: dict[str, str]) -> dict[
             else:
                 params[name] = payload.decode()
     return files
-
-
-@pytest.fixture
-def telegram_api() -> Iterator[FakeTelegramAPI]:
-    """A started FakeTelegramAPI, stopped after the test."""
-    with FakeTelegramAPI() as api:
-        yield api
