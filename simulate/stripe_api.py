@@ -483,6 +483,15 @@ class FakeStripeAPI:
             store[obj["id"]] = obj
         return copy.deepcopy(obj)
 
+    def forget_calls(self) -> None:
+        """Drop the recorded calls (a long-running server keeps its objects, not every request)."""
+        with self._lock:
+            self.calls.clear()
+
+    def answer(self, method: str, target: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """Answer one HTTP request to `target` (path and query): (status, JSON body, extra headers), as Stripe would."""
+        return self._handle_request(method, target, body, headers)
+
     def _handle_request(self, method: str, target: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
         """Answer one HTTP request: (status, JSON body, extra headers)."""
         split = urlsplit(target)
