@@ -21,6 +21,8 @@ KNOWN_DEFAULT_SECRETS = frozenset(
     {
         "", "change-me", "changeme", "secret", "dev", "development", "test", "jwt-secret", "super-secret",
         "dev-secret", "whsec_anything", "whsec_new", "whsec_old", "whsec_...", "whsec_…",
+        # `entitle sandbox` prints these (and the README shows them) for local use.
+        "sandbox-telegram-webhook-secret", "whsec_sandbox_stripe_webhook_secret_local_only",
     }
 )
 MIN_SECRET_LENGTH = 16

@@ -9,7 +9,18 @@ from bench import config
 
 TELEGRAM_PLAN = "premium_week"
 STRIPE_PLAN = "premium_week"
+STRIPE_PRICE = "price_premium_week"  # the `stripe_price` of STRIPE_PLAN in plans.toml
 STARS_PRICE = 75
+SANDBOX_BATCH = 500
+
+# The sandbox (`bench.fakes`) the service reads Checkout Sessions back from; set by `use_sandbox`.
+_sandbox_url: str | None = None
+
+
+def use_sandbox(url: str | None) -> None:
+    """Tell every Checkout Session made up from now on to the sandbox at `url`, so the service finds it (None: stop)."""
+    global _sandbox_url
+    _sandbox_url = url
 
 
 @dataclass(frozen=True)
@@ -28,7 +39,7 @@ def _json(data: dict) -> str:
 def telegram_payment(user: int) -> Payment:
     """A Stars `successful_payment` update for a one-off plan, with the webhook's secret token."""
     from app.telegram.payments import encode_payload
-    from app.telegram.updates import new_charge_id, successful_payment_update
+    from simulate.telegram_updates import new_charge_id, successful_payment_update
 
     charge_id = new_charge_id()
     update = successful_payment_update(user, encode_payload(TELEGRAM_PLAN, user), STARS_PRICE, charge_id)
@@ -40,7 +51,7 @@ def telegram_payment(user: int) -> Payment:
 
 def stripe_event(user: int) -> dict:
     """A `checkout.session.completed` event for a paid one-off Checkout Session of `user`."""
-    from app.stripe import events
+    from simulate import stripe_events as events
 
     session = events.checkout_session(
         mode="payment", payment_status="paid", client_reference_id=str(user),
@@ -70,7 +81,20 @@ def payments(count: int, first_user: int = 1_000_000, providers: tuple[str, ...]
              seed: int = 7) -> list[Payment]:
     """`count` payments by distinct users, alternating between the providers given."""
     build = {"telegram": telegram_payment, "stripe": stripe_payment}
-    return [build[providers[i % len(providers)]](first_user + i) for i in range(count)]
+    paid = [build[providers[i % len(providers)]](first_user + i) for i in range(count)]
+    if _sandbox_url is not None:
+        tell_sandbox(_sandbox_url, paid)
+    return paid
+
+
+def tell_sandbox(url: str, paid: list[Payment]) -> None:
+    """Store the Checkout Sessions of these payments at the sandbox, billing STRIPE_PRICE, in batches."""
+    from simulate.sandbox import tell_stripe_checkouts
+
+    sessions = [{"session": json.loads(p.request["body"])["data"]["object"], "prices": [STRIPE_PRICE]}
+                for p in paid if p.provider == "stripe"]
+    for i in range(0, len(sessions), SANDBOX_BATCH):
+        tell_stripe_checkouts(url, config.STRIPE_KEY, sessions[i:i + SANDBOX_BATCH])
 
 
 def deliveries(paid: list[Payment], times: int, seed: int = 11) -> list[dict]:

@@ -136,6 +136,9 @@ class Stack:
         self.fakes = subprocess.Popen([config.PYTHON, "-m", "bench.fakes"], cwd=config.ROOT, env=self.env,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log("fakes"))
         self.urls = json.loads(self.fakes.stdout.readline())
+        from bench import payloads
+
+        payloads.use_sandbox(self.urls["stripe"])
 
     def start_web(self, app: str = "webapp:create_app()", workers: int = 2) -> None:
         """gunicorn with the project's gunicorn.conf.py, `workers` sync workers, on a loopback port."""

@@ -10,7 +10,7 @@ METRICS_DIR = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 import typer  # noqa: E402
 
-from cli import access, apikeys, customer, db, entitlements, events, initdata, plans, service, stripe, telegram  # noqa: E402
+from cli import access, apikeys, customer, db, entitlements, events, initdata, plans, sandbox, service, stripe, telegram  # noqa: E402
 from cli.metrics import metrics  # noqa: E402
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("run")(service.run)
 app.command("worker")(service.worker)
 app.command("status")(service.status)
 app.command("metrics")(metrics)
+app.command("sandbox")(sandbox.sandbox)
 app.add_typer(db.app, name="db")
 app.add_typer(plans.app, name="plans")
 app.add_typer(events.app, name="events")

@@ -37,13 +37,13 @@ def _check(bot, spec, chat: int, user, fix: bool) -> dict:
     from telebot.apihelper import ApiException
 
     from app.access import chats, transitions
-    from app.telegram.client import describe_error as describe_api_error
+    from app.telegram.client import describe_error
 
     row = {"entitlement": spec.key, "chat": chat, "user": user.telegram_id, "holds": transitions.holds(user.id, spec.key)}
     try:
         row["status"] = chats.member_status(bot, chat, user.telegram_id)
     except ApiException as exc:
-        return {**row, "status": "unknown", "verdict": "error", "detail": describe_api_error(exc)}
+        return {**row, "status": "unknown", "verdict": "error", "detail": describe_error(exc)}
     inside = row["status"] in MEMBER_STATUSES
     if row["status"] in chats.ADMIN_STATUSES:
         verdict = "admin"
@@ -54,7 +54,7 @@ def _check(bot, spec, chat: int, user, fix: bool) -> dict:
                 chats.remove(bot, chat, user.telegram_id)
                 verdict = "removed"
             except ApiException as exc:
-                return {**row, "verdict": "error", "detail": describe_api_error(exc)}
+                return {**row, "verdict": "error", "detail": describe_error(exc)}
     else:
         verdict = "ok"
     return {**row, "verdict": verdict, "detail": None}

@@ -8,8 +8,8 @@ import requests
 import typer
 
 from app.plans import Catalogue, PlanError
-from app.stripe import events
 from app.stripe.client import NotConfigured, client_for, key_livemode
+from simulate import stripe_events as events
 from app.stripe.checkout import app_url, success_url
 from app.stripe.customers import METADATA_KEY
 from app.stripe.refunds import RefundFailed, UnknownPayment, refund_payment
@@ -77,10 +77,10 @@ def refund(
         raise typer.Exit(1)
 
 
-def checkout_events(user_id: int, plan_key: str, settings) -> list[dict]:
-    """The events Stripe sends for a one-off Checkout payment: the charge, the PaymentIntent, the completed session."""
+def checkout_payment(user_id: int, plan, settings) -> dict:
+    """What Stripe holds after a one-off Checkout payment: the paid session, its PaymentIntent and its charge."""
     livemode = key_livemode(settings.stripe_secret_key) is True
-    metadata = {METADATA_KEY: str(user_id), "plan": plan_key}
+    metadata = {METADATA_KEY: str(user_id), "plan": plan.key}
     intent = events.payment_intent(metadata=metadata, livemode=livemode)
     charge = events.charge(charge_id=intent["latest_charge"], payment_intent=intent["id"], metadata=metadata, livemode=livemode)
     session = events.checkout_session(
@@ -93,11 +93,71 @@ def checkout_events(user_id: int, plan_key: str, settings) -> list[dict]:
         cancel_url=app_url(settings),
         livemode=livemode,
     )
+    return {"session": session, "prices": [plan.stripe_price], "payment_intent": intent, "charge": charge}
+
+
+def checkout_events(payment: dict, livemode: bool) -> list[dict]:
+    """The events Stripe sends for a one-off Checkout payment: the charge, the PaymentIntent, the completed session."""
     return [
-        events.event("charge.succeeded", charge, livemode=livemode),
-        events.event("payment_intent.succeeded", intent, livemode=livemode),
-        events.event("checkout.session.completed", session, livemode=livemode),
+        events.event("charge.succeeded", payment["charge"], livemode=livemode),
+        events.event("payment_intent.succeeded", payment["payment_intent"], livemode=livemode),
+        events.event("checkout.session.completed", payment["session"], livemode=livemode),
     ]
+
+
+def _tell_sandbox(settings, payment: dict) -> bool:
+    """Store the payment at the sandbox STRIPE_API_BASE points at, so the service finds it; False without one."""
+    from simulate.sandbox import SandboxError, tell_stripe_checkouts
+
+    if not settings.stripe_api_base:
+        return False
+    if not settings.stripe_secret_key:
+        fail("STRIPE_SECRET_KEY is not set: the sandbox at STRIPE_API_BASE accepts only its own key")
+    try:
+        tell_stripe_checkouts(settings.stripe_api_base, settings.stripe_secret_key, [payment])
+    except SandboxError as exc:
+        errors.print(f"[yellow]warning:[/] STRIPE_API_BASE: {exc}; the service will not find this checkout session", highlight=False, soft_wrap=True)
+        return False
+    return True
+
+
+def _answer(response: requests.Response):
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:200]
+
+
+def _send(target: str, event: dict, secret: str) -> dict:
+    body = json.dumps(event).encode()
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "Stripe-Signature": sign_payload(body, secret),
+    }
+    try:
+        response = requests.post(target, data=body, headers=headers, timeout=10)
+        status, answer = response.status_code, _answer(response)
+    except requests.RequestException as exc:
+        status, answer = None, f"{type(exc).__name__}: cannot reach {target}"
+    return {"type": event["type"], "id": event["id"], "status": status, "answer": answer}
+
+
+def _plan_sold_by_card(settings, plan_key: str):
+    try:
+        plan = Catalogue.from_file(settings.plans_file).get(plan_key)
+    except PlanError as exc:
+        fail(str(exc))
+    if plan is None:
+        fail(f"unknown plan {plan_key!r} (see `entitle plans list`)")
+    if not plan.sold_by_card:
+        fail(f"plan {plan_key!r} is not sold by card (see `entitle plans list`)")
+    if plan.stripe_mode == "subscription":
+        fail(
+            f"plan {plan_key!r} is a subscription: the service reads subscriptions and invoices back from Stripe, "
+            "which knows nothing of simulated ones; use `stripe trigger` with a test-mode account"
+        )
+    return plan
 
 
 @simulate_stripe.command("checkout")
@@ -107,48 +167,38 @@ def simulate_checkout(
     url: Optional[str] = typer.Option(None, "--url", help="The service's base URL (default: PUBLIC_URL)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Send the signed webhooks of a completed Checkout payment to a running service."""
+    """Send the signed webhooks of a completed Checkout payment to a running service (stored first at a sandbox's STRIPE_API_BASE)."""
     settings = context.settings()
     if not settings.stripe_webhook_secrets:
         fail("STRIPE_WEBHOOK_SECRET is not set: events are signed with the secret the service checks")
-    try:
-        plan = Catalogue.from_file(settings.plans_file).get(plan_key)
-    except PlanError as exc:
-        fail(str(exc))
-    if plan is None or not plan.sold_by_card:
-        fail(f"plan {plan_key!r} is not sold by card (see `entitle plans list`)")
-    if plan.stripe_mode == "subscription":
-        fail(
-            f"plan {plan_key!r} is a subscription: the service reads subscriptions and invoices back from Stripe, "
-            "which knows nothing of simulated ones; use `stripe trigger` with a test-mode account"
-        )
+    plan = _plan_sold_by_card(settings, plan_key)
+    payment = checkout_payment(user_id, plan, settings)
+    in_sandbox = _tell_sandbox(settings, payment)
     target = (url or settings.public_url).rstrip("/") + "/webhooks/stripe"
-    sent, ok = [], True
-    for event in checkout_events(user_id, plan.key, settings):
-        body = json.dumps(event).encode()
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-            "Stripe-Signature": sign_payload(body, settings.stripe_webhook_secrets[0]),
-        }
-        try:
-            response = requests.post(target, data=body, headers=headers, timeout=10)
-            status, answer = response.status_code, response.text[:200]
-        except requests.RequestException as exc:
-            status, answer = None, f"{type(exc).__name__}: cannot reach {target}"
-        ok &= status == 200
-        sent.append({"type": event["type"], "id": event["id"], "status": status, "answer": answer})
-        if status is None:
+    sent = []
+    for event in checkout_events(payment, livemode=payment["session"]["livemode"]):
+        sent.append(_send(target, event, settings.stripe_webhook_secrets[0]))
+        if sent[-1]["status"] is None:
             break
+    ok = all(row["status"] == 200 for row in sent)
+    intent_id, session_id = payment["payment_intent"]["id"], payment["session"]["id"]
     if as_json:
-        print_json(sent)
+        print_json({
+            "user": user_id, "plan": plan.key, "checkout_session": session_id, "payment_intent": intent_id,
+            "charge": payment["charge"]["id"], "sandbox": in_sandbox, "events": sent,
+        })
     else:
         for row in sent:
             style = "green" if row["status"] == 200 else "red"
             console.print(f"[{style}]{row['status'] or 'error'}[/] {row['type']} {row['id']}", highlight=False)
             if row["status"] != 200:
-                errors.print(f"  {row['answer']}", highlight=False, markup=False)
+                answer = row["answer"] if isinstance(row["answer"], str) else json.dumps(row["answer"])
+                errors.print(f"  {answer}", highlight=False, markup=False)
         if ok:
-            console.print(f"user {user_id} paid for {plan.key}; see `entitle entitlements list --user {user_id}`")
+            console.print(f"user {user_id} paid for {plan.key}; see `entitle entitlements list --user {user_id}`", highlight=False)
+        console.print(f"payment intent: {intent_id} (refund it: entitle refund stripe {intent_id})", highlight=False, soft_wrap=True)
+        if not in_sandbox:
+            console.print("no sandbox at STRIPE_API_BASE: the service cannot read this session back from Stripe, so it grants nothing "
+                          "(see `entitle sandbox`)", highlight=False, soft_wrap=True)
     if not ok:
         raise typer.Exit(1)

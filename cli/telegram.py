@@ -189,6 +189,23 @@ def _endpoint(url: Optional[str]) -> str:
     return f"{(url or context.settings().public_url).rstrip('/')}/webhooks/telegram"
 
 
+def _tell_sandbox(user_id: int, charge_id: str, stars: int) -> bool:
+    """Tell the sandbox TELEGRAM_API_URL points at about the payment, so refundStarPayment accepts it; False without one."""
+    from app.config import DEFAULT_TELEGRAM_API_URL
+    from simulate.sandbox import SandboxError, tell_telegram_charges
+
+    settings = context.settings()
+    if settings.telegram_api_url == DEFAULT_TELEGRAM_API_URL or not settings.telegram_bot_token:
+        return False
+    charge = {"user_id": user_id, "telegram_payment_charge_id": charge_id, "total_amount": stars}
+    try:
+        tell_telegram_charges(settings.telegram_api_url, settings.telegram_bot_token, [charge])
+    except SandboxError as exc:
+        errors.print(f"[yellow]warning:[/] TELEGRAM_API_URL: {exc}; a refund of this charge will be refused", highlight=False, soft_wrap=True)
+        return False
+    return True
+
+
 @simulate_app.command("payment")
 def simulate_payment(
     user_id: int = typer.Option(..., "--user-id", min=1, help="The paying Telegram user's id."),
@@ -198,7 +215,8 @@ def simulate_payment(
 ) -> None:
     """Pay for a plan as Telegram would report it: a pre-checkout query, then a successful payment."""
     from app.plans import Catalogue, PlanError, STAR_SUBSCRIPTION_PERIOD
-    from app.telegram import payments, updates
+    from app.telegram import payments
+    from simulate import telegram_updates as updates
 
     try:
         chosen = Catalogue.from_file(context.settings().plans_file).get(plan)
@@ -212,6 +230,7 @@ def simulate_payment(
     if answer.get("method") != "answerPreCheckoutQuery" or answer.get("ok") is not True:
         fail(f"the service declined the checkout: {answer.get('error_message') or answer}")
     charge_id = updates.new_charge_id()
+    in_sandbox = _tell_sandbox(user_id, charge_id, chosen.stars)
     expires = int(time.time()) + STAR_SUBSCRIPTION_PERIOD if chosen.stars_subscription else None
     recorded = _post(
         endpoint,
@@ -221,7 +240,8 @@ def simulate_payment(
         ),
     )
     data = {"charge_id": charge_id, "user": user_id, "plan": chosen.key, "stars": chosen.stars,
-            "pre_checkout": "approved", "event": recorded.get("event"), "status": recorded.get("status")}
+            "pre_checkout": "approved", "event": recorded.get("event"), "status": recorded.get("status"),
+            "sandbox": in_sandbox}
     if as_json:
         print_json(data)
         return
@@ -239,7 +259,7 @@ def simulate_refund(
 ) -> None:
     """Report a payment refunded, as Telegram does with a refunded_payment message."""
     from app.models import Event
-    from app.telegram import updates
+    from simulate import telegram_updates as updates
 
     payload, amount = "", 1
     if user_id is None:

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.support.redis_server import RedisServer
+from simulate.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,8 +44,8 @@ TEST_ENV = {
 from app import db, migrations  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.models import ALL_MODELS  # noqa: E402
-from tests.fakes.stripe_api import stripe_api  # noqa: E402,F401
-from tests.fakes.telegram_api import telegram_api  # noqa: E402,F401
+from simulate.stripe_api import FakeStripeAPI  # noqa: E402
+from simulate.telegram_api import FakeTelegramAPI  # noqa: E402
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -55,6 +55,20 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_report_header(config):
     return [f"database: {DATABASE_URL.split('@')[-1] or 'sqlite (a file per test)'}", f"redis: {REDIS_URL}"]
+
+
+@pytest.fixture
+def telegram_api() -> Iterator[FakeTelegramAPI]:
+    """A started FakeTelegramAPI, stopped after the test."""
+    with FakeTelegramAPI() as api:
+        yield api
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[FakeStripeAPI]:
+    """A running `FakeStripeAPI`; give `stripe_api.url` to the app as `STRIPE_API_BASE`."""
+    with FakeStripeAPI() as api:
+        yield api
 
 
 @pytest.fixture

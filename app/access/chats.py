@@ -14,7 +14,7 @@ from telebot.apihelper import ApiException, ApiTelegramException
 from app import inbox, metrics
 from app.clock import iso
 from app.config import Settings
-from app.telegram.client import describe_error as describe_api_error
+from app.telegram.client import describe_error
 from app.telegram.client import NotConfigured, client_for
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def call(action: str, fn: Callable[..., T], *args, **kwargs) -> T:
 def chat_problem(chat: int, exc: BaseException, event_id: int) -> Exception:
     """The inbox outcome of a failed chat call: a rights problem fails the row with what to fix, the rest retry."""
     if isinstance(exc, ApiTelegramException):
-        text = describe_api_error(exc)
+        text = describe_error(exc)
         if any(p in str(exc.description or "").lower() for p in _RIGHTS_PROBLEMS):
             return inbox.PermanentError(
                 f"the bot cannot manage chat {chat}: {text}; add the bot to the chat as an administrator with the "
@@ -81,7 +81,7 @@ def chat_problem(chat: int, exc: BaseException, event_id: int) -> Exception:
             return inbox.PermanentError(f"chat {chat}: {text}")
         return RuntimeError(f"chat {chat}: {text}")
     if isinstance(exc, (ApiException, requests.RequestException)):
-        return RuntimeError(f"chat {chat}: {describe_api_error(exc)}")
+        return RuntimeError(f"chat {chat}: {describe_error(exc)}")
     return exc
 
 
@@ -92,7 +92,7 @@ def tell(bot: telebot.TeleBot, user_id: int, text: str) -> bool:
         return True
     except ApiTelegramException as exc:
         if exc.error_code in (400, 403):
-            log.info("user %s not messaged: %s", user_id, describe_api_error(exc))
+            log.info("user %s not messaged: %s", user_id, describe_error(exc))
             return False
         raise
 

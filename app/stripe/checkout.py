@@ -16,7 +16,7 @@ from app.plans import Catalogue, Plan
 from app.stripe import SOURCE, CannotFulfil, NothingToDo
 from app.stripe.client import client_for, plain
 from app.stripe.customers import METADATA_KEY, ensure_customer, link_customer, user_for_customer
-from app.stripe.events import expandable_id
+from app.stripe.objects import expandable_id, payer_of
 from app.stripe.subscriptions import PaidInvoice, fetch_paid_invoice, grant_paid_invoice
 from app.users import ensure_user
 
@@ -100,12 +100,12 @@ def started_here(session: Mapping[str, Any]) -> tuple[int, str]:
     if session.get("mode") not in MODES:
         raise NothingToDo(f"checkout session {session.get('id')} is in {session.get('mode')} mode")
     reference, named = str(session.get("client_reference_id") or ""), str(metadata.get(METADATA_KEY) or "")
-    telegram_id, plan_key = reference or named, metadata.get("plan")
-    if not telegram_id.isdigit() or not isinstance(plan_key, str) or not plan_key:
+    telegram_id, plan_key = payer_of(session), metadata.get("plan")
+    if telegram_id is None or not isinstance(plan_key, str) or not plan_key:
         raise NothingToDo(f"checkout session {session.get('id')} was not created by entitle (no user or plan)")
     if reference and named and reference != named:
         raise CannotFulfil(f"checkout session {session.get('id')} names user {reference} and, in its metadata, user {named}")
-    return int(telegram_id), plan_key
+    return telegram_id, plan_key
 
 
 def _plan(session: Mapping[str, Any], plan_key: str, catalogue: Catalogue) -> Plan:

@@ -8,11 +8,11 @@ import stripe
 
 from app.db import transaction
 from app.models import User
-from app.stripe.events import expandable_id
+from app.stripe.objects import METADATA_KEY, expandable_id
 
 log = logging.getLogger(__name__)
 
-METADATA_KEY = "telegram_user_id"
+__all__ = ["METADATA_KEY", "ensure_customer", "idempotency_key", "link_customer", "user_for_customer"]
 
 
 def idempotency_key(user: User) -> str:

@@ -18,8 +18,8 @@ from app.plans import PlanError
 from app.stripe import SOURCE, CannotFulfil, NothingToDo
 from app.stripe.checkout import PaidSession, apply_session, fetch_session, started_here
 from app.stripe.client import NotConfigured, client_for, describe_error
-from app.stripe.customers import METADATA_KEY, user_for_customer
-from app.stripe.events import expandable_id, invoice_subscription_id
+from app.stripe.customers import user_for_customer
+from app.stripe.objects import expandable_id, invoice_subscription_id, payer_of
 from app.stripe.refunds import note_partial_refund
 from app.stripe.subscriptions import PaidInvoice, apply_subscription, fetch_paid_invoice, fetch_subscription, grant_paid_invoice
 from app.users import find_user
@@ -50,8 +50,8 @@ def _object(event: Event) -> dict:
 
 def _payer(obj: dict):
     user = user_for_customer(obj.get("customer"))
-    telegram_id = str(obj.get("client_reference_id") or (obj.get("metadata") or {}).get(METADATA_KEY) or "")
-    return user or (find_user(int(telegram_id)) if telegram_id.isdigit() else None)
+    telegram_id = payer_of(obj)
+    return user or (find_user(telegram_id) if telegram_id is not None else None)
 
 
 def _paid_session(event: Event, context: Context) -> PaidSession:

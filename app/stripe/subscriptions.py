@@ -20,12 +20,13 @@ from app.models import Grant, User
 from app.plans import Catalogue, Plan
 from app.stripe import SOURCE, CannotFulfil, NothingToDo
 from app.stripe.client import plain
-from app.stripe.customers import METADATA_KEY, link_customer, user_for_customer
-from app.stripe.events import (
+from app.stripe.customers import link_customer, user_for_customer
+from app.stripe.objects import (
     expandable_id,
     invoice_payment_intent_id,
     invoice_period_end,
     invoice_subscription_id,
+    payer_of,
     subscription_period_end,
 )
 from app.users import ensure_user
@@ -74,10 +75,10 @@ def user_for_invoice(inv: Mapping[str, Any]) -> User:
     user = user_for_customer(inv.get("customer"))
     if user is not None:
         return user
-    telegram_id = _subscription_metadata(inv).get(METADATA_KEY, "")
-    if not telegram_id.isdigit():
+    telegram_id = payer_of(inv)
+    if telegram_id is None:
         raise NothingToDo(f"invoice {inv.get('id')} bills a customer unknown here")
-    user = ensure_user(int(telegram_id))
+    user = ensure_user(telegram_id)
     link_customer(user, expandable_id(inv.get("customer")))
     return user
 

@@ -14,7 +14,7 @@ import time
 from bench import config, report
 from bench.chaos import badinput, scenarios
 from bench.services import Stack
-from tests.support.redis_server import RedisServer
+from simulate.redis_server import RedisServer
 
 DOC = config.ROOT / "docs" / "RELIABILITY.md"
 

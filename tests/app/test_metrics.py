@@ -10,7 +10,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
-from tests.support.redis_server import free_port
+from simulate.redis_server import free_port
 from tests.support.waiting import wait_for
 
 BUMP = "from app import metrics; metrics.entitlements_granted.labels(source='telegram').inc({n}); metrics.events_processed.labels(provider='stripe', result='processed').inc()"

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from app.models import Grant
-from app.telegram import payments, updates
+from app.telegram import payments
+from simulate import telegram_updates as updates
 from tests.app.telegram.support import env, payment_update, post_update, wait_until_done  # noqa: F401
 
 

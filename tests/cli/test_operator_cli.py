@@ -85,7 +85,7 @@ def test_db_status_lists_applied_migrations(cli):
 
 
 def test_metrics_reads_a_running_service(cli, live_server):
-    from tests.support.redis_server import free_port
+    from simulate.redis_server import free_port
 
     cli("entitlements", "grant", "888", "premium")
     url = f"{live_server}/metrics"

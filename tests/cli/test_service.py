@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import REDIS_URL, ROOT
-from tests.support.redis_server import free_port
+from simulate.redis_server import free_port
 from tests.support.waiting import wait_for
 
 
@@ -106,7 +106,7 @@ SHORT_SECRET = "fifteen-chars-x"
 
 
 def test_there_are_examples_and_a_short_secret_to_refuse():
-    assert {"dev-secret", "whsec_anything"} <= set(documented_example_secrets())
+    assert {"sandbox-telegram-webhook-secret", "whsec_sandbox_stripe_webhook_secret_local_only", "whsec_new"} <= set(documented_example_secrets())
     assert len(SHORT_SECRET) == 15
 
 

@@ -157,7 +157,7 @@ def test_simulate_checkout_posts_signed_events_that_grant_nothing_stripe_does_no
         result = cli("simulate", "stripe", "checkout", "--user-id", "777", "--plan", "premium_week", "--url", server.url, "--json")
 
         assert result.exit_code == 0, result.output
-        sent = json.loads(result.stdout)
+        sent = json.loads(result.stdout)["events"]
         assert [e["type"] for e in sent] == ["charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"]
         assert {e["status"] for e in sent} == {200}
         wait_for(lambda: Event.select().where(Event.status.in_(["processed", "ignored", "failed"])).count() == 3, message="events handled")
@@ -175,7 +175,9 @@ def test_simulate_says_plainly_what_it_cannot_do(cli):
     subscription = cli("simulate", "stripe", "checkout", "--user-id", "1", "--plan", "premium_month")
     assert subscription.exit_code == 1 and "is a subscription" in subscription.stderr
     unknown = cli("simulate", "stripe", "checkout", "--user-id", "1", "--plan", "nope")
-    assert unknown.exit_code == 1 and "not sold by card" in unknown.stderr
+    assert unknown.exit_code == 1 and "unknown plan 'nope'" in unknown.stderr
+    stars_only = cli("simulate", "stripe", "checkout", "--user-id", "1", "--plan", "supporter_lifetime")
+    assert stars_only.exit_code == 1 and "not sold by card" in stars_only.stderr
     unsigned = cli("simulate", "stripe", "checkout", "--user-id", "1", "--plan", "premium_week", STRIPE_WEBHOOK_SECRET="")
     assert unsigned.exit_code == 1 and "STRIPE_WEBHOOK_SECRET is not set" in unsigned.stderr
 

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.config import load_settings
-from app.stripe import events as stripe_events
+from simulate import stripe_events
 from tests.app.stripe.helpers import WEBHOOK_SECRET, post_event
 from webapp import create_app
 
@@ -38,7 +38,7 @@ def test_healthz_is_503_naming_the_workers_when_none_is_alive(client, broker, da
 
 
 def test_healthz_names_the_broker_when_it_is_down(env, database):
-    from tests.support.redis_server import free_port
+    from simulate.redis_server import free_port
 
     settings = load_settings(environ={**env, "BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}, env_file="/none")
     response = create_app(settings).test_client().get("/healthz")

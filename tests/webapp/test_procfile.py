@@ -10,7 +10,7 @@ import sys
 import requests
 
 from tests.conftest import ROOT
-from tests.support.redis_server import free_port
+from simulate.redis_server import free_port
 from tests.support.waiting import wait_for
 
 
@@ -81,7 +81,7 @@ def _get(url: str, proc: subprocess.Popen):
 def test_honcho_runs_the_documented_local_recipe_and_a_payment_is_granted(env, database, telegram_api, tmp_path):
     """`honcho start release && honcho start web worker`, as the README says, with a real webhook and worker."""
     from app.telegram.payments import encode_payload
-    from app.telegram.updates import successful_payment_update
+    from simulate.telegram_updates import successful_payment_update
 
     port = free_port()
     secret = "local-webhook-secret-0123456789"

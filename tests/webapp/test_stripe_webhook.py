@@ -11,7 +11,7 @@ import requests
 
 from app import inbox
 from app.models import Event, EventLog, Grant
-from app.stripe import events
+from simulate import stripe_events as events
 from tests.app.stripe.helpers import (
     OLD_WEBHOOK_SECRET,
     WEBHOOK_SECRET,

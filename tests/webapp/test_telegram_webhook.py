@@ -12,7 +12,8 @@ import requests
 from flask_jwt_extended import create_access_token
 
 from app.models import Event, Grant, LedgerEntry, User
-from app.telegram import payments, updates
+from app.telegram import payments
+from simulate import telegram_updates as updates
 from tests.app.telegram.support import (  # noqa: F401 - fixtures
     HEADERS,
     SECRET,

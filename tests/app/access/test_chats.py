@@ -10,7 +10,7 @@ import time
 import pytest
 
 from app.models import EntitlementTransition, Event
-from app.telegram import updates
+from simulate import telegram_updates as updates
 from tests.app.access.support import CHAT_A, CHAT_B, access_events, env, join_request_update, wait_all_done  # noqa: F401
 from tests.app.telegram.support import metric, payment_update, post_update, wait_until_done
 from tests.support.waiting import wait_for

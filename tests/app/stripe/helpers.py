@@ -10,11 +10,11 @@ from prometheus_client import REGISTRY
 from app import inbox, users
 from app.models import Event
 from app.plans import Catalogue
-from app.stripe import events
+from simulate import stripe_events as events
 from app.stripe.client import client_for
 from app.stripe.checkout import create_checkout_session
 from app.stripe.signature import sign_payload
-from tests.fakes.stripe_api import DEFAULT_SECRET_KEY
+from simulate.stripe_api import DEFAULT_SECRET_KEY
 
 SECRET_KEY = DEFAULT_SECRET_KEY
 WEBHOOK_SECRET = "whsec_entitle_current_4f2a9c71d0e5"

@@ -13,7 +13,8 @@ from app import entitlements, inbox, users
 from app.clock import from_timestamp, utcnow
 from app.models import Event, Grant, LedgerEntry
 from app.plans import Catalogue
-from app.stripe import events
+from simulate import stripe_events as events
+from app.stripe import objects
 from app.stripe.client import client_for
 from app.stripe.checkout import create_checkout_session
 from app.stripe.customers import link_customer
@@ -199,14 +200,14 @@ def test_a_subscription_checkout_and_its_first_invoice_meet_in_one_grant(stripe_
     [grant] = grants()
     payment = stripe_api.invoice_payments[invoice["id"]][0]["payment"]["payment_intent"]
     assert grant.reference == payment and grant.subscription_id == subscription["id"] and grant.plan == "premium_month"
-    assert grant.ends_at == from_timestamp(events.subscription_period_end(subscription))
+    assert grant.ends_at == from_timestamp(objects.subscription_period_end(subscription))
     assert users.find_user(42).stripe_customer_id == session["customer"] == subscription["customer"]
 
 
 def test_a_paid_renewal_extends_to_the_new_period_end(stripe_ready, stripe_api, settings):
     session = paid_subscription(stripe_api, settings)
     sub = stripe_api.subscriptions[session["subscription"]]
-    first_end = events.subscription_period_end(sub)
+    first_end = objects.subscription_period_end(sub)
     renewal = events.invoice(
         customer=sub["customer"],
         subscription=sub["id"],

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from app import entitlements, users
 from app.clock import from_timestamp
 from app.models import Grant
-from app.stripe import events
+from simulate import stripe_events as events
 from tests.app.stripe.helpers import deliver, now, stripe_env
 
 DAY = 86400

@@ -10,7 +10,7 @@ import pytest
 
 from app import db
 from app.models import Event, EventStatus
-from app.stripe import events
+from simulate import stripe_events as events
 from tests.app.stripe.helpers import completed, paid_subscription, stripe_env
 from tests.support.sqlite_lock import WriteLockProbe
 from tests.support.waiting import wait_for

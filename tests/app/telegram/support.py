@@ -9,7 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.models import Event
-from app.telegram import payments, updates
+from app.telegram import payments
+from simulate import telegram_updates as updates
 from tests.support.waiting import wait_for
 
 TOKEN = "7000000001:AAFentitleTestTokenSecretHalf0123456789xyz"

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from app.plans import STAR_SUBSCRIPTION_PERIOD
-from app.telegram import commands, payments, updates
+from app.telegram import commands, payments
+from simulate import telegram_updates as updates
 from tests.app.telegram.support import PUBLIC_URL, env, payment_update, post_update, wait_until_done  # noqa: F401
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from app.clock import from_timestamp, utcnow
 from app.models import Event, Grant, LedgerEntry
-from app.telegram import payments, updates
+from app.telegram import payments
+from simulate import telegram_updates as updates
 from tests.app.telegram.support import env, metric, payment_update, post_update, status_of, wait_until_done  # noqa: F401
 from tests.support.waiting import wait_for
 

@@ -5,7 +5,8 @@ import pytest
 from telebot import types
 
 from app.plans import STAR_SUBSCRIPTION_PERIOD, Catalogue, Plan
-from app.telegram import payments, updates
+from app.telegram import payments
+from simulate import telegram_updates as updates
 from tests.conftest import ROOT
 
 CATALOGUE = Catalogue.from_file(ROOT / "plans.toml")

@@ -1,4 +1,4 @@
-"""A small Stripe API server for tests: the real stripe-python client talks to it over HTTP.
+"""A small Stripe API server for tests, benchmarks and `entitle sandbox`: the real stripe-python client talks to it over HTTP.
 
 Point `STRIPE_API_BASE` (or `make_client(key, api_base=...)`) at `FakeStripeAPI().url`. It speaks
 the parts of Stripe's v1 REST API that entitle uses, the way Stripe does
@@ -20,7 +20,7 @@ the parts of Stripe's v1 REST API that entitle uses, the way Stripe does
 - `expand[]` for ids (`customer`, `payment_intent`, `subscription`, `data.payment.payment_intent`…)
   and the includable `line_items` (Checkout Sessions) and `payments` (Invoices).
 
-What it does not do: send webhooks (build them with `app.stripe.events` and sign them with
+What it does not do: send webhooks (build them with `simulate.stripe_events` and sign them with
 `app.stripe.signature.sign_payload`), paginate, or model money movement beyond refunds.
 Customer search answers at once; real Stripe search lags writes by up to a minute.
 """
@@ -32,20 +32,20 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
 import stripe
 from requests.structures import CaseInsensitiveDict
 
-from app.stripe import events
+from app.stripe import objects
 from app.stripe.client import make_client
+from simulate import stripe_events as events
 
-__all__ = ["Call", "FakeStripeAPI", "StripeErrorResponse", "decode_form", "stripe_api"]
+__all__ = ["Call", "FakeStripeAPI", "StripeErrorResponse", "decode_form"]
 
 DEFAULT_SECRET_KEY = "sk_test_entitle_fake_0000000000000000"
 _KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
@@ -380,7 +380,7 @@ class FakeStripeAPI:
                 self.charges[charge_id] = events.charge(
                     charge_id=charge_id,
                     payment_intent=pi["id"],
-                    customer=events.expandable_id(pi.get("customer")),
+                    customer=objects.expandable_id(pi.get("customer")),
                     amount=pi.get("amount_received") or pi.get("amount") or 0,
                     currency=pi.get("currency", "usd"),
                 )
@@ -482,6 +482,15 @@ class FakeStripeAPI:
         with self._lock:
             store[obj["id"]] = obj
         return copy.deepcopy(obj)
+
+    def forget_calls(self) -> None:
+        """Drop the recorded calls (a long-running server keeps its objects, not every request)."""
+        with self._lock:
+            self.calls.clear()
+
+    def answer(self, method: str, target: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """Answer one HTTP request to `target` (path and query): (status, JSON body, extra headers), as Stripe would."""
+        return self._handle_request(method, target, body, headers)
 
     def _handle_request(self, method: str, target: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
         """Answer one HTTP request: (status, JSON body, extra headers)."""
@@ -813,7 +822,7 @@ class FakeStripeAPI:
         found = list(self.checkout_sessions.values())
         for name in ("customer", "payment_intent", "subscription", "status"):
             if params.get(name):
-                found = [s for s in found if events.expandable_id(s.get(name)) == params[name] or s.get(name) == params[name]]
+                found = [s for s in found if objects.expandable_id(s.get(name)) == params[name] or s.get(name) == params[name]]
         found.sort(key=lambda s: s["created"], reverse=True)
         return 200, _list_object("/v1/checkout/sessions", copy.deepcopy(found), _int(params, "limit"))
 
@@ -843,7 +852,7 @@ class FakeStripeAPI:
             cus = events.customer(email=session.get("customer_email"))
             self.customers[cus["id"]] = cus
             session["customer"] = cus["id"]
-        customer_id = events.expandable_id(session.get("customer"))
+        customer_id = objects.expandable_id(session.get("customer"))
         if session.get("customer_details") is None:
             session["customer_details"] = {
                 "address": None,
@@ -925,7 +934,7 @@ class FakeStripeAPI:
     def _list_subscriptions(self, match: re.Match, params: dict, call: Call) -> tuple[int, Any]:
         found = list(self.subscriptions.values())
         if params.get("customer"):
-            found = [s for s in found if events.expandable_id(s.get("customer")) == params["customer"]]
+            found = [s for s in found if objects.expandable_id(s.get("customer")) == params["customer"]]
         status = params.get("status")
         if status and status != "all":
             found = [s for s in found if s.get("status") == status]
@@ -948,7 +957,7 @@ class FakeStripeAPI:
         if "cancel_at_period_end" in params:
             flag = _bool(params, "cancel_at_period_end")
             sub["cancel_at_period_end"] = flag
-            sub["cancel_at"] = events.subscription_period_end(sub) if flag else None
+            sub["cancel_at"] = objects.subscription_period_end(sub) if flag else None
             sub["canceled_at"] = int(time.time()) if flag else None
         if "metadata" in params:
             sub["metadata"] = _merge_metadata(sub.get("metadata"), params["metadata"])
@@ -977,7 +986,7 @@ class FakeStripeAPI:
             pi = self.payment_intents.get(pi_id)
             if pi is None:
                 raise _no_such("payment_intent", pi_id, "payment_intent")
-            charge_id = events.expandable_id(pi.get("latest_charge"))
+            charge_id = objects.expandable_id(pi.get("latest_charge"))
             if pi.get("status") != "succeeded" or not charge_id:
                 raise StripeErrorResponse(
                     400,
@@ -988,7 +997,7 @@ class FakeStripeAPI:
         charge = self.charges.get(charge_id) if charge_id else None
         if charge is None:
             raise _no_such("charge", str(charge_id), "charge")
-        pi_id = pi_id or events.expandable_id(charge.get("payment_intent"))
+        pi_id = pi_id or objects.expandable_id(charge.get("payment_intent"))
         remaining = charge["amount"] - charge.get("amount_refunded", 0)
         if remaining <= 0:
             raise StripeErrorResponse(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
@@ -1110,10 +1119,3 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-@pytest.fixture
-def stripe_api() -> Iterator[FakeStripeAPI]:
-    """A running `FakeStripeAPI`; give `stripe_api.url` to the app as `STRIPE_API_BASE`."""
-    with FakeStripeAPI() as api:
-        yield api

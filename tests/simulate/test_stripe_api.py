@@ -9,9 +9,10 @@ import pytest
 import requests
 import stripe
 
-from app.stripe import events
+from app.stripe import objects
 from app.stripe.client import describe_error, make_client
-from tests.fakes.stripe_api import FakeStripeAPI, decode_form, stripe_api  # noqa: F401
+from simulate import stripe_events as events
+from simulate.stripe_api import FakeStripeAPI, decode_form
 
 SUCCESS_URL = "https://entitle.example/checkout/success?session_id={CHECKOUT_SESSION_ID}"
 CANCEL_URL = "https://entitle.example/app"
@@ -184,13 +185,13 @@ def test_marking_a_subscription_session_paid_creates_subscription_and_invoice(st
     assert sub.metadata["telegram_user_id"] == "42" and sub.customer == customer.id
     invoice = stripe_client.v1.invoices.retrieve(paid["invoice"], params={"expand": ["payments"]})
     assert invoice.parent.subscription_details.subscription == sub.id
-    assert events.invoice_subscription_id(invoice) == sub.id
-    assert events.invoice_period_end(invoice) == events.subscription_period_end(sub)
-    assert events.invoice_payment_intent_id(invoice) == invoice.payments.data[0].payment.payment_intent
+    assert objects.invoice_subscription_id(invoice) == sub.id
+    assert objects.invoice_period_end(invoice) == objects.subscription_period_end(sub)
+    assert objects.invoice_payment_intent_id(invoice) == invoice.payments.data[0].payment.payment_intent
     plain = stripe_client.v1.invoices.retrieve(paid["invoice"])
     assert "payments" not in plain  # includable: only when expanded
     listed = stripe_client.v1.invoice_payments.list(params={"invoice": invoice.id})
-    assert listed.data[0].payment.payment_intent == events.invoice_payment_intent_id(invoice)
+    assert listed.data[0].payment.payment_intent == objects.invoice_payment_intent_id(invoice)
 
 
 def test_a_subscription_is_retrieved_with_attribute_access(stripe_api, stripe_client):
@@ -207,7 +208,7 @@ def test_a_subscription_is_retrieved_with_attribute_access(stripe_api, stripe_cl
     assert sub.items.data[0].id == item.id
     assert item.price.id == "price_premium_month"
     assert item.current_period_end == stored["items"]["data"][0]["current_period_end"]
-    assert events.subscription_period_end(sub) == item.current_period_end
+    assert objects.subscription_period_end(sub) == item.current_period_end
     assert sub.to_dict()["metadata"] == {"telegram_user_id": "42"}
 
 

@@ -1,22 +1,11 @@
-"""Stripe objects and events as Stripe sends them, for tests and `entitle simulate stripe …`.
+"""Stripe objects and events as Stripe sends them, for tests, benchmarks and `entitle simulate stripe …`.
 
 The shapes follow Stripe's own fixtures (stripe/openapi `openapi/fixtures3.json`) and the API
-reference for the API version stripe-python pins (`stripe.api_version`). Since 2025-03-31.basil:
-
-- an invoice names its subscription at `parent.subscription_details.subscription` (and each
-  subscription line at `lines.data[].parent.subscription_item_details.subscription`); the old
-  top-level `invoice.subscription` is gone;
-- an invoice no longer has `payment_intent`, `charge` or `paid`; its payments are the
-  includable list `payments.data[].payment.payment_intent` (absent from webhook payloads unless
-  expanded; `GET /v1/invoice_payments?invoice=…` lists them);
-- a line's price is `lines.data[].pricing.price_details.price` (a price id);
-- a subscription's `current_period_start`/`current_period_end` live on each item
-  (`items.data[].current_period_end`), not on the subscription.
-
-Builders take `legacy=True` to produce the pre-basil shape, and the readers at the bottom
-(`invoice_subscription_id`, `invoice_payment_intent_id`, `invoice_period_end`,
-`subscription_period_end`, `subscription_price_ids`) understand both shapes, as dicts or as
-stripe-python objects. Every builder returns a fresh plain dict that `json.dumps` accepts.
+reference for the API version stripe-python pins (`stripe.api_version`, 2025-03-31.basil or
+later): an invoice names its subscription at `parent.subscription_details.subscription`, its
+payments are the includable list `payments.data[].payment.payment_intent`, a line's price is
+`lines.data[].pricing.price_details.price`, and a subscription's period sits on its items.
+`app.stripe.objects` reads them. Every builder returns a fresh plain dict that `json.dumps` accepts.
 """
 from __future__ import annotations
 
@@ -30,30 +19,21 @@ from typing import Any
 import stripe
 
 __all__ = [
-    "LEGACY_API_VERSION",
     "charge",
     "checkout_session",
     "checkout_session_id",
     "customer",
     "dispute",
     "event",
-    "expandable_id",
     "invoice",
     "invoice_payment",
-    "invoice_payment_intent_id",
-    "invoice_period_end",
-    "invoice_subscription_id",
     "new_id",
     "payment_intent",
     "price",
     "refund",
     "subscription",
-    "subscription_period_end",
-    "subscription_price_ids",
 ]
 
-# The last API version before basil moved invoice.subscription and the period fields.
-LEGACY_API_VERSION = "2024-06-20"
 DAY = 86400
 PERIOD_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
@@ -524,9 +504,8 @@ def subscription(
     latest_invoice: str | None = None,
     created: int | None = None,
     livemode: bool = False,
-    legacy: bool = False,
 ) -> dict:
-    """A Subscription with one item; the period sits on the item (or on the subscription with `legacy=True`)."""
+    """A Subscription with one item; the period sits on the item."""
     created = _now(created)
     start = created if current_period_start is None else int(current_period_start)
     end = start + PERIOD_DAYS.get(interval, 30) * DAY if current_period_end is None else int(current_period_end)
@@ -545,10 +524,9 @@ def subscription(
         "quantity": quantity,
         "subscription": sub_id,
         "tax_rates": [],
+        "current_period_start": start,
+        "current_period_end": end,
     }
-    if not legacy:
-        item["current_period_start"] = start
-        item["current_period_end"] = end
     sub: dict[str, Any] = {
         "id": sub_id,
         "object": "subscription",
@@ -595,9 +573,6 @@ def subscription(
         "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
         "trial_start": None,
     }
-    if legacy:
-        sub["current_period_start"] = start
-        sub["current_period_end"] = end
     return sub
 
 
@@ -648,9 +623,8 @@ def invoice(
     metadata: Mapping[str, str] | None = None,
     created: int | None = None,
     livemode: bool = False,
-    legacy: bool = False,
 ) -> dict:
-    """An Invoice with one line (a subscription line when `subscription` is given); see the module notes for the two shapes."""
+    """An Invoice with one line (a subscription line when `subscription` is given), in the shape the module notes describe."""
     created = _now(created)
     inv_id = invoice_id or new_id("in")
     customer = customer or new_id("cus", 14)
@@ -681,46 +655,35 @@ def invoice(
         "period": {"end": line_end, "start": line_start},
         "quantity": 1,
     }
-    if legacy:
-        line.update(
-            {
-                "price": price_obj,
-                "proration": False,
-                "subscription": subscription,
-                "subscription_item": subscription_item,
-                "type": "subscription" if subscription else "invoiceitem",
-            }
-        )
-    else:
-        line.update(
-            {
-                "parent": {
-                    "invoice_item_details": None,
-                    "subscription_item_details": {
-                        "invoice_item": None,
-                        "proration": False,
-                        "proration_details": {"credited_items": None},
-                        "subscription": subscription,
-                        "subscription_item": subscription_item,
-                    },
-                    "type": "subscription_item_details",
-                }
-                if subscription
-                else {
-                    "invoice_item_details": {"invoice_item": new_id("ii"), "proration": False, "proration_details": {"credited_items": None}, "subscription": None},
-                    "subscription_item_details": None,
-                    "type": "invoice_item_details",
+    line.update(
+        {
+            "parent": {
+                "invoice_item_details": None,
+                "subscription_item_details": {
+                    "invoice_item": None,
+                    "proration": False,
+                    "proration_details": {"credited_items": None},
+                    "subscription": subscription,
+                    "subscription_item": subscription_item,
                 },
-                "pretax_credit_amounts": [],
-                "pricing": {
-                    "price_details": {"price": price_obj["id"], "product": price_obj.get("product")},
-                    "type": "price_details",
-                    "unit_amount_decimal": str(amount),
-                },
-                "subtotal": amount,
-                "taxes": [],
+                "type": "subscription_item_details",
             }
-        )
+            if subscription
+            else {
+                "invoice_item_details": {"invoice_item": new_id("ii"), "proration": False, "proration_details": {"credited_items": None}, "subscription": None},
+                "subscription_item_details": None,
+                "type": "invoice_item_details",
+            },
+            "pretax_credit_amounts": [],
+            "pricing": {
+                "price_details": {"price": price_obj["id"], "product": price_obj.get("product")},
+                "type": "price_details",
+                "unit_amount_decimal": str(amount),
+            },
+            "subtotal": amount,
+            "taxes": [],
+        }
+    )
     inv: dict[str, Any] = {
         "id": inv_id,
         "object": "invoice",
@@ -801,143 +764,22 @@ def invoice(
         "total_taxes": [],
         "webhooks_delivered_at": created,
     }
-    if legacy:
-        inv.update(
-            {
-                "subscription": subscription,
-                "subscription_details": {"metadata": dict(subscription_metadata or {})} if subscription else None,
-                "payment_intent": payment_intent,
-                "charge": None,
-                "paid": paid,
-                "paid_out_of_band": False,
-            }
-        )
-    else:
-        inv["parent"] = (
-            {
-                "quote_details": None,
-                "subscription_details": {"metadata": dict(subscription_metadata or {}), "subscription": subscription},
-                "type": "subscription_details",
-            }
-            if subscription
-            else None
-        )
-        if payment_intent:
-            # `payments` is includable: present only when expanded (`expand[]=payments`).
-            inv["payments"] = {
-                "object": "list",
-                "data": [invoice_payment(invoice=inv_id, payment_intent=payment_intent, amount=amount, currency=currency, status="paid" if paid else "open", created=created, livemode=livemode)],
-                "has_more": False,
-                "total_count": 1,
-                "url": f"/v1/invoice_payments?invoice={inv_id}",
-            }
+    inv["parent"] = (
+        {
+            "quote_details": None,
+            "subscription_details": {"metadata": dict(subscription_metadata or {}), "subscription": subscription},
+            "type": "subscription_details",
+        }
+        if subscription
+        else None
+    )
+    if payment_intent:
+        # `payments` is includable: present only when expanded (`expand[]=payments`).
+        inv["payments"] = {
+            "object": "list",
+            "data": [invoice_payment(invoice=inv_id, payment_intent=payment_intent, amount=amount, currency=currency, status="paid" if paid else "open", created=created, livemode=livemode)],
+            "has_more": False,
+            "total_count": 1,
+            "url": f"/v1/invoice_payments?invoice={inv_id}",
+        }
     return inv
-
-
-# --- Readers that accept both API shapes ---------------------------------------------------
-
-
-def _plain(obj: Any) -> Any:
-    to_dict = getattr(obj, "to_dict", None)
-    return to_dict() if callable(to_dict) else obj
-
-
-def expandable_id(value: Any) -> str | None:
-    """The id in an expandable field, whether it holds an id or an expanded object."""
-    value = _plain(value)
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, Mapping):
-        found = value.get("id")
-        return found if isinstance(found, str) and found else None
-    return None
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _lines(inv: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    data = _get(inv, "lines", "data")
-    return [line for line in data if isinstance(line, Mapping)] if isinstance(data, list) else []
-
-
-def _line_subscription(line: Mapping[str, Any]) -> str | None:
-    return expandable_id(_get(line, "parent", "subscription_item_details", "subscription")) or expandable_id(
-        line.get("subscription")
-    )
-
-
-def invoice_subscription_id(inv: Any) -> str | None:
-    """The subscription an invoice bills: `parent.subscription_details.subscription`, else the legacy fields."""
-    inv = _plain(inv)
-    if not isinstance(inv, Mapping):
-        return None
-    found = expandable_id(_get(inv, "parent", "subscription_details", "subscription")) or expandable_id(
-        inv.get("subscription")
-    )
-    if found:
-        return found
-    for line in _lines(inv):
-        found = _line_subscription(line)
-        if found:
-            return found
-    return None
-
-
-def invoice_payment_intent_id(inv: Any) -> str | None:
-    """The PaymentIntent that paid an invoice: from `payments` (when included), else the legacy `payment_intent`."""
-    inv = _plain(inv)
-    if not isinstance(inv, Mapping):
-        return None
-    payments = _get(inv, "payments", "data")
-    if isinstance(payments, list):
-        ranked = sorted(
-            (p for p in payments if isinstance(p, Mapping)),
-            key=lambda p: (p.get("status") != "paid", not p.get("is_default")),
-        )
-        for p in ranked:
-            found = expandable_id(_get(p, "payment", "payment_intent"))
-            if found:
-                return found
-    return expandable_id(inv.get("payment_intent"))
-
-
-def invoice_period_end(inv: Any) -> int | None:
-    """When the period an invoice pays for ends: the latest `period.end` of its subscription lines (else of any line)."""
-    inv = _plain(inv)
-    if not isinstance(inv, Mapping):
-        return None
-    lines = _lines(inv)
-    subscription_lines = [line for line in lines if _line_subscription(line)]
-    ends = [_get(line, "period", "end") for line in (subscription_lines or lines)]
-    ends = [int(e) for e in ends if isinstance(e, (int, float)) and not isinstance(e, bool)]
-    return max(ends) if ends else None
-
-
-def subscription_period_end(sub: Any) -> int | None:
-    """When a subscription's current period ends: the latest item `current_period_end`, else the legacy top-level field."""
-    sub = _plain(sub)
-    if not isinstance(sub, Mapping):
-        return None
-    items = _get(sub, "items", "data")
-    ends = [i.get("current_period_end") for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
-    ends = [int(e) for e in ends if isinstance(e, (int, float)) and not isinstance(e, bool)]
-    if ends:
-        return max(ends)
-    legacy = sub.get("current_period_end")
-    return int(legacy) if isinstance(legacy, (int, float)) and not isinstance(legacy, bool) else None
-
-
-def subscription_price_ids(sub: Any) -> list[str]:
-    """The price ids of a subscription's items, in order."""
-    sub = _plain(sub)
-    items = _get(sub, "items", "data")
-    if not isinstance(items, list):
-        return []
-    found = [expandable_id(_get(i, "price")) for i in items if isinstance(i, Mapping)]
-    return [p for p in found if p]

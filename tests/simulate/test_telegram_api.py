@@ -7,14 +7,14 @@ from telebot import types
 from telebot.apihelper import ApiTelegramException
 
 from app.telegram.client import describe_error, make_bot, mask_tokens
-from app.telegram.updates import (
+from simulate.telegram_updates import (
     command_update,
     new_charge_id,
     pre_checkout_query_update,
     refunded_payment_update,
     successful_payment_update,
 )
-from tests.fakes.telegram_api import FakeTelegramAPI
+from simulate.telegram_api import FakeTelegramAPI
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SECRET_PART = TOKEN.split(":")[1]

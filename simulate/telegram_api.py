@@ -1,4 +1,4 @@
-"""A small Bot API server for tests: Telegram replaced at the wire, nothing of ours patched.
+"""A small Bot API server for tests, benchmarks and `entitle sandbox`: Telegram replaced at the wire, nothing of ours patched.
 
 It answers `/bot<token>/<method>` like https://api.telegram.org does: `{"ok": true, "result": …}`
 with results in the documented shapes, or `{"ok": false, "error_code", "description"}` with the
@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import pytest
 
-__all__ = ["Call", "FakeTelegramAPI", "telegram_api"]
+__all__ = ["Call", "FakeTelegramAPI"]
 
 STARS_SUBSCRIPTION_PERIOD = 2592000  # the only period the Bot API accepts (30 days)
 
@@ -101,9 +100,12 @@ class _APIError(Exception):
 class FakeTelegramAPI:
     """A threaded HTTP server on 127.0.0.1 that speaks the Bot API methods entitle uses."""
 
-    def __init__(self, token: str | None = None, *, username: str = "entitle_test_bot") -> None:
+    def __init__(self, token: str | None = None, *, username: str = "entitle_test_bot", known_charges_only: bool = False) -> None:
+        """`token`: the only token accepted (any when None); `known_charges_only`: refund only charges told by `add_charge`."""
         self.expected_token = token
         self.username = username
+        self.known_charges_only = known_charges_only
+        self._charges: dict[str, dict[str, Any]] = {}
         self.token_seen: str | None = None
         self._lock = threading.Lock()
         self._calls: list[Call] = []
@@ -204,10 +206,27 @@ class FakeTelegramAPI:
         with self._lock:
             self._responses[method.lower()] = result
 
-    def reset(self) -> None:
-        """Forget calls, failures, custom results and webhook state; keep serving."""
+    def add_charge(self, user_id: int, charge_id: str, amount: int) -> None:
+        """Remember a Stars payment, so that `refundStarPayment` refunds it once (with `known_charges_only`)."""
+        with self._lock:
+            self._charges.setdefault(charge_id, {"user_id": int(user_id), "amount": int(amount), "refunded": False})
+
+    def charge(self, charge_id: str) -> dict[str, Any] | None:
+        """What is known of a Stars payment: user_id, amount, refunded; None when never told."""
+        with self._lock:
+            found = self._charges.get(charge_id)
+            return dict(found) if found is not None else None
+
+    def forget_calls(self) -> None:
+        """Drop the recorded calls (a long-running server keeps what it was told, not every request)."""
         with self._lock:
             self._calls.clear()
+
+    def reset(self) -> None:
+        """Forget calls, failures, custom results, charges and webhook state; keep serving."""
+        with self._lock:
+            self._calls.clear()
+            self._charges.clear()
             self._failures.clear()
             self._responses.clear()
             self._webhook.clear()
@@ -215,6 +234,28 @@ class FakeTelegramAPI:
             self.token_seen = None
 
     # -- the API -------------------------------------------------------------------------
+
+    def answer(self, target: str, content_type: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Answer one HTTP request to `target` (path and query): the status and the JSON body, as the Bot API would."""
+        split = urlsplit(target)
+        parts = split.path.split("/")
+        # Only /bot<token>/<method>: ['', 'bot<token>', '<method>']
+        if len(parts) != 3 or not parts[1].startswith("bot") or len(parts[1]) == 3 or not parts[2]:
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        token, method = unquote(parts[1][3:]), parts[2]
+        try:
+            params = dict(parse_qsl(split.query, keep_blank_values=True))
+            files = _parse_body(content_type, body, params)
+            result = self._handle(token, method, params, files)
+        except _APIError as error:
+            answer: dict[str, Any] = {"ok": False, "error_code": error.error_code, "description": error.description}
+            if error.parameters:
+                answer["parameters"] = error.parameters
+            return error.error_code, answer
+        except Exception as error:  # a bug in the fake: say so rather than drop the connection
+            description = f"Internal Server Error: fake Bot API failed: {type(error).__name__}: {error}"
+            return 500, {"ok": False, "error_code": 500, "description": description}
+        return 200, {"ok": True, "result": result}
 
     def _handle(self, token: str, method_in_path: str, params: dict[str, str], files: dict[str, bytes]) -> Any:
         method = _CANONICAL.get(method_in_path.lower(), method_in_path)
@@ -290,6 +331,18 @@ class FakeTelegramAPI:
         return True
 
     def _result_refundStarPayment(self, token: str, params: dict[str, str]) -> bool:
+        charge_id = params["telegram_payment_charge_id"]
+        with self._lock:
+            charge = self._charges.get(charge_id)
+            if charge is None:
+                if self.known_charges_only:
+                    raise _APIError(400, "Bad Request: CHARGE_NOT_FOUND")
+                return True
+            if str(charge["user_id"]) != params["user_id"]:
+                raise _APIError(400, "Bad Request: CHARGE_NOT_FOUND")
+            if charge["refunded"]:
+                raise _APIError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+            charge["refunded"] = True
         return True
 
     def _result_editUserStarSubscription(self, token: str, params: dict[str, str]) -> bool:
@@ -440,29 +493,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         api: FakeTelegramAPI = self.server.api  # type: ignore[attr-defined]
-        split = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        parts = split.path.split("/")
-        # Only /bot<token>/<method>: ['', 'bot<token>', '<method>']
-        if len(parts) != 3 or not parts[1].startswith("bot") or len(parts[1]) == 3 or not parts[2]:
-            self._answer(404, {"ok": False, "error_code": 404, "description": "Not Found"})
-            return
-        token, method = unquote(parts[1][3:]), parts[2]
-        try:
-            params = dict(parse_qsl(split.query, keep_blank_values=True))
-            files = _parse_body(self.headers.get("Content-Type", ""), body, params)
-            result = api._handle(token, method, params, files)
-        except _APIError as error:
-            answer: dict[str, Any] = {"ok": False, "error_code": error.error_code, "description": error.description}
-            if error.parameters:
-                answer["parameters"] = error.parameters
-            self._answer(error.error_code, answer)
-            return
-        except Exception as error:  # a bug in the fake: say so rather than drop the connection
-            description = f"Internal Server Error: fake Bot API failed: {type(error).__name__}: {error}"
-            self._answer(500, {"ok": False, "error_code": 500, "description": description})
-            return
-        self._answer(200, {"ok": True, "result": result})
+        self._answer(*api.answer(self.path, self.headers.get("Content-Type", ""), body))
 
     def _answer(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
@@ -504,10 +536,3 @@ def _parse_body(content_type: str, body: bytes, params: dict[str, str]) -> dict[
             else:
                 params[name] = payload.decode()
     return files
-
-
-@pytest.fixture
-def telegram_api() -> Iterator[FakeTelegramAPI]:
-    """A started FakeTelegramAPI, stopped after the test."""
-    with FakeTelegramAPI() as api:
-        yield api
