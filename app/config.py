@@ -13,6 +13,8 @@ from dotenv import dotenv_values
 DEFAULT_DATABASE_URL = "sqlite:///entitle.db"
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"  # PUBLIC_URL when neither it nor PORT is set
+# Seconds before each retry of an outgoing webhook: about three days in all, then the delivery is `failed`.
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5.0, 60.0, 300.0, 1800.0, 7200.0, 21600.0, 43200.0, 86400.0, 86400.0)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ class Settings:
     sweep_lost_after: float = 30.0
     prometheus_multiproc_dir: str | None = None
     metrics_token: str | None = field(default=None, repr=False)
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
+    webhook_timeout: float = 10.0
+    webhook_poll_interval: float = 1.0
 
     @property
     def jwt_secret_file(self) -> Path:
@@ -215,7 +220,23 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         sweep_lost_after=_number(env, "SWEEP_LOST_AFTER", 30.0, float, 0.01),
         prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR"),
         metrics_token=get("METRICS_TOKEN"),
+        webhook_retry_schedule=_schedule(get("WEBHOOK_RETRY_SCHEDULE")),
+        webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 10.0, float, 0.01),
+        webhook_poll_interval=_number(env, "WEBHOOK_POLL_INTERVAL", 1.0, float, 0.01),
     )
+
+
+def _schedule(raw: str | None) -> tuple[float, ...]:
+    """`WEBHOOK_RETRY_SCHEDULE`: comma-separated seconds before each retry."""
+    if raw is None:
+        return DEFAULT_WEBHOOK_RETRY_SCHEDULE
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, e.g. 5,60,300") from None
+    if any(delay < 0 for delay in delays):
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE must not hold negative delays")
+    return delays
 
 
 def weak_secret_problem(name: str, value: str | None, minimum: int = MIN_SECRET_LENGTH) -> str | None:

@@ -12,6 +12,7 @@ from app import metrics
 from app.clock import iso, utcnow
 from app.db import for_update, transaction
 from app.models import Grant, LedgerEntry, User
+from app.webhooks import outbox
 
 if TYPE_CHECKING:
     from app.plans import Plan
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 # Ledger actions that take a payment back for good, and how messages name them; a partial refund is neither.
 REVERSALS = {"refund": "refunded", "dispute": "disputed"}
+# Grants from these sources are payments, reported to the operator's backend as `payment.succeeded`.
+PAYMENT_SOURCES = ("telegram", "stripe")
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def grant(
             reference=reference,
             detail={"actor": actor, "plan": plan, "starts_at": iso(starts_at), "ends_at": iso(ends_at), **(detail or {})},
         )
+        if source in PAYMENT_SOURCES:
+            outbox.emit("payment.succeeded", user, _payment_data(row, detail), entitlement=entitlement)
         _transitions().sync(user.id, entitlement, now=now)
     metrics.entitlements_granted.labels(source=source).inc()
     return GrantResult(row, True)
@@ -272,7 +277,16 @@ def revoke_payment(
             entitlement=found.entitlement if found is not None else None,
             detail={"actor": actor, "revoked": len(revoked), **(detail or {})},
         )
+        if payer is not None and reason in REVERSALS:
+            refunded = {"source": source, "reference": reference, "reason": REVERSALS[reason], "revoked": len(revoked)}
+            outbox.emit("payment.refunded", payer, refunded, entitlement=found.entitlement if found is not None else None)
     return revoked
+
+
+def _payment_data(row: Grant, detail: dict | None) -> dict:
+    """What a `payment.succeeded` message says about the payment, beside the user's summary."""
+    paid = {key: (detail or {}).get(key) for key in ("amount", "currency") if (detail or {}).get(key) is not None}
+    return {"source": row.source, "reference": row.reference, "plan": row.plan, "grant": row.id, **paid}
 
 
 def reversal(source: str, reference: str) -> str | None:

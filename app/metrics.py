@@ -66,6 +66,10 @@ event_processing_seconds = Histogram(
     "event_processing_seconds", "Time a worker spends on one inbox event.", ["provider"]
 )
 entitlements_granted = Counter("entitlements_granted", "Grants created, by source.", ["source"])
+webhook_deliveries = Bounded(
+    Counter("webhook_deliveries", "Outgoing webhook attempts by result: delivered, retrying, failed.", ["result"]),
+    result=frozenset({"delivered", "retrying", "failed"}),
+)
 entitlements_revoked = Counter("entitlements_revoked", "Grants revoked, by source and reason.", ["source", "reason"])
 entitlement_transitions = Bounded(
     Counter("entitlement_transitions", "Entitlement transitions written, by kind.", ["kind"]),

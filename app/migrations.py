@@ -73,6 +73,12 @@ def _api_keys() -> None:
     database.create_tables([ApiKey], safe=True)
 
 
+def _webhooks() -> None:
+    from app.models import WEBHOOK_MODELS
+
+    database.create_tables(WEBHOOK_MODELS, safe=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -82,6 +88,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "worker heartbeats", _worker_heartbeats),
     Migration(7, "entitlement transitions and reminders", _transitions),
     Migration(9, "api keys", _api_keys),
+    Migration(10, "outgoing webhooks", _webhooks),
 ]
 
 

@@ -211,3 +211,55 @@ ALL_MODELS = [
     User, Event, EventLog, Grant, LedgerEntry, CheckoutSession, WorkerHeartbeat,
     EntitlementState, EntitlementTransition, Reminder, ApiKey,
 ]
+
+class WebhookEndpoint(BaseModel):
+    """Where outgoing webhooks go; the secret signs them and is shown only when the endpoint is added."""
+
+    url = peewee.TextField()
+    secret = peewee.CharField(max_length=128)
+    events = JSONField(null=True)  # the types it receives; None: every type
+    created_at = peewee.DateTimeField(default=utcnow)
+    removed_at = peewee.DateTimeField(null=True)
+
+
+class WebhookMessage(BaseModel):
+    """One outgoing message, written in the transaction of the change it reports; its body is signed as stored."""
+
+    public_id = peewee.CharField(max_length=64, unique=True)  # `webhook-id`, the same on every attempt
+    type = peewee.CharField(max_length=64)
+    user = peewee.ForeignKeyField(User, backref="webhook_messages", on_delete="CASCADE", null=True)
+    sequence = peewee.BigIntegerField(null=True)
+    body = peewee.TextField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class WebhookDelivery(BaseModel):
+    """A message on its way to one endpoint: sent in order per (endpoint, user), retried on a schedule."""
+
+    message = peewee.ForeignKeyField(WebhookMessage, backref="deliveries", on_delete="CASCADE")
+    endpoint = peewee.ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", null=True)  # the message's, for the ordering rule
+    sequence = peewee.BigIntegerField(null=True)
+    status = peewee.CharField(max_length=16, default="pending")
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(default=utcnow)
+    claimed_until = peewee.DateTimeField(null=True)  # held by the worker sending the current attempt
+    last_status = peewee.IntegerField(null=True)
+    last_error = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    delivered_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False), (("endpoint", "user", "status", "sequence"), False))
+
+
+class WebhookSequence(BaseModel):
+    """The last `sequence` given to a user's messages."""
+
+    user = peewee.ForeignKeyField(User, primary_key=True, on_delete="CASCADE")
+    last = peewee.BigIntegerField(default=0)
+
+
+WEBHOOK_MODELS = [WebhookEndpoint, WebhookMessage, WebhookDelivery, WebhookSequence]
+ALL_MODELS += WEBHOOK_MODELS

@@ -1,4 +1,4 @@
-"""One payer's history, oldest first: payments, grants, revocations, refunds and messages, from the ledger."""
+"""One payer's history, oldest first: payments, grants, revocations, refunds and messages from the ledger, and webhook deliveries."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,7 +60,22 @@ def customer_timeline(telegram_id: int) -> Timeline | None:
     if user is None:
         return None
     rows = LedgerEntry.select().where(LedgerEntry.user == user.id).order_by(LedgerEntry.at, LedgerEntry.id)
-    return Timeline(user, [_line(row) for row in rows])
+    lines = [_line(row) for row in rows] + _webhook_lines(user)
+    return Timeline(user, sorted(lines, key=lambda line: line.at))  # stable: the ledger's own order holds
+
+
+def _webhook_lines(user: User) -> list[Line]:
+    """The user's outgoing webhook deliveries (kind `webhook`), without the endpoints' secrets."""
+    from app.webhooks import delivery
+
+    lines = []
+    for row in delivery.list_deliveries(telegram_id=user.telegram_id, limit=None):
+        shown = delivery.delivery_to_dict(row)
+        answer = f"; last answer: {shown['last_error'] or 'HTTP ' + str(shown['last_status'])}" if shown["attempts"] else ""
+        summary = (f"webhook {shown['type']} #{shown['sequence']} to endpoint {shown['endpoint']}: {shown['status']}"
+                   f" after {shown['attempts']} attempt(s){answer}")
+        lines.append(Line(row.created_at, "webhook", "webhook", shown["message_id"], None, summary, shown))
+    return lines
 
 
 def _line(row: LedgerEntry) -> Line:

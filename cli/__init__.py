@@ -11,6 +11,7 @@ METRICS_DIR = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 import typer  # noqa: E402
 
 from cli import access, apikeys, customer, db, entitlements, events, initdata, plans, sandbox, service, stripe, telegram  # noqa: E402
+from cli import webhooks  # noqa: E402
 from cli.metrics import metrics  # noqa: E402
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(entitlements.app, name="entitlements")
 app.add_typer(customer.app, name="customer")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(access.app, name="access")
+app.add_typer(webhooks.app, name="webhooks")
 
 # Provider command modules add their commands to the top level, `refund` and `simulate`.
 for _module in (telegram, stripe, initdata):

@@ -16,7 +16,7 @@ def show(
     telegram_id: int = typer.Argument(..., help="The payer's Telegram id."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """One payer's timeline, oldest first: payments, grants, revocations, refunds and messages."""
+    """One payer's timeline, oldest first: payments, grants, revocations, refunds, messages and webhook deliveries."""
     context.ready_database()
     found = timeline.customer_timeline(telegram_id)
     if found is None:

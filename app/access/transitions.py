@@ -116,6 +116,7 @@ def _write(
         sequence=_next_sequence(user.id), at=now,
     )
     metrics.entitlement_transitions.labels(kind=kind).inc()
+    _announce(row, user)
     skip_stale_reminders(user.id, entitlement, None if kind == ENDED else end)
     catalogue = _catalogue()
     if catalogue is None:
@@ -126,6 +127,16 @@ def _write(
         if spec is not None:
             record_consumers(row, user, spec, now)
     return row
+
+
+def _announce(row: EntitlementTransition, user: User) -> None:
+    """The operator's backend hears of the transition in this same transaction (`entitlement.started|extended|ended`)."""
+    from app.webhooks import outbox
+
+    data = {"transition": row.id, "previous_expires_at": iso(row.previous_end)}
+    if row.kind == ENDED:
+        data["reason"] = row.reason
+    outbox.emit(f"entitlement.{row.kind}", user, data, entitlement=row.entitlement)
 
 
 def record_consumers(row: EntitlementTransition, user: User, spec, now: datetime) -> None:

@@ -1,0 +1,90 @@
+"""Webhook endpoints: added with a fresh signing secret (shown once), listed without it, removed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from app.clock import iso, utcnow
+from app.db import transaction
+from app.models import WebhookDelivery, WebhookEndpoint
+from app.webhooks.signing import new_secret
+
+# The contract's message types; `ping` is sent only by `webhooks test`, to the endpoint it names.
+EVENT_TYPES = (
+    "entitlement.started", "entitlement.extended", "entitlement.ended", "payment.succeeded", "payment.refunded", "ping",
+)
+
+
+class EndpointError(ValueError):
+    """An endpoint cannot be added as asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class AddedEndpoint:
+    """A new endpoint and its signing secret, which is never shown again."""
+
+    row: WebhookEndpoint
+    secret: str
+
+
+def check_url(url: str) -> str:
+    """The URL, if it is an absolute http(s) address; else EndpointError."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EndpointError("URL must be an absolute http:// or https:// address")
+    return url
+
+
+def check_events(events: list[str] | None) -> list[str] | None:
+    """The event filter, each a known type (None or empty: every type)."""
+    if not events:
+        return None
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown:
+        raise EndpointError(f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
+    return sorted(set(events))
+
+
+def add(url: str, events: list[str] | None = None) -> AddedEndpoint:
+    """Add an endpoint with a new secret; the returned secret is the only time it is handed out."""
+    url, events = check_url(url), check_events(events)
+    secret = new_secret()
+    with transaction():
+        row = WebhookEndpoint.create(url=url, secret=secret, events=events)
+    return AddedEndpoint(row, secret)
+
+
+def live() -> list[WebhookEndpoint]:
+    """Endpoints not removed, oldest first."""
+    return list(WebhookEndpoint.select().where(WebhookEndpoint.removed_at.is_null()).order_by(WebhookEndpoint.id))
+
+
+def subscribed(type_: str) -> list[WebhookEndpoint]:
+    """Live endpoints that receive messages of this type."""
+    return [row for row in live() if row.events is None or type_ in row.events]
+
+
+def find(endpoint_id: int) -> WebhookEndpoint | None:
+    """A live endpoint by id, or None."""
+    return WebhookEndpoint.get_or_none((WebhookEndpoint.id == endpoint_id) & WebhookEndpoint.removed_at.is_null())
+
+
+def remove(endpoint_id: int) -> WebhookEndpoint | None:
+    """Stop sending to an endpoint; what was still pending for it is marked failed. None: no such endpoint."""
+    now = utcnow()
+    with transaction():
+        row = find(endpoint_id)
+        if row is None:
+            return None
+        WebhookEndpoint.update(removed_at=now).where(WebhookEndpoint.id == row.id).execute()
+        WebhookDelivery.update(status="failed", last_error="endpoint removed", updated_at=now, claimed_until=None).where(
+            (WebhookDelivery.endpoint == row.id) & (WebhookDelivery.status == "pending")
+        ).execute()
+        row.removed_at = now
+    return row
+
+
+def endpoint_to_dict(row: WebhookEndpoint) -> dict:
+    """An endpoint as JSON, never with its secret."""
+    return {"id": row.id, "url": row.url, "events": row.events or [], "created_at": iso(row.created_at),
+            "removed_at": iso(row.removed_at)}
