@@ -84,6 +84,7 @@ class Settings:
     sweep_lost_after: float = 30.0
     prometheus_multiproc_dir: str | None = None
     metrics_token: str | None = field(default=None, repr=False)
+    reconcile_interval: float = 900.0
 
     @property
     def jwt_secret_file(self) -> Path:
@@ -213,6 +214,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         sweep_lost_after=_number(env, "SWEEP_LOST_AFTER", 30.0, float, 0.01),
         prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR"),
         metrics_token=get("METRICS_TOKEN"),
+        reconcile_interval=_number(env, "RECONCILE_INTERVAL", 900.0, float, 0),
     )
 
 

@@ -67,6 +67,12 @@ event_processing_seconds = Histogram(
 )
 entitlements_granted = Counter("entitlements_granted", "Grants created, by source.", ["source"])
 entitlements_revoked = Counter("entitlements_revoked", "Grants revoked, by source and reason.", ["source", "reason"])
+# What reconciliation found in a provider's ledger that the inbox lacked: Stars payments and refunds, Stripe event types.
+RECONCILE_KINDS = frozenset({"payment", "refund"}) | (STRIPE_EVENT_TYPES - {"unverified"})
+reconcile_found = Bounded(
+    Counter("reconcile_found", "Ledger entries reconciliation found missing from the inbox, by provider and kind.", ["provider", "kind"]),
+    provider=frozenset({"telegram", "stripe"}), kind=RECONCILE_KINDS,
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -6,6 +6,7 @@ from typing import Callable
 
 from app.db import database, transaction
 from app.models import ApiKey, CheckoutSession, Event, EventLog, Grant, LedgerEntry, SchemaMigration, User, WorkerHeartbeat
+from app.models import ReconcileState
 
 
 # Migration 1 creates the tables from the models as they are; every later migration must
@@ -64,6 +65,10 @@ def _api_keys() -> None:
     database.create_tables([ApiKey], safe=True)
 
 
+def _reconcile_state() -> None:
+    database.create_tables([ReconcileState], safe=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -72,6 +77,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "event hand-off generation", _event_dispatch),
     Migration(6, "worker heartbeats", _worker_heartbeats),
     Migration(9, "api keys", _api_keys),
+    Migration(11, "reconciliation with the providers' ledgers", _reconcile_state),
 ]
 
 
