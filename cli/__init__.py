@@ -12,6 +12,7 @@ import typer  # noqa: E402
 
 from cli import apikeys, customer, db, entitlements, events, initdata, plans, service, stripe, telegram  # noqa: E402
 from cli.metrics import metrics  # noqa: E402
+from cli.reconcile import app as reconcile_app  # noqa: E402
 
 app = typer.Typer(
     name="entitle",
@@ -32,6 +33,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(entitlements.app, name="entitlements")
 app.add_typer(customer.app, name="customer")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(reconcile_app, name="reconcile")
 
 # Provider command modules add their commands to the top level, `refund` and `simulate`.
 for _module in (telegram, stripe, initdata):
