@@ -10,6 +10,7 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 from app.config import Settings
 from workers.db_middleware import DatabaseConnection
 from workers.heartbeat import Heartbeat
+from workers.reconcile import Reconciler
 from workers.startup_check import StartupCheck
 from workers.sweeper import Sweeper
 
@@ -19,7 +20,7 @@ QUEUES = ("events", "sessions")
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """A broker for the configured URL, with the project's middleware."""
     middleware = [m() for m in default_middleware] + [
-        StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Sweeper(settings), Heartbeat(),
+        StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Sweeper(settings), Heartbeat(), Reconciler(settings),
     ]
     if settings.prometheus_multiproc_dir:
         middleware.append(_dramatiq_metrics(settings.prometheus_multiproc_dir))
