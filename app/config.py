@@ -91,6 +91,7 @@ class Settings:
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
     webhook_timeout: float = 10.0
     webhook_poll_interval: float = 1.0
+    reconcile_interval: float = 900.0
 
     @property
     def jwt_secret_file(self) -> Path:
@@ -223,6 +224,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         webhook_retry_schedule=_schedule(get("WEBHOOK_RETRY_SCHEDULE")),
         webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 10.0, float, 0.01),
         webhook_poll_interval=_number(env, "WEBHOOK_POLL_INTERVAL", 1.0, float, 0.01),
+        reconcile_interval=_number(env, "RECONCILE_INTERVAL", 900.0, float, 0),
     )
 
 

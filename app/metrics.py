@@ -80,6 +80,12 @@ chat_access = Bounded(
     action=frozenset({"invite", "approve", "decline", "remove", "reminder", "audit"}),
     result=frozenset({"ok", "skipped", "admin", "failed", "retry", "not_configured"}),
 )
+# What reconciliation found in a provider's ledger that the inbox lacked: Stars payments and refunds, Stripe event types.
+RECONCILE_KINDS = frozenset({"payment", "refund"}) | (STRIPE_EVENT_TYPES - {"unverified"})
+reconcile_found = Bounded(
+    Counter("reconcile_found", "Ledger entries reconciliation found missing from the inbox, by provider and kind.", ["provider", "kind"]),
+    provider=frozenset({"telegram", "stripe"}), kind=RECONCILE_KINDS,
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -6,6 +6,7 @@ from typing import Callable
 
 from app.db import database, transaction
 from app.models import ApiKey, CheckoutSession, Event, EventLog, Grant, LedgerEntry, SchemaMigration, User, WorkerHeartbeat
+from app.models import ReconcileState
 
 
 # Migration 1 creates the tables from the models as they are; every later migration must
@@ -79,6 +80,10 @@ def _webhooks() -> None:
     database.create_tables(WEBHOOK_MODELS, safe=True)
 
 
+def _reconcile_state() -> None:
+    database.create_tables([ReconcileState], safe=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -89,6 +94,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "entitlement transitions and reminders", _transitions),
     Migration(9, "api keys", _api_keys),
     Migration(10, "outgoing webhooks", _webhooks),
+    Migration(11, "reconciliation with the providers' ledgers", _reconcile_state),
 ]
 
 

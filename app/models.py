@@ -263,3 +263,19 @@ class WebhookSequence(BaseModel):
 
 WEBHOOK_MODELS = [WebhookEndpoint, WebhookMessage, WebhookDelivery, WebhookSequence]
 ALL_MODELS += WEBHOOK_MODELS
+class ReconcileState(BaseModel):
+    """Per provider: who may reconcile now (a lease), how far its ledger was read (a cursor) and the last run's outcome."""
+
+    provider = peewee.CharField(max_length=32, primary_key=True)
+    lease_until = peewee.DateTimeField(null=True)
+    lease_holder = peewee.CharField(max_length=128, null=True)
+    # The newest ledger entry seen so far: a Star transaction's or a Stripe event's time and id.
+    cursor_at = peewee.DateTimeField(null=True)
+    cursor_id = peewee.CharField(max_length=255, null=True)
+    last_started_at = peewee.DateTimeField(null=True)
+    last_finished_at = peewee.DateTimeField(null=True)
+    last_summary = JSONField(null=True)
+    last_error = peewee.TextField(null=True)
+
+
+ALL_MODELS.append(ReconcileState)

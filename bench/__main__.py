@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): every benchmark, its tables on stdout, raw figures in bench/results/.
 
 With BENCH_WRITE_DOCS=1 the tables also replace the generated sections of docs/BENCHMARKS.md.
-BENCH_ONLY=initdata,ingest,e2e,scale picks benchmarks; BENCH_FULL=1 runs the issue's full sizes.
+BENCH_ONLY=initdata,ingest,e2e,scale,reconcile picks benchmarks; BENCH_FULL=1 runs the issue's full sizes.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from bench import config, e2e, ingest, initdata_bench, report, scale
+from bench import config, e2e, ingest, initdata_bench, reconcile_bench, report, scale
 from bench.services import Stack
 
 DOC = config.ROOT / "docs" / "BENCHMARKS.md"
@@ -34,6 +34,11 @@ def main() -> int:
     if "initdata" in only:
         results["initdata"] = initdata_bench.run()
         _emit("initdata", "initData verification", initdata_bench.render(results["initdata"]), write)
+    if "reconcile" in only:
+        results["reconcile"] = reconcile_bench.run()
+        _emit("reconcile", "Reconciliation with the Star ledger", reconcile_bench.render(results["reconcile"]), write)
+    if not only & {"ingest", "e2e", "scale"}:
+        return _finish(results, info, started, write, name="-".join(sorted(only)))
     stack = Stack("entitle_bench")
     try:
         stack.start(app="bench.bench_app:create_app()", workers=False)
@@ -50,11 +55,15 @@ def main() -> int:
             _emit("scale", "Scale", scale.render(results["scale"]), write)
     finally:
         stack.stop()
+    return _finish(results, info, started, write)
+
+
+def _finish(results: dict, info: dict, started: float, write: bool, name: str = "bench") -> int:
     elapsed = time.monotonic() - started
     results["elapsed_s"] = elapsed
-    if write:
+    if write and name == "bench":  # a partial run leaves the whole run's machine line alone
         report.write_section(DOC, "machine", report.machine_line(info) + f" Whole run: {elapsed / 60:.1f} min.")
-    path = report.save("bench", results)
+    path = report.save(name, results)
     print(f"\nraw figures: {path.relative_to(config.ROOT)}; {elapsed / 60:.1f} min", flush=True)
     return 0
 

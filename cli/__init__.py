@@ -13,6 +13,7 @@ import typer  # noqa: E402
 from cli import access, apikeys, customer, db, entitlements, events, initdata, plans, sandbox, service, stripe, telegram  # noqa: E402
 from cli import webhooks  # noqa: E402
 from cli.metrics import metrics  # noqa: E402
+from cli.reconcile import app as reconcile_app  # noqa: E402
 
 app = typer.Typer(
     name="entitle",
@@ -36,6 +37,7 @@ app.add_typer(customer.app, name="customer")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(access.app, name="access")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(reconcile_app, name="reconcile")
 
 # Provider command modules add their commands to the top level, `refund` and `simulate`.
 for _module in (telegram, stripe, initdata):

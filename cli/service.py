@@ -102,6 +102,27 @@ def _workers_report(settings, database_ok: bool) -> dict:
     return {"state": state, "alive": seen.alive, "within_seconds": within, "last_seen": iso(seen.last_seen)}
 
 
+def _reconcile_report(database_ok: bool) -> dict:
+    """The last reconciliation with each provider's ledger: when, what it found and recorded."""
+    from app.reconcile import runs
+
+    if not database_ok:
+        return {}
+    try:
+        return runs.last_runs()
+    except Exception as exc:
+        return {"error": f"unknown: {type(exc).__name__}"}
+
+
+def _reconcile_line(provider: str, run: dict) -> str:
+    if not run.get("last_run"):
+        return f"reconcile {provider}: never run"
+    outcome = f"[red]failed: {run['error']}[/]" if run.get("error") else (
+        f"{run.get('found', 0)} found, {run.get('known', 0)} known, {run.get('recorded', 0)} recorded"
+    )
+    return f"reconcile {provider}: {run['last_run']}, {outcome}"
+
+
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Configuration (secrets masked), database, broker, queue depths, workers alive, pending and failed events."""
     from workers.broker import ping, queue_depths
@@ -120,6 +141,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         report["database"] = {"state": f"down: {type(exc).__name__}"}
         report["events"] = {}
     report["workers"] = _workers_report(settings, not report["database"].get("pending_migrations", [None]))
+    report["reconcile"] = _reconcile_report(not report["database"].get("pending_migrations", [None]))
     if report["workers"]["state"] == "none alive":
         healthy = False
     if settings.embedded_broker:
@@ -154,5 +176,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
             ev = report["events"]
             style = "red" if ev.get("failed") else "green"
             console.print(f"events:   {ev['pending']} pending, [{style}]{ev['failed']} failed[/], {ev['processed']} processed, {ev['ignored']} ignored")
+        for provider, run in report["reconcile"].items():
+            if isinstance(run, dict):
+                console.print(_reconcile_line(provider, run), highlight=False)
     if not healthy:
         raise typer.Exit(1)

@@ -189,7 +189,7 @@ def _endpoint(url: Optional[str]) -> str:
     return f"{(url or context.settings().public_url).rstrip('/')}/webhooks/telegram"
 
 
-def _tell_sandbox(user_id: int, charge_id: str, stars: int) -> bool:
+def _tell_sandbox(user_id: int, charge_id: str, stars: int, payload: str, subscription_period: int | None) -> bool:
     """Tell the sandbox TELEGRAM_API_URL points at about the payment, so refundStarPayment accepts it; False without one."""
     from app.config import DEFAULT_TELEGRAM_API_URL
     from simulate.sandbox import SandboxError, tell_telegram_charges
@@ -197,7 +197,8 @@ def _tell_sandbox(user_id: int, charge_id: str, stars: int) -> bool:
     settings = context.settings()
     if settings.telegram_api_url == DEFAULT_TELEGRAM_API_URL or not settings.telegram_bot_token:
         return False
-    charge = {"user_id": user_id, "telegram_payment_charge_id": charge_id, "total_amount": stars}
+    charge = {"user_id": user_id, "telegram_payment_charge_id": charge_id, "total_amount": stars,
+              "invoice_payload": payload, "subscription_period": subscription_period}
     try:
         tell_telegram_charges(settings.telegram_api_url, settings.telegram_bot_token, [charge])
     except SandboxError as exc:
@@ -230,7 +231,8 @@ def simulate_payment(
     if answer.get("method") != "answerPreCheckoutQuery" or answer.get("ok") is not True:
         fail(f"the service declined the checkout: {answer.get('error_message') or answer}")
     charge_id = updates.new_charge_id()
-    in_sandbox = _tell_sandbox(user_id, charge_id, chosen.stars)
+    period = STAR_SUBSCRIPTION_PERIOD if chosen.stars_subscription else None
+    in_sandbox = _tell_sandbox(user_id, charge_id, chosen.stars, payload, period)
     expires = int(time.time()) + STAR_SUBSCRIPTION_PERIOD if chosen.stars_subscription else None
     recorded = _post(
         endpoint,

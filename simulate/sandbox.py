@@ -180,10 +180,16 @@ class Sandbox:
             entries = _json_list(body, "charges")
             for entry in entries:
                 try:
-                    self.telegram.add_charge(int(entry["user_id"]), str(entry["telegram_payment_charge_id"]),
-                                             int(entry.get("total_amount") or 0))
+                    user_id, charge_id = int(entry["user_id"]), str(entry["telegram_payment_charge_id"])
+                    amount = int(entry.get("total_amount") or 0)
                 except (KeyError, TypeError, ValueError):
                     raise SandboxError("each charge needs user_id, telegram_payment_charge_id and total_amount") from None
+                self.telegram.add_charge(user_id, charge_id, amount)
+                if entry.get("invoice_payload"):
+                    # Also in the bot's Star ledger, so `entitle reconcile telegram` finds it.
+                    period = entry.get("subscription_period")
+                    self.telegram.star_payment(user_id, amount, str(entry["invoice_payload"]), charge_id=charge_id,
+                                               subscription_period=int(period) if period else None)
             return {"stored": len(entries)}
         if method == "POST" and path == PREFIX + "/stripe/checkout_sessions":
             scheme, _, key = (headers.get("Authorization") or "").partition(" ")

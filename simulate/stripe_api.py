@@ -21,7 +21,10 @@ the parts of Stripe's v1 REST API that entitle uses, the way Stripe does
   and the includable `line_items` (Checkout Sessions) and `payments` (Invoices).
 
 What it does not do: send webhooks (build them with `simulate.stripe_events` and sign them with
-`app.stripe.signature.sign_payload`), paginate, or model money movement beyond refunds.
+`app.stripe.signature.sign_payload`), paginate (except the event list), or model money movement
+beyond refunds. It keeps a ledger of the events a test says happened (`put_event`), answered by
+`GET /v1/events` with Stripe's list semantics (newest first, `created`, `type`/`types[]`,
+`starting_after`/`ending_before`, `limit`, `has_more`).
 Customer search answers at once; real Stripe search lags writes by up to a minute.
 """
 from __future__ import annotations
@@ -263,6 +266,7 @@ class FakeStripeAPI:
         self.refunds: dict[str, dict] = {}
         self.invoices: dict[str, dict] = {}
         self.invoice_payments: dict[str, list[dict]] = {}
+        self.ledger_events: list[dict] = []  # what Stripe would list at GET /v1/events, oldest first
         self._line_items: dict[str, list[dict]] = {}
         self._session_extras: dict[str, dict] = {}
         self._lock = threading.RLock()
@@ -296,6 +300,8 @@ class FakeStripeAPI:
             ("GET", re.compile(r"/v1/charges/(?P<id>[^/]+)"), self._retrieve_charge),
             ("GET", re.compile(r"/v1/invoices/(?P<id>[^/]+)"), self._retrieve_invoice),
             ("GET", re.compile(r"/v1/invoice_payments"), self._list_invoice_payments),
+            ("GET", re.compile(r"/v1/events"), self._list_events),
+            ("GET", re.compile(r"/v1/events/(?P<id>[^/]+)"), self._retrieve_event),
         ]
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -353,6 +359,7 @@ class FakeStripeAPI:
                 self.customers, self.prices, self.checkout_sessions, self.portal_sessions, self.subscriptions,
                 self.payment_intents, self.charges, self.refunds, self.invoices, self.invoice_payments,
                 self._line_items, self._session_extras, self._idempotent, self._idempotency_locks,
+                self.ledger_events,
             ):
                 store.clear()
             self._failures.clear()
@@ -441,6 +448,15 @@ class FakeStripeAPI:
                     session["url"] = None
                 self._complete_session(session, fields)
             return copy.deepcopy(session)
+
+    def put_event(self, event: Mapping[str, Any]) -> dict:
+        """Keep an event in Stripe's ledger (what `GET /v1/events` lists), whether or not it was delivered; returns a copy."""
+        event = copy.deepcopy(dict(event))
+        if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+            raise ValueError("an event needs an 'id' and a 'type'")
+        with self._lock:
+            self.ledger_events = [e for e in self.ledger_events if e["id"] != event["id"]] + [event]
+        return copy.deepcopy(event)
 
     def fail(
         self,
@@ -1056,6 +1072,40 @@ class FakeStripeAPI:
             raise _no_such("invoice", match["id"])
         return 200, copy.deepcopy(found)
 
+    def _list_events(self, match: re.Match, params: dict, call: Call) -> tuple[int, Any]:
+        limit = _int(params, "limit", 10)
+        if not 1 <= limit <= 100:
+            raise StripeErrorResponse(400, "This value must be greater than or equal to 1 and less than or equal to 100.", code="parameter_invalid_integer", param="limit")
+        if params.get("type") and params.get("types"):
+            raise StripeErrorResponse(400, "You may only specify one of these parameters: type, types.", code="parameter_invalid", param="types")
+        types = params.get("types") or ([params["type"]] if params.get("type") else [])
+        types = [types] if isinstance(types, str) else list(types)
+        # Newest first; of two in the same second, the one stored later first.
+        newest_first = list(reversed(sorted(enumerate(self.ledger_events), key=lambda p: (int(p[1]["created"]), p[0]))))
+        found = [
+            e for _, e in newest_first
+            if _created_matches(int(e["created"]), params.get("created")) and (not types or any(_type_matches(e["type"], t) for t in types))
+        ]
+        ids = [e["id"] for e in found]
+        for cursor in ("starting_after", "ending_before"):
+            if params.get(cursor) and params[cursor] not in {e["id"] for e in self.ledger_events}:
+                raise _no_such("event", params[cursor], cursor)
+        if params.get("starting_after"):
+            after = params["starting_after"]
+            found = found[ids.index(after) + 1:] if after in ids else []
+        elif params.get("ending_before"):
+            before = params["ending_before"]
+            found = found[:ids.index(before)] if before in ids else []
+            if len(found) > limit:  # the page just before the cursor
+                return 200, {"object": "list", "data": copy.deepcopy(found[-limit:]), "has_more": True, "url": "/v1/events"}
+        return 200, copy.deepcopy(_list_object("/v1/events", found, limit))
+
+    def _retrieve_event(self, match: re.Match, params: dict, call: Call) -> tuple[int, Any]:
+        for event in self.ledger_events:
+            if event["id"] == match["id"]:
+                return 200, copy.deepcopy(event)
+        raise _no_such("event", match["id"])
+
     def _list_invoice_payments(self, match: re.Match, params: dict, call: Call) -> tuple[int, Any]:
         invoice_id = params.get("invoice")
         if invoice_id:
@@ -1063,6 +1113,25 @@ class FakeStripeAPI:
         else:
             found = [p for payments in self.invoice_payments.values() for p in payments]
         return 200, _list_object("/v1/invoice_payments", copy.deepcopy(found), _int(params, "limit"))
+
+
+def _created_matches(created: int, condition: Any) -> bool:
+    """Stripe's `created` filter: an exact Unix time, or `gt`/`gte`/`lt`/`lte` bounds."""
+    if condition is None or condition == "":
+        return True
+    if not isinstance(condition, dict):
+        return created == _int({"created": condition}, "created")
+    checks = {"gt": created.__gt__, "gte": created.__ge__, "lt": created.__lt__, "lte": created.__le__}
+    for name, value in condition.items():
+        if name not in checks:
+            raise StripeErrorResponse(400, f"Received unknown parameter: created[{name}]", code="parameter_unknown", param=f"created[{name}]")
+        if not checks[name](_int(condition, name)):
+            return False
+    return True
+
+
+def _type_matches(type_: str, wanted: str) -> bool:
+    return type_.startswith(wanted[:-1]) if wanted.endswith("*") else type_ == wanted
 
 
 def _line_item(price_obj: Mapping[str, Any], quantity: int = 1) -> dict:

@@ -5,6 +5,11 @@ with results in the documented shapes, or `{"ok": false, "error_code", "descript
 same HTTP status. Every request is recorded as a `Call` whose params are the strings that came
 over the wire (query string, form, multipart or JSON body; JSON values that are not strings are
 re-encoded as JSON text, so `Call.json(name)` reads `prices` the same way whichever client sent it).
+
+It also keeps the bot's Star ledger: tests say a payment, refund or other transaction happened
+(`star_payment`, `star_refund`, `add_star_transaction`; a successful `refundStarPayment` of a
+payment in the ledger adds its refund), and `getStarTransactions` answers with them as
+StarTransactions, newest first, paged by `offset` and `limit` (1-100, default 100).
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ _METHODS = (
     "refundStarPayment", "editUserStarSubscription", "setWebhook", "getWebhookInfo",
     "deleteWebhook", "answerCallbackQuery",
     "createChatInviteLink", "approveChatJoinRequest", "declineChatJoinRequest", "banChatMember", "unbanChatMember",
-    "getChatMember",
+    "getChatMember", "getStarTransactions",
 )
 _CANONICAL = {name.lower(): name for name in _METHODS}
 
@@ -114,6 +119,7 @@ class FakeTelegramAPI:
         self._webhook: dict[str, Any] = {}
         self._members: dict[tuple[int, int], str] = {}
         self._message_ids = itertools.count(1)
+        self._star_transactions: list[dict[str, Any]] = []  # the bot's Star ledger, oldest first
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -231,7 +237,73 @@ class FakeTelegramAPI:
             self._responses.clear()
             self._webhook.clear()
             self._members.clear()
+            self._star_transactions.clear()
             self.token_seen = None
+
+    # -- the Star ledger -----------------------------------------------------------------
+
+    @property
+    def star_transactions(self) -> list[dict[str, Any]]:
+        """The bot's Star transactions, oldest first (a copy)."""
+        with self._lock:
+            return [json.loads(json.dumps(t)) for t in self._star_transactions]
+
+    def add_star_transaction(self, transaction: dict[str, Any]) -> dict[str, Any]:
+        """Put a StarTransaction (any partner: a gift, ads, a withdrawal…) in the ledger; returns it."""
+        transaction = {"date": int(time.time()), **transaction}
+        transaction.setdefault("id", f"stx_{secrets.token_hex(12)}")
+        with self._lock:
+            self._star_transactions.append(transaction)
+        return dict(transaction)
+
+    def star_payment(
+        self,
+        user_id: int,
+        amount: int,
+        invoice_payload: str,
+        *,
+        charge_id: str | None = None,
+        date: int | None = None,
+        subscription_period: int | None = None,
+        first_name: str = "Test",
+    ) -> dict[str, Any]:
+        """A user paid an invoice: an incoming transaction whose id is the payment's `telegram_payment_charge_id`."""
+        source: dict[str, Any] = {
+            "type": "user",
+            "transaction_type": "invoice_payment",
+            "user": {"id": int(user_id), "is_bot": False, "first_name": first_name},
+            "invoice_payload": invoice_payload,
+        }
+        if subscription_period:
+            source["subscription_period"] = int(subscription_period)
+        transaction = {"id": charge_id or f"stxcharge_{secrets.token_hex(12)}", "amount": int(amount), "source": source}
+        if date is not None:
+            transaction["date"] = int(date)
+        return self.add_star_transaction(transaction)
+
+    def star_refund(self, charge_id: str, *, date: int | None = None) -> dict[str, Any]:
+        """A payment in the ledger was refunded (or charged back): an outgoing transaction with the payment's id."""
+        with self._lock:
+            payment = next((t for t in self._star_transactions if t["id"] == charge_id and "source" in t), None)
+        if payment is None:
+            raise KeyError(f"no payment {charge_id} in the Star ledger")
+        receiver = {k: v for k, v in payment["source"].items() if k in ("type", "transaction_type", "user", "invoice_payload")}
+        transaction: dict[str, Any] = {"id": charge_id, "amount": payment["amount"], "receiver": receiver}
+        if date is not None:
+            transaction["date"] = int(date)
+        return self.add_star_transaction(transaction)
+
+    def _result_getStarTransactions(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            offset, limit = int(params.get("offset") or 0), int(params.get("limit") or 100)
+        except ValueError:
+            raise _APIError(400, "Bad Request: offset and limit must be integers") from None
+        if offset < 0 or not 1 <= limit <= 100:
+            raise _APIError(400, "Bad Request: limit must be between 1 and 100")
+        with self._lock:
+            ordered = sorted(enumerate(self._star_transactions), key=lambda p: (p[1]["date"], p[0]), reverse=True)
+            page = [json.loads(json.dumps(t)) for _, t in ordered[offset:offset + limit]]
+        return {"transactions": page}
 
     # -- the API -------------------------------------------------------------------------
 
@@ -337,12 +409,16 @@ class FakeTelegramAPI:
             if charge is None:
                 if self.known_charges_only:
                     raise _APIError(400, "Bad Request: CHARGE_NOT_FOUND")
-                return True
-            if str(charge["user_id"]) != params["user_id"]:
-                raise _APIError(400, "Bad Request: CHARGE_NOT_FOUND")
-            if charge["refunded"]:
-                raise _APIError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
-            charge["refunded"] = True
+            else:
+                if str(charge["user_id"]) != params["user_id"]:
+                    raise _APIError(400, "Bad Request: CHARGE_NOT_FOUND")
+                if charge["refunded"]:
+                    raise _APIError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+                charge["refunded"] = True
+            paid = any(t["id"] == charge_id and "source" in t for t in self._star_transactions)
+            refunded = any(t["id"] == charge_id and "receiver" in t for t in self._star_transactions)
+        if paid and not refunded:
+            self.star_refund(charge_id)
         return True
 
     def _result_editUserStarSubscription(self, token: str, params: dict[str, str]) -> bool:

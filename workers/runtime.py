@@ -31,6 +31,7 @@ from app.stripe import handlers as stripe_handlers
 from app.telegram import handlers as telegram_handlers
 from workers.broker import build_broker
 from workers.expiry import Expiry
+from workers.reconcile import Reconciler
 from workers.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -157,5 +158,6 @@ def build_runtime(settings: Settings, *, tables: Mapping[str, Table] = PROVIDER_
     runtime.broker.add_middleware(Sweeper(runtime))
     # Ends are checked as often as lost work is swept, between 1 and 10 seconds.
     runtime.broker.add_middleware(Expiry(runtime, min(10.0, max(1.0, settings.sweep_interval))))
+    runtime.broker.add_middleware(Reconciler(runtime))
     declare_actors(runtime)
     return runtime

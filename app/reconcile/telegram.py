@@ -1,0 +1,178 @@
+"""Reconcile with Telegram's ledger, `getStarTransactions`.
+
+A StarTransaction's id is the `telegram_payment_charge_id` of the payment it is (and a refund's
+is the refunded payment's), so an incoming invoice payment from a user is recorded as the
+`successful_payment` update the webhook would have carried, under the same external id, and an
+outgoing transaction to a user as its `refunded_payment` (`refund:<id>`). The same handlers then
+check and grant or revoke them. Everything else (gifts, paid media, ads, withdrawals) is listed.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Callable
+
+from telebot import apihelper
+
+from app import entitlements
+from app.clock import from_timestamp, utcnow
+from app.models import Grant, LedgerEntry
+from app.reconcile.runs import Entry, Report, apply, known_in_inbox
+from app.telegram.payments import CURRENCY, SOURCE
+
+PAGE_SIZE = 100  # the most getStarTransactions returns at once
+LEDGER = "getStarTransactions"
+# A routine run reads again a little before its cursor: a transaction may be dated a moment before one seen.
+CURSOR_OVERLAP = timedelta(minutes=10)
+
+Progress = Callable[[int, int], None]  # (transactions read so far, API calls so far)
+
+
+def read_ledger(bot, since: datetime, report: Report, progress: Progress | None = None) -> list[dict]:
+    """Every Star transaction dated `since` or later, paging newest first with offset/limit."""
+    found: list[dict] = []
+    offset = 0
+    while True:
+        page = apihelper.get_star_transactions(bot.token, offset, PAGE_SIZE) or {}
+        report.calls += 1
+        transactions = page.get("transactions") or []
+        recent = [t for t in transactions if from_timestamp(t.get("date", 0)) >= since]
+        found += recent
+        if progress is not None:
+            progress(len(found), report.calls)
+        if len(transactions) < PAGE_SIZE or len(recent) < len(transactions):
+            return found
+        offset += len(transactions)
+
+
+def _partner_kind(partner: dict) -> str:
+    kind = str(partner.get("type") or "unknown")
+    detail = partner.get("transaction_type") or partner.get("withdrawal_state", {}).get("type")
+    return f"{kind}:{detail}" if detail else kind
+
+
+def _is_invoice_payment(partner: dict | None) -> bool:
+    if not partner or partner.get("type") != "user" or not isinstance(partner.get("user"), dict):
+        return False
+    kind = partner.get("transaction_type")
+    # Before Bot API 9.0 a user's partner had no transaction_type; an invoice payment carried its payload.
+    return kind == "invoice_payment" or (kind is None and "invoice_payload" in partner and "paid_media" not in partner)
+
+
+def _message(transaction: dict, user: dict, **content) -> dict:
+    """An Update carrying a service message from `user` in their private chat with the bot, as the webhook would."""
+    chat = {"id": user["id"], "type": "private", "first_name": user.get("first_name", "")}
+    if user.get("username"):
+        chat["username"] = user["username"]
+    message = {"message_id": 0, "date": int(transaction["date"]), "chat": chat, "from": user, **content}
+    return {"update_id": 0, "message": message}
+
+
+def payment_update(transaction: dict, *, first_of_subscription: bool) -> dict:
+    """The `successful_payment` update an incoming invoice payment would have been delivered as."""
+    partner = transaction["source"]
+    payment = {
+        "currency": CURRENCY,
+        "total_amount": int(transaction["amount"]),
+        "invoice_payload": partner.get("invoice_payload") or "",
+        "telegram_payment_charge_id": transaction["id"],
+        "provider_payment_charge_id": "",
+    }
+    period = partner.get("subscription_period")
+    if period:
+        payment["subscription_expiration_date"] = int(transaction["date"]) + int(period)
+        payment["is_recurring"] = True
+        if first_of_subscription:
+            payment["is_first_recurring"] = True
+    return _message(transaction, partner["user"], successful_payment=payment)
+
+
+def refund_update(transaction: dict) -> dict:
+    """The `refunded_payment` update a refund to a user would have been delivered as."""
+    partner = transaction["receiver"]
+    refund = {
+        "currency": CURRENCY,
+        "total_amount": int(transaction["amount"]),
+        "invoice_payload": partner.get("invoice_payload") or "",
+        "telegram_payment_charge_id": transaction["id"],
+    }
+    return _message(transaction, partner["user"], refunded_payment=refund)
+
+
+def _summary(transaction: dict, partner: dict | None) -> str:
+    user = (partner or {}).get("user") or {}
+    who = f"user {user['id']}" if "id" in user else _partner_kind(partner or {})
+    return f"{transaction.get('amount', 0)} Stars, {who}"
+
+
+def _subscriptions_started(transactions: list[dict]) -> set[str]:
+    """Invoice payloads of subscriptions whose first payment is already granted."""
+    payloads = {
+        f"{SOURCE}:{t['source'].get('invoice_payload')}"
+        for t in transactions
+        if _is_invoice_payment(t.get("source")) and t["source"].get("subscription_period")
+    }
+    started: set[str] = set()
+    listed = list(payloads)
+    for i in range(0, len(listed), 500):
+        rows = Grant.select(Grant.subscription_id).where(Grant.subscription_id.in_(listed[i:i + 500])).distinct()
+        started.update(row.subscription_id for row in rows)
+    return started
+
+
+def entries(transactions: list[dict]) -> list[Entry]:
+    """The transactions as ledger entries, oldest first, each recordable as the webhook's update or only listed."""
+    ordered = sorted(transactions, key=lambda t: (int(t.get("date", 0)), str(t.get("id", ""))))
+    started = _subscriptions_started(ordered)
+    result = []
+    for t in ordered:
+        at, tx_id = from_timestamp(int(t.get("date", 0))), str(t.get("id", ""))
+        source, receiver = t.get("source"), t.get("receiver")
+        if _is_invoice_payment(source) and tx_id:
+            subscription = f"{SOURCE}:{source.get('invoice_payload')}" if source.get("subscription_period") else None
+            first = subscription is not None and subscription not in started
+            if subscription is not None:
+                started.add(subscription)
+            update = payment_update(t, first_of_subscription=first)
+            result.append(Entry(tx_id, "payment", at, tx_id, "successful_payment", update, _summary(t, source)))
+        elif _is_invoice_payment(receiver) or (receiver and receiver.get("type") == "user" and not receiver.get("transaction_type")):
+            if tx_id and isinstance(receiver.get("user"), dict):
+                update = refund_update(t)
+                result.append(Entry(f"refund:{tx_id}", "refund", at, tx_id, "refunded_payment", update, _summary(t, receiver)))
+                continue
+            result.append(Entry(tx_id, _partner_kind(receiver), at, tx_id, summary=_summary(t, receiver)))
+        else:
+            partner = source or receiver or {}
+            result.append(Entry(tx_id, _partner_kind(partner), at, tx_id, summary=_summary(t, partner)))
+    return result
+
+
+def known(found: list[Entry]) -> set[str]:
+    """External ids the service already has: inbox rows, and refunds the ledger already records (an operator's refund)."""
+    ids = known_in_inbox(SOURCE, [e.external_id for e in found])
+    refunds = [e.ledger_id for e in found if e.kind == "refund" and e.external_id not in ids]
+    for i in range(0, len(refunds), 500):
+        rows = LedgerEntry.select(LedgerEntry.reference).where(
+            (LedgerEntry.source == SOURCE)
+            & LedgerEntry.reference.in_(refunds[i:i + 500])
+            & LedgerEntry.action.in_(list(entitlements.REVERSALS))
+        )
+        ids.update(f"refund:{row.reference}" for row in rows)
+    return ids
+
+
+def window_start(days: int, cursor: tuple[datetime, str] | None) -> datetime:
+    """Where a run starts reading: `days` back, or just before the cursor when that is later."""
+    start = utcnow() - timedelta(days=days)
+    if cursor is not None:
+        start = max(start, cursor[0] - CURSOR_OVERLAP)
+    return start
+
+
+def reconcile(bot, *, days: int = 30, dry_run: bool = False, cursor: tuple[datetime, str] | None = None,
+              progress: Progress | None = None) -> Report:
+    """Read the bot's Star transactions of the last `days` (or since the cursor) and record what the inbox lacks."""
+    report = Report(SOURCE, dry_run)
+    report.since = window_start(days, cursor)
+    transactions = read_ledger(bot, report.since, report, progress)
+    return apply(report, entries(transactions), known, ledger=LEDGER)
+

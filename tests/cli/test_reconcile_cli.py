@@ -1,0 +1,237 @@
+"""`entitle reconcile telegram|stripe`: what the webhooks missed is found in the providers' ledgers and granted once.
+
+Telegram and Stripe are the stand-ins at the wire, keeping ledgers of what the tests say happened;
+the webhook is down (a wrong secret), a real Dramatiq worker on Redis processes what is recorded.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.models import Event, EventLog, Grant, LedgerEntry, ReconcileState
+from app.plans import Catalogue
+from simulate import stripe_events as events
+from app.telegram import payments
+from simulate import telegram_updates as updates
+from tests.app.stripe import helpers as stripe_helpers
+from tests.app.telegram.support import HEADERS, PUBLIC_URL, SECRET, TOKEN, metric, post_update
+from tests.support.waiting import wait_for
+
+WRONG = {"X-Telegram-Bot-Api-Secret-Token": "a-secret-from-before-the-redeploy"}
+
+
+@pytest.fixture
+def env(env, telegram_api, stripe_api):
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET=SECRET, TELEGRAM_API_URL=telegram_api.url,
+        **stripe_helpers.stripe_env(stripe_api),
+    )
+    env["PUBLIC_URL"] = PUBLIC_URL
+    return env
+
+
+@pytest.fixture
+def plans(settings):
+    return Catalogue.from_file(settings.plans_file)
+
+
+def rows_of(result) -> dict[str, dict]:
+    assert result.exit_code == 0, result.output
+    return {row["external_id"]: row for row in json.loads(result.stdout)["rows"]}
+
+
+def counts() -> dict[str, int]:
+    return {"events": Event.select().count(), "grants": Grant.select().count(), "ledger": LedgerEntry.select().count(),
+            "state": ReconcileState.select().count()}
+
+
+def active_grants(user_id: int) -> list[Grant]:
+    return [g for g in Grant.select().join_from(Grant, Grant.user.rel_model).where(Grant.user.rel_model.telegram_id == user_id)
+            if g.revoked_at is None]
+
+
+def settled(*external_ids: str) -> None:
+    def done():
+        statuses = {e.external_id: e.status for e in Event.select().where(Event.external_id.in_(list(external_ids)))}
+        return len(statuses) == len(external_ids) and all(s in ("processed", "ignored") for s in statuses.values())
+
+    wait_for(done, message=f"events {external_ids} handled")
+
+
+# -- Telegram --------------------------------------------------------------------------------
+
+
+def missed_star_payments(client, telegram_api, plans) -> dict[int, str]:
+    """Three Stars payments whose webhooks were refused (wrong secret), and a refund of the third, all in the ledger."""
+    plan = plans.get("premium_week")
+    charges = {}
+    for user_id in (101, 102, 103):
+        payload = payments.encode_payload(plan.key, user_id)
+        charge_id = updates.new_charge_id()
+        refused = post_update(client, updates.successful_payment_update(user_id, payload, plan.stars, charge_id), headers=WRONG)
+        assert refused.status_code == 401
+        telegram_api.star_payment(user_id, plan.stars, payload, charge_id=charge_id)
+        charges[user_id] = charge_id
+    telegram_api.star_refund(charges[103])
+    telegram_api.add_star_transaction({"amount": 500, "receiver": {"type": "fragment", "withdrawal_state": {"type": "succeeded", "date": 1, "url": "https://fragment.com"}}})
+    return charges
+
+
+def test_missed_stars_payments_are_granted_once_and_the_refund_revokes_its_own(cli, client, worker, telegram_api, plans):
+    charges = missed_star_payments(client, telegram_api, plans)
+    assert Event.select().count() == 0
+
+    before = counts()
+    dry = rows_of(cli("reconcile", "telegram", "--dry-run", "--json"))
+    assert counts() == before
+    assert {charges[u]: "would record" for u in (101, 102, 103)}.items() <= {k: v["action"] for k, v in dry.items()}.items()
+    assert dry[f"refund:{charges[103]}"] == {**dry[f"refund:{charges[103]}"], "kind": "refund", "action": "would record"}
+    listed = [row for row in dry.values() if row["action"] == "listed"]
+    assert [row["kind"] for row in listed] == ["fragment:succeeded"]
+
+    granted = metric(client, "reconcile_found_total", provider="telegram", kind="payment")
+    run = rows_of(cli("reconcile", "telegram", "--json"))
+    assert {k: (v["kind"], v["action"]) for k, v in run.items() if v["action"] != "listed"} == {
+        charges[101]: ("payment", "recorded"), charges[102]: ("payment", "recorded"), charges[103]: ("payment", "recorded"),
+        f"refund:{charges[103]}": ("refund", "recorded"),
+    }
+    settled(*charges.values(), f"refund:{charges[103]}")
+    assert [g.reference for g in active_grants(101)] == [charges[101]]
+    assert [g.reference for g in active_grants(102)] == [charges[102]]
+    assert active_grants(103) == []
+    # Revoked, if anything: only the refunded payment's own grant.
+    assert {g.reference for g in Grant.select().where(Grant.revoked_at.is_null(False))} <= {charges[103]}
+    assert metric(client, "reconcile_found_total", provider="telegram", kind="payment") == granted + 3
+    row = Event.get(Event.external_id == charges[101])
+    assert "reconciliation" in EventLog.get(EventLog.event == row.id, EventLog.action == "received").detail
+
+    # The webhook comes back: its late deliveries of the same payments are duplicates.
+    plan = plans.get("premium_week")
+    for user_id in (101, 102):
+        payload = row.payload["message"]["successful_payment"]["invoice_payload"] if user_id == 101 else None
+        late = updates.successful_payment_update(user_id, payload or payments.encode_payload(plan.key, user_id), plan.stars, charges[user_id])
+        answer = post_update(client, late, headers=HEADERS)
+        assert answer.status_code == 200 and answer.get_json()["status"] == "duplicate"
+    assert Grant.select().where(Grant.reference.in_([charges[101], charges[102]])).count() == 2
+    assert len(active_grants(101)) == len(active_grants(102)) == 1
+
+    again = rows_of(cli("reconcile", "telegram", "--json"))
+    assert [k for k, v in again.items() if v["action"] == "recorded"] == []
+    assert {again[c]["action"] for c in charges.values()} == {"known"}
+
+
+def test_a_payment_the_webhook_delivered_first_is_known_to_reconciliation(cli, client, worker, telegram_api, plans):
+    plan = plans.get("premium_week")
+    payload, charge_id = payments.encode_payload(plan.key, 7), updates.new_charge_id()
+    assert post_update(client, updates.successful_payment_update(7, payload, plan.stars, charge_id)).status_code == 200
+    telegram_api.star_payment(7, plan.stars, payload, charge_id=charge_id)
+
+    rows = rows_of(cli("reconcile", "telegram", "--json"))
+
+    assert rows[charge_id]["action"] == "known"
+    settled(charge_id)
+    assert len(active_grants(7)) == 1
+
+
+def test_a_refund_never_told_revokes_what_its_payment_granted(cli, client, worker, telegram_api, plans):
+    plan = plans.get("premium_week")
+    payload, charge_id = payments.encode_payload(plan.key, 8), updates.new_charge_id()
+    assert post_update(client, updates.successful_payment_update(8, payload, plan.stars, charge_id)).status_code == 200
+    settled(charge_id)
+    telegram_api.star_payment(8, plan.stars, payload, charge_id=charge_id)
+    telegram_api.star_refund(charge_id)  # a chargeback: Telegram deducted the Stars, no update came
+
+    rows = rows_of(cli("reconcile", "telegram", "--json"))
+
+    assert rows[f"refund:{charge_id}"]["action"] == "recorded"
+    settled(f"refund:{charge_id}")
+    assert active_grants(8) == []
+
+
+def test_the_ledger_is_read_in_pages_newest_first_and_stops_at_the_window(cli, telegram_api, plans):
+    import time
+
+    plan = plans.get("premium_week")
+    now = int(time.time())
+    for i in range(230):
+        telegram_api.star_payment(1000 + i, plan.stars, payments.encode_payload(plan.key, 1000 + i), date=now - i * 60)
+    telegram_api.star_payment(9, plan.stars, payments.encode_payload(plan.key, 9), date=now - 40 * 86400)
+
+    result = cli("reconcile", "telegram", "--dry-run", "--days", "30", "--json")
+
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["found"] == 230 and summary["would_record"] == 230
+    calls = telegram_api.calls_to("getStarTransactions")
+    assert [(c.params.get("offset", "0"), c.params["limit"]) for c in calls] == [("0", "100"), ("100", "100"), ("200", "100")]
+
+
+def test_without_a_bot_token_reconcile_telegram_says_so(cli):
+    result = cli("reconcile", "telegram", TELEGRAM_BOT_TOKEN="")
+
+    assert result.exit_code == 1
+    assert "TELEGRAM_BOT_TOKEN is not set" in result.stderr
+
+
+# -- Stripe ----------------------------------------------------------------------------------
+
+
+def test_missed_stripe_events_are_recorded_once_and_processed_as_if_delivered(cli, client, worker, stripe_api):
+    paid = stripe_helpers.completed(201, stripe_api=stripe_api)
+    refunded_session = stripe_helpers.completed(202, stripe_api=stripe_api)
+    for event in (paid, refunded_session):
+        assert stripe_helpers.post_event(client, event, secret="whsec_wrong_secret_after_redeploy").status_code == 400
+        stripe_api.put_event(event)
+    pi = refunded_session["data"]["object"]["payment_intent"]
+    refund = events.event("charge.refunded", events.charge(payment_intent=pi, amount=500, amount_refunded=500, refunded=True))
+    stripe_api.put_event(refund)
+    stripe_api.put_event(events.event("customer.created", events.customer()))  # not a type the service handles
+
+    before = counts()
+    dry = rows_of(cli("reconcile", "stripe", "--dry-run", "--json"))
+    assert counts() == before
+    assert {k: (v["kind"], v["action"]) for k, v in dry.items()} == {
+        paid["id"]: ("checkout.session.completed", "would record"),
+        refunded_session["id"]: ("checkout.session.completed", "would record"),
+        refund["id"]: ("charge.refunded", "would record"),
+    }
+    listed = stripe_api.calls_to("GET", "/v1/events")[-1].params
+    assert "checkout.session.completed" in listed["types"] and "gte" in listed["created"]
+
+    run = rows_of(cli("reconcile", "stripe", "--json"))
+    assert {v["action"] for v in run.values()} == {"recorded"}
+    settled(paid["id"], refunded_session["id"], refund["id"])
+    assert len(active_grants(201)) == 1
+    assert active_grants(202) == []
+    assert Event.get(Event.external_id == paid["id"]).payload["data"]["object"]["id"] == paid["data"]["object"]["id"]
+
+    late = stripe_helpers.post_event(client, paid)
+    assert late.status_code == 200 and late.get_json()["result"] == "duplicate"
+    assert len(active_grants(201)) == 1
+
+    again = rows_of(cli("reconcile", "stripe", "--json"))
+    assert {v["action"] for v in again.values()} == {"known"}
+
+
+def test_the_stripe_event_list_is_paged_with_starting_after(cli, stripe_api):
+    for _ in range(130):
+        stripe_api.put_event(events.event("invoice.payment_failed", events.invoice()))
+
+    summary = json.loads(cli("reconcile", "stripe", "--dry-run", "--json").stdout)["summary"]
+
+    assert summary["would_record"] == 130 and summary["calls"] == 2
+    assert "starting_after" in stripe_api.calls_to("GET", "/v1/events")[1].params
+
+
+def test_status_shows_the_last_reconciliation_of_each_provider(cli, telegram_api, plans):
+    plan = plans.get("premium_week")
+    telegram_api.star_payment(5, plan.stars, payments.encode_payload(plan.key, 5))
+    assert cli("reconcile", "telegram").exit_code == 0
+
+    report = json.loads(cli("status", "--json").stdout)
+
+    assert report["reconcile"]["telegram"]["recorded"] == 1
+    assert report["reconcile"]["telegram"]["last_run"]
+    assert report["reconcile"]["stripe"]["last_run"] is None
+    text = cli("status").stdout
+    assert "reconcile telegram" in text
