@@ -59,13 +59,14 @@ class Checker:
         self.recorded: list[tuple[str, str, str]] = []  # (provider, external id, how broken) of accepted reports
 
     def send(self, method: str, path: str, *, body=b"", headers: dict | None = None, expect_reject: bool = True,
-             expect_status: int | None = None, names: str | None = None, note: str | None = None):
+             expect_status: int | None = None, code: str | None = None, names: str | None = None,
+             note: str | None = None):
         """One request; a 5xx, an accepted bad request, another status than `expect_status`, a non-JSON
-        rejection or a 400 whose message does not name the field `names` is a violation."""
+        rejection, or an error whose code is not `code` or whose message does not name the field `names`, is a violation."""
         response = self.http.request(method, self.url + path, data=body, headers=headers or {}, timeout=30)
         self.sent += 1
         self.statuses[str(response.status_code)] = self.statuses.get(str(response.status_code), 0) + 1
-        problem = _problem(response, expect_reject, expect_status, names)
+        problem = _problem(response, expect_reject, expect_status, code, names)
         if problem:
             shown = note or (body[:80] if isinstance(body, bytes) else body)
             self.violate(f"{problem}: {method} {path} → {response.status_code} {response.text[:160]!r} "
@@ -77,7 +78,7 @@ class Checker:
         self.violations.append(text if len(self.violations) < 20 else text.split(":", 1)[0])
 
 
-def _problem(response, expect_reject: bool, expect_status: int | None, names: str | None) -> str | None:
+def _problem(response, expect_reject: bool, expect_status: int | None, code: str | None, names: str | None) -> str | None:
     if response.status_code >= 500:
         return "5xx"
     if expect_status is not None and response.status_code != expect_status:
@@ -90,6 +91,8 @@ def _problem(response, expect_reject: bool, expect_status: int | None, names: st
             assert isinstance(data["error"]["code"], str) and isinstance(data["error"]["message"], str)
     except Exception:
         return "not a JSON error"
+    if code and response.status_code >= 400 and data["error"]["code"] != code:
+        return f"the error's code is not {code}"
     if names and response.status_code >= 400 and names not in data["error"]["message"]:
         return f"the error does not name {names}"
     return None
@@ -332,7 +335,7 @@ def telegram_field_cases(check: Checker, first_user: int) -> None:
             raw = (_nested(data.draw(st.integers(min_value=33, max_value=100_000), label="depth")) if how == "deep"
                    else "1" + "0" * 5000)
         body = _encode(update, raw)
-        check.send("POST", "/webhooks/telegram", body=body, headers=secret, expect_status=400, names=names,
+        check.send("POST", "/webhooks/telegram", body=body, headers=secret, expect_status=400, code="malformed_update", names=names,
                    note=f"{update_kind} with {field.name} {how}: {body[:100]!r}")
 
     case()
@@ -378,7 +381,7 @@ def stripe_shape_cases(check: Checker, first_user: int) -> None:
         if how == "not_an_object":
             event = value if not isinstance(value, dict) else [value]
         body = _encode(event, _nested(depth))
-        check.send("POST", "/webhooks/stripe", body=body, headers=_signed(body), expect_status=400,
+        check.send("POST", "/webhooks/stripe", body=body, headers=_signed(body), expect_status=400, code="payload_invalid",
                    names=STRIPE_SHAPES[how], note=f"{how}: {body[:100]!r}")
 
     case()
