@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import tomllib
 from dataclasses import dataclass
 
 from bench import config
@@ -36,23 +37,45 @@ def _json(data: dict) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
+# The project's payload builders are imported here and nowhere else in bench/, so moving them is a
+# change of these two functions. (Imported late: bench/ is importable without the app's settings.)
+def telegram_updates():
+    """The project's builders of Telegram Bot API Updates."""
+    from simulate import telegram_updates
+
+    return telegram_updates
+
+
+def stripe_events():
+    """The project's builders of Stripe objects and events."""
+    from simulate import stripe_events
+
+    return stripe_events
+
+
+def plans() -> dict[str, dict]:
+    """The plan catalogue the bench's service runs with (plans.toml), as its raw tables."""
+    return tomllib.loads((config.ROOT / "plans.toml").read_text())["plans"]
+
+
+def invoice_payload(plan: str, user: int) -> str:
+    """The invoice payload the service writes on a Stars invoice for `plan` made out to `user`."""
+    from app.telegram.payments import encode_payload
+
+    return encode_payload(plan, user)
+
+
 def telegram_payment(user: int) -> Payment:
     """A Stars `successful_payment` update for a one-off plan, with the webhook's secret token."""
-    from app.telegram.payments import encode_payload
-    from simulate.telegram_updates import new_charge_id, successful_payment_update
-
-    charge_id = new_charge_id()
-    update = successful_payment_update(user, encode_payload(TELEGRAM_PLAN, user), STARS_PRICE, charge_id)
-    return Payment("telegram", user, {
-        "method": "POST", "path": "/webhooks/telegram", "body": _json(update), "user": user, "external_id": charge_id,
-        "headers": {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": config.TELEGRAM_SECRET},
-    })
+    updates = telegram_updates()
+    charge_id = updates.new_charge_id()
+    update = updates.successful_payment_update(user, invoice_payload(TELEGRAM_PLAN, user), STARS_PRICE, charge_id)
+    return Payment("telegram", user, telegram_request(update, user=user, external_id=charge_id))
 
 
 def stripe_event(user: int) -> dict:
     """A `checkout.session.completed` event for a paid one-off Checkout Session of `user`."""
-    from simulate import stripe_events as events
-
+    events = stripe_events()
     session = events.checkout_session(
         mode="payment", payment_status="paid", client_reference_id=str(user),
         metadata={"telegram_id": str(user), "user_id": str(user), "plan": STRIPE_PLAN},
@@ -61,7 +84,23 @@ def stripe_event(user: int) -> dict:
     return events.event("checkout.session.completed", session)
 
 
-def sign_stripe(body: str, **tags) -> dict:
+def telegram_request(update: dict | str | bytes, **tags) -> dict:
+    """The request that delivers a Telegram Update (a dict, or a body as is), with the webhook's secret token."""
+    body = _json(update) if isinstance(update, dict) else update
+    return {
+        "method": "POST", "path": "/webhooks/telegram", "body": body, **tags,
+        "headers": {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": config.TELEGRAM_SECRET},
+    }
+
+
+def paid_checkout_session(user: int, plan: str = STRIPE_PLAN, mode: str = "payment") -> dict:
+    """A paid Checkout Session naming `user` and `plan` as the service writes them (Stripe has never seen it)."""
+    events = stripe_events()
+    return events.checkout_session(mode=mode, payment_status="paid", client_reference_id=str(user),
+                                   metadata={"telegram_user_id": str(user), "plan": plan}, customer=events.new_id("cus", 14))
+
+
+def sign_stripe(body: str | bytes, **tags) -> dict:
     """The request that delivers a Stripe event body, signed now with the endpoint secret."""
     from app.stripe.signature import sign_payload
 

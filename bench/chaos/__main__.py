@@ -44,16 +44,33 @@ def render(results: list[dict]) -> str:
                          "events lost", "200 without row", "s", "notes", "verdict"], rows)
 
 
-def render_bad(result: dict) -> str:
-    """The bad-input table."""
-    rows = []
-    for name, f in result["families"].items():
-        fives = sum(n for s, n in f["statuses"].items() if int(s) >= 500)
-        statuses = ", ".join(f"{s}×{n}" for s, n in sorted(f["statuses"].items()))
-        rows.append([name, f["sent"], statuses, fives, len(f["violations"]), "pass" if not f["violations"] else "FAIL"])
-    created = ", ".join(f"{t} {n}" for t, n in result["rows_created"].items())
-    text = report.table(["endpoint", "requests", "answers", "5xx", "violations", "verdict"], rows)
-    text += f"\n\nRows created by all of them: {created}."
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
+
+
+def _bad_row(name: str, f: dict) -> list:
+    fives = sum(n for s, n in f["statuses"].items() if int(s) >= 500)
+    statuses = ", ".join(f"{s}×{n}" for s, n in sorted(f["statuses"].items()))
+    if f["kind"] == "rejected":
+        rows = sum(f["rows_created"].values())
+        rows_cell = str(rows) if not rows else _counts(f["rows_created"])
+        grants_cell, ended = "—", "—"
+        ok = not f["violations"] and not rows
+    else:
+        rows_cell, grants_cell = "—", f["grants"]
+        ended = ", ".join(f"{s}×{n}" for s, n in sorted(f["outcomes"].items())) or "none"
+        ok = not f["violations"]
+    return [name, f["sent"], statuses, fives, rows_cell, grants_cell, ended, len(f["violations"]), "pass" if ok else "FAIL"]
+
+
+def render_bad(result: dict, machine_line: str) -> str:
+    """The bad-input table, one row per family, with the machine it ran on."""
+    rows = [_bad_row(name, f) for name, f in result["families"].items()]
+    text = machine_line + "\n\n" + report.table(
+        ["family", "requests", "answers", "5xx", "rows created by rejected input", "grants from mismatched payments",
+         "events ended", "violations", "verdict"], rows)
+    text += (f"\n\nRows created by all the rejected input, 2 s after its last request: {_counts(result['rows_created'])}. "
+             f"Grants in the database after the whole run: {result['grants_total']}.")
     violations = [v for f in result["families"].values() for v in f["violations"]]
     if violations:
         text += "\n\nViolations:\n" + "\n".join(f"- `{v}`" for v in violations[:20])
@@ -85,7 +102,9 @@ def main() -> int:
                 results.append(result)
                 print(f"{result['scenario']}: {result['tally']}", flush=True)
         if "badinput" in only:
+            began = time.monotonic()
             bad = badinput.run(stack)
+            bad["seconds"] = time.monotonic() - began
     finally:
         stack.stop()
         redis_server.stop()
@@ -96,11 +115,12 @@ def main() -> int:
         if write:
             report.write_section(DOC, "faults", text)
     if bad is not None:
-        text = render_bad(bad)
+        text = render_bad(bad, report.machine_line(info) + f" Bad-input run: {bad['seconds']:.0f} s.")
         print("\n## Bad input\n\n" + text, flush=True)
         if write:
             report.write_section(DOC, "badinput", text)
-    if write:
+    if write and results:
+        # The line above the fault table; a bad-input-only run leaves it (and that table) as measured.
         report.write_section(DOC, "machine", report.machine_line(info) + f" Whole run: {elapsed / 60:.1f} min.")
     report.save("chaos", {"machine": info, "scenarios": results, "badinput": bad, "elapsed_s": elapsed})
     print(f"\n{elapsed / 60:.1f} min", flush=True)
