@@ -138,8 +138,11 @@ class Recorded:
     should_enqueue: bool
 
 
-def record(provider: str, external_id: str, type_: str, payload: dict, *, status: str = EventStatus.PENDING, note: str | None = None) -> Recorded:
-    """Store an accepted delivery once per (provider, external id).
+def record(
+    provider: str, external_id: str, type_: str, payload: dict, *, status: str = EventStatus.PENDING, note: str | None = None,
+    subject: int | None = None,
+) -> Recorded:
+    """Store an accepted delivery once per (provider, external id); `subject` is the Telegram user it is about.
 
     A duplicate of a failed event is queued again with a fresh set of attempts; one of a
     pending event is queued only when its hand-off failed (otherwise its message is still
@@ -152,7 +155,8 @@ def record(provider: str, external_id: str, type_: str, payload: dict, *, status
         with transaction():
             done_at = utcnow() if status == EventStatus.IGNORED else None
             event = Event.create(
-                provider=provider, external_id=external_id, type=type_, payload=payload, status=status, processed_at=done_at
+                provider=provider, external_id=external_id, type=type_, payload=payload, status=status, processed_at=done_at,
+                subject=subject,
             )
             if note:
                 _log(event.id, "received", note)
@@ -469,8 +473,12 @@ def all_pending(limit: int = 1000) -> list[Event]:
     return list(Event.select().where(Event.status == EventStatus.PENDING).order_by(Event.id).limit(limit))
 
 
-def _events_matching(*, provider: str | None = None, status: str | None = None, search: str | None = None):
+def _events_matching(
+    *, provider: str | None = None, status: str | None = None, search: str | None = None, user: int | None = None
+):
     query = Event.select()
+    if user is not None:
+        query = query.where(Event.subject == user)
     if provider:
         query = query.where(Event.provider == provider)
     if status:
@@ -488,16 +496,19 @@ def _like(column, pattern: str):
 
 
 def list_events(
-    *, provider: str | None = None, status: str | None = None, search: str | None = None, limit: int = 50
+    *, provider: str | None = None, status: str | None = None, search: str | None = None, user: int | None = None,
+    limit: int = 50,
 ) -> list[Event]:
-    """Events, newest first, filtered by provider, status and text in their id or payload."""
-    query = _events_matching(provider=provider, status=status, search=search)
+    """Events, newest first, filtered by provider, status, the Telegram user they are about and text in their id or payload."""
+    query = _events_matching(provider=provider, status=status, search=search, user=user)
     return list(query.order_by(Event.id.desc()).limit(limit))
 
 
-def count_events(*, provider: str | None = None, status: str | None = None, search: str | None = None) -> int:
+def count_events(
+    *, provider: str | None = None, status: str | None = None, search: str | None = None, user: int | None = None
+) -> int:
     """How many events `list_events` would find without a limit."""
-    return _events_matching(provider=provider, status=status, search=search).count()
+    return _events_matching(provider=provider, status=status, search=search, user=user).count()
 
 
 def counts() -> dict[str, int]:
@@ -522,6 +533,7 @@ def event_to_dict(event: Event, *, with_payload: bool = False) -> dict:
         "received_at": iso(event.received_at),
         "processed_at": iso(event.processed_at),
         "error": event.error,
+        "user": event.subject,
     }
     if with_payload:
         data["payload"] = event.payload

@@ -84,6 +84,16 @@ def _reconcile_state() -> None:
     database.create_tables([ReconcileState], safe=True)
 
 
+def _event_subject() -> None:
+    # Events recorded before this have no subject; `events list --user` still finds them by their payload.
+    table = Event._meta.table_name
+    if "subject" not in {column.name for column in database.get_columns(table)}:
+        from playhouse.migrate import SchemaMigrator, migrate
+
+        migrator = SchemaMigrator.from_database(database.obj)
+        migrate(migrator.add_column(table, "subject", Event.subject))  # with its index (the field has index=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -95,6 +105,7 @@ MIGRATIONS: list[Migration] = [
     Migration(9, "api keys", _api_keys),
     Migration(10, "outgoing webhooks", _webhooks),
     Migration(11, "reconciliation with the providers' ledgers", _reconcile_state),
+    Migration(12, "event subject", _event_subject),
 ]
 
 

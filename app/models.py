@@ -73,6 +73,8 @@ class Event(BaseModel):
     processed_at = peewee.DateTimeField(null=True)
     # Held by the worker running a non-transactional handler, so a duplicate message leaves it alone.
     lease_until = peewee.DateTimeField(null=True)
+    # The Telegram user the event is about (the payer, the requester), so an operator finds a user's events.
+    subject = peewee.BigIntegerField(null=True, index=True)
     # Bumped each time the row is handed to the broker; a message carrying another number is stale.
     dispatch = peewee.IntegerField(default=0)
     dispatched_at = peewee.DateTimeField(null=True)  # when the current message was handed off

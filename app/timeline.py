@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.clock import iso
-from app.models import LedgerEntry, User
+from app.db import transaction
+from app.models import Event, EventStatus, LedgerEntry, User
 from app.users import find_user
 
 PAYMENT_SOURCES = ("telegram", "stripe")
@@ -60,8 +61,38 @@ def customer_timeline(telegram_id: int) -> Timeline | None:
     if user is None:
         return None
     rows = LedgerEntry.select().where(LedgerEntry.user == user.id).order_by(LedgerEntry.at, LedgerEntry.id)
-    lines = [_line(row) for row in rows] + _webhook_lines(user)
+    lines = [_line(row) for row in rows] + _webhook_lines(user) + _event_lines(user)
     return Timeline(user, sorted(lines, key=lambda line: line.at))  # stable: the ledger's own order holds
+
+
+def note_message(telegram_id: int, text: str, what: str) -> None:
+    """Keep in the user's timeline a message the bot sent them (`what`: confirmation, invite, reminder…)."""
+    user = find_user(telegram_id)
+    if user is not None:
+        with transaction():
+            LedgerEntry.create(user=user, action="message", source="telegram", reference=what, detail={"text": text[:500]})
+
+
+# Chat access as the inbox ran it: invites, removals, join requests.
+ACCESS_TYPES = {"chat_invite": "invite", "chat_remove": "removal", "chat_join_request": "join request"}
+
+
+def _event_lines(user: User) -> list[Line]:
+    """The user's chat access and every delivery that did not end processed (a payment that failed its checks, say)."""
+    lines = []
+    for event in Event.select().where(Event.subject == user.telegram_id).order_by(Event.id):
+        chat = ACCESS_TYPES.get(event.type)
+        if chat is None and (event.status == EventStatus.PROCESSED or event.provider == "access"):
+            continue  # its grant, refund or message has a line of its own; the rest of access is bookkeeping
+        if chat is not None:
+            where = (event.payload or {}).get("chat") or ((event.payload or {}).get("chat_join_request") or {}).get("chat", {}).get("id")
+            summary = f"chat {chat} {where}: {event.status}" + (f" ({event.error})" if event.error else "")
+            kind = "chat"
+        else:
+            summary = f"{event.provider} {event.type} {event.status}" + (f": {event.error}" if event.error else "")
+            kind = "event"
+        lines.append(Line(event.received_at, kind, event.provider, event.external_id, None, summary[:300], {"event": event.id}))
+    return lines
 
 
 def _webhook_lines(user: User) -> list[Line]:
@@ -107,7 +138,7 @@ def _summary(action: str, kind: str, row: LedgerEntry, detail: dict) -> str:
     if kind == "payment_failed":
         return f"payment failed via {row.source}"
     if kind == "message":
-        return f"bot sent: {detail.get('text', '')[:80]}"
+        return f"bot sent ({row.reference}): {detail.get('text', '')[:80]}"
     return f"{action} via {row.source}"
 
 

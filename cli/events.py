@@ -18,6 +18,7 @@ from cli.output import console, errors, fail, print_json, table
 
 app = typer.Typer(help="The event inbox: every accepted webhook.", no_args_is_help=True)
 
+PROVIDERS = ("telegram", "stripe", "access")
 STATUS_STYLE = {"pending": "yellow", "processed": "green", "failed": "red", "ignored": "dim"}
 
 
@@ -28,17 +29,18 @@ def _check_choice(value: Optional[str], allowed: tuple[str, ...], name: str) -> 
 
 @app.command("list")
 def list_events(
-    provider: Optional[str] = typer.Option(None, "--provider", help="telegram or stripe."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="telegram, stripe or access."),
     status: Optional[str] = typer.Option(None, "--status", help="pending, processed, failed or ignored."),
+    user: Optional[int] = typer.Option(None, "--user", min=1, help="Only the events about this Telegram user (the payer, the requester)."),
     search: Optional[str] = typer.Option(None, "--search", help="A charge id, PaymentIntent, Checkout Session id or any text in the payload."),
     limit: int = typer.Option(50, "--limit", min=1, max=10000, help="At most this many rows."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List events, newest first; says how many matched when it shows fewer."""
-    _check_choice(provider, ("telegram", "stripe"), "--provider")
+    _check_choice(provider, PROVIDERS, "--provider")
     _check_choice(status, EventStatus.ALL, "--status")
     context.ready_database()
-    filters = dict(provider=provider, status=status, search=search)
+    filters = dict(provider=provider, status=status, search=search, user=user)
     rows = [inbox.event_to_dict(e) for e in inbox.list_events(**filters, limit=limit)]
     if len(rows) == limit:
         total = inbox.count_events(**filters)
@@ -53,13 +55,14 @@ def list_events(
     console.print(
         table(
             "Events",
-            ["id", "provider", "type", "external id", "status", "attempts", "received", "error"],
+            ["id", "provider", "type", "external id", "user", "status", "attempts", "received", "error"],
             [
                 (
                     r["id"],
                     r["provider"],
                     r["type"],
                     r["external_id"],
+                    r["user"],
                     f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]",
                     r["attempts"],
                     r["received_at"],
@@ -104,7 +107,7 @@ def replay(
     Without a broker (embedded mode) the events run here and now; with one they are queued for the workers,
     each on the queue its kind is routed to (a bot command on `sessions`).
     """
-    _check_choice(provider, ("telegram", "stripe"), "--provider")
+    _check_choice(provider, PROVIDERS, "--provider")
     if bool(event_ids) == failed:
         raise typer.BadParameter("give event ids or --failed (not both)")
     context.ready_database()

@@ -9,6 +9,7 @@ from app import inbox, metrics
 from app.models import Event, EventStatus
 from app.stripe import SOURCE
 from app.stripe.client import key_livemode
+from app.stripe.objects import event_subject
 from app.stripe.signature import SignatureError, verify_webhook
 from webapp.context import runtime, settings
 from webapp.errors import error_response
@@ -62,10 +63,10 @@ def webhook():
         if expected is not None and bool(event.get("livemode")) != expected:
             note = f"{'live' if event.get('livemode') else 'test'}-mode event, but STRIPE_SECRET_KEY is a {'live' if expected else 'test'} key"
             log.warning("Stripe event %s (%s) recorded as ignored: %s", event_id, type_, note)
-            recorded = inbox.record(SOURCE, event_id, type_, event, status=EventStatus.IGNORED, note=note)
+            recorded = inbox.record(SOURCE, event_id, type_, event, status=EventStatus.IGNORED, note=note, subject=event_subject(event))
             result = "livemode_mismatch"
         else:
-            recorded = runtime().accept(SOURCE, event_id, type_, event)
+            recorded = runtime().accept(SOURCE, event_id, type_, event, subject=event_subject(event))
             result = "accepted" if recorded.created else "duplicate"
     except Exception:
         _count(type_, "error")

@@ -53,7 +53,7 @@ def _pre_checkout(query: types.PreCheckoutQuery):
 
 
 def _accept(external_id: str, type_: str, data: dict):
-    recorded = runtime().accept(SOURCE, external_id, type_, data)
+    recorded = runtime().accept(SOURCE, external_id, type_, data, subject=shapes.subject_of(data))
     return jsonify({"ok": True, "status": "recorded" if recorded.created else "duplicate", "event": recorded.event.id})
 
 

@@ -81,9 +81,9 @@ class Runtime:
         """The queues the workers consume."""
         return self.handlers.queues()
 
-    def accept(self, provider: str, external_id: str, type_: str, payload: dict) -> inbox.Recorded:
-        """Record a verified delivery in the inbox and hand it to the workers when there is work to do."""
-        recorded = inbox.record(provider, external_id, type_, payload)
+    def accept(self, provider: str, external_id: str, type_: str, payload: dict, *, subject: int | None = None) -> inbox.Recorded:
+        """Record a verified delivery (about the Telegram user `subject`) in the inbox and hand it to the workers when there is work to do."""
+        recorded = inbox.record(provider, external_id, type_, payload, subject=subject)
         if recorded.should_enqueue:
             self.enqueue(recorded.event.id)
         return recorded

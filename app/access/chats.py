@@ -11,7 +11,7 @@ import telebot
 from telebot import apihelper
 from telebot.apihelper import ApiException, ApiTelegramException
 
-from app import inbox, metrics
+from app import inbox, metrics, timeline
 from app.clock import iso
 from app.config import Settings
 from app.telegram.client import describe_error
@@ -85,10 +85,11 @@ def chat_problem(chat: int, exc: BaseException, event_id: int) -> Exception:
     return exc
 
 
-def tell(bot: telebot.TeleBot, user_id: int, text: str) -> bool:
+def tell(bot: telebot.TeleBot, user_id: int, text: str, what: str = "access") -> bool:
     """Message a user; False when they blocked the bot or cannot be written to (never raised: it must not stop access changes)."""
     try:
         call("message", bot.send_message, user_id, text)
+        timeline.note_message(user_id, text, what)
         return True
     except ApiTelegramException as exc:
         if exc.error_code in (400, 403):

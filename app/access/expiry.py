@@ -78,7 +78,7 @@ def queue_due_reminders(now: datetime | None = None, *, hand_off: HandOff | None
                 continue
             user = User.get_by_id(row.user_id)
             payload = {"reminder": row.id, "user": user.telegram_id, "entitlement": row.entitlement, "ends_at": iso(row.ends_at), "days": row.days}
-            recorded = inbox.record(PROVIDER, f"reminder:{row.id}", "reminder", payload)
+            recorded = inbox.record(PROVIDER, f"reminder:{row.id}", "reminder", payload, subject=user.telegram_id)
         if recorded.should_enqueue:
             queued.append(recorded.event.id)
     _give(hand_off, queued)

@@ -47,7 +47,7 @@ def chat_invite(event: Event, context: Context) -> None:
     chat = int(data["chat"])
     link = _chat_call(event, chat, "invite", chats.create_invite, bot, chat, chats.invite_name(user.first_name, user.telegram_id))
     text = f"{_title(context, data['entitlement'])}: ask to join with this link, and you are let in at once.\n{link}"
-    if not chats.tell(bot, user.telegram_id, text):
+    if not chats.tell(bot, user.telegram_id, text, "invite"):
         metrics.chat_access.labels(action="invite", result="skipped").inc()
         raise inbox.Ignore(f"user {user.telegram_id} cannot be messaged (blocked the bot?); the invite was not delivered")
     metrics.chat_access.labels(action="invite", result="ok").inc()
@@ -78,7 +78,7 @@ def chat_remove(event: Event, context: Context) -> None:
     _chat_call(event, chat, "remove", chats.remove, bot, chat, user.telegram_id)
     metrics.chat_access.labels(action="remove", result="ok").inc()
     if status in ("member", "restricted"):
-        chats.tell(bot, user.telegram_id, f"Your {_title(context, data['entitlement'])} has ended, so you left its chat. /buy to come back.")
+        chats.tell(bot, user.telegram_id, f"Your {_title(context, data['entitlement'])} has ended, so you left its chat. /buy to come back.", "removal")
 
 
 def reminder(event: Event, context: Context) -> None:
@@ -98,7 +98,7 @@ def reminder(event: Event, context: Context) -> None:
         f"Your {plan} ends in {row.days} day{'s' if row.days != 1 else ''}, on {chats.until_text(row.ends_at)}. "
         "Renew with /buy, or in the Mini App."
     )
-    if chats.tell(bot, user.telegram_id, text):
+    if chats.tell(bot, user.telegram_id, text, "reminder"):
         metrics.chat_access.labels(action="reminder", result="ok").inc()
     else:
         metrics.chat_access.labels(action="reminder", result="skipped").inc()
@@ -133,7 +133,7 @@ def chat_join_request(event: Event, context: Context) -> None:
     _chat_call(event, chat, "decline", chats.call, "decline", bot.decline_chat_join_request, chat, requester)
     metrics.chat_access.labels(action="decline", result="ok").inc()
     titles = [spec.title for spec in context.catalogue.entitlements.values() if chat in spec.chats]
-    chats.tell(bot, request.user_chat_id or requester, f"This chat is for holders of {', '.join(titles)}. Buy it with /buy, then ask again.")
+    chats.tell(bot, request.user_chat_id or requester, f"This chat is for holders of {', '.join(titles)}. Buy it with /buy, then ask again.", "join declined")
 
 
 

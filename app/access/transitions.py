@@ -159,7 +159,7 @@ def _event(external_id: str, type_: str, row: EntitlementTransition, user: User,
         "transition": row.id, "sequence": row.sequence, "kind": row.kind, "reason": row.reason,
         "user": user.telegram_id, "entitlement": row.entitlement, "ends_at": iso(row.ends_at), **extra,
     }
-    recorded = inbox.record(PROVIDER, external_id, type_, payload)
+    recorded = inbox.record(PROVIDER, external_id, type_, payload, subject=user.telegram_id)
     return recorded.event.id if recorded.should_enqueue else None
 
 

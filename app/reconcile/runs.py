@@ -117,8 +117,20 @@ def apply(report: Report, entries: list[Entry], known: KnownIds, *, ledger: str)
     return report
 
 
+def _subject(provider: str, payload: dict) -> int | None:
+    """The Telegram user a reconciled entry is about, read as the webhook's route reads it."""
+    if provider == "telegram":
+        from app.telegram.shapes import subject_of
+
+        return subject_of(payload)
+    from app.stripe.objects import event_subject
+
+    return event_subject(payload)
+
+
 def _record(report: Report, entry: Entry, ledger: str) -> str:
-    recorded = inbox.record(report.provider, entry.external_id, entry.type, entry.payload, note=NOTE.format(ledger=ledger))
+    recorded = inbox.record(report.provider, entry.external_id, entry.type, entry.payload, note=NOTE.format(ledger=ledger),
+                            subject=_subject(report.provider, entry.payload))
     if not recorded.created:
         return Action.KNOWN  # the webhook delivered it a moment ago
     metrics.reconcile_found.labels(provider=report.provider, kind=entry.kind).inc()

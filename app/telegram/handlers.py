@@ -13,7 +13,7 @@ import requests
 from telebot import types
 from telebot.apihelper import ApiException, ApiTelegramException
 
-from app import entitlements, inbox, metrics, users
+from app import entitlements, inbox, metrics, timeline, users
 from app.clock import from_timestamp
 from app.config import Settings
 from app.access import handlers as access_handlers
@@ -56,6 +56,7 @@ def notify(settings: Settings, chat_id: int, text: str, *, key: str) -> None:
     """Send a message now; when Telegram cannot take it, leave it in the inbox to be sent again."""
     try:
         client_for(settings).send_message(chat_id, text)
+        timeline.note_message(chat_id, text, key.partition(":")[0])
         return
     except NotConfigured:
         log.warning("TELEGRAM_BOT_TOKEN is not set; message %s not sent", key)
@@ -68,7 +69,8 @@ def notify(settings: Settings, chat_id: int, text: str, *, key: str) -> None:
     except (ApiException, requests.RequestException) as exc:
         reason = describe_error(exc)
     # The sweeper hands this event to a worker, which sends the message again.
-    inbox.record(SOURCE, key, "send_message", {"chat_id": chat_id, "text": text}, note=f"first attempt failed: {reason}")
+    inbox.record(SOURCE, key, "send_message", {"chat_id": chat_id, "text": text}, note=f"first attempt failed: {reason}",
+                 subject=chat_id if chat_id > 0 else None)
 
 
 def successful_payment(event: Event, context: Context) -> None:

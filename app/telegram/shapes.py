@@ -176,3 +176,14 @@ def check_update(update: Any) -> None:
     _pre_checkout_query(update)
     _message(update)
     _chat_join_request(update)
+
+
+def subject_of(update: dict) -> int | None:
+    """The Telegram user an update is about: the sender of its message, query or join request."""
+    for key in ("message", "pre_checkout_query", "chat_join_request", "callback_query"):
+        part = update.get(key)
+        sender = part.get("from") if isinstance(part, dict) else None
+        user_id = sender.get("id") if isinstance(sender, dict) else None
+        if isinstance(user_id, int) and not isinstance(user_id, bool) and 0 < user_id <= MAX_ID:
+            return user_id
+    return None
