@@ -13,7 +13,7 @@ from app.models import WorkerHeartbeat
 
 INTERVAL_SECONDS = 10
 # A worker not seen for this long is taken for dead (killed, or its host gone).
-ALIVE_WITHIN = timedelta(seconds=60)
+ALIVE_WITHIN = timedelta(seconds=30)  # three beats missed
 
 
 def worker_name() -> str:

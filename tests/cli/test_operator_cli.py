@@ -48,7 +48,7 @@ def test_status_masks_secrets_and_reports_health(cli, worker):
     assert report["events"] == {"pending": 0, "processed": 0, "failed": 0, "ignored": 0}
     assert report["workers"]["state"] == "ok" and report["workers"]["alive"] == 1
     human = cli("status", **secret_env)
-    assert "workers:  1 alive in the last 60 s, last seen" in human.stdout
+    assert "workers:  1 alive in the last 30 s, last seen" in human.stdout
     for secret in secret_env.values():
         for part in secret.split(","):
             assert part not in result.stdout and part not in human.stdout
@@ -64,7 +64,7 @@ def test_status_exits_1_when_a_broker_is_configured_and_no_worker_is_alive(cli, 
     worker.stop()
     result = cli("status", "--json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["workers"] == {"state": "none alive", "alive": 0, "within_seconds": 60, "last_seen": None}
+    assert json.loads(result.stdout)["workers"] == {"state": "none alive", "alive": 0, "within_seconds": 30, "last_seen": None}
     assert "0 alive" in cli("status").stdout
 
 
