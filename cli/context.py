@@ -72,3 +72,28 @@ def grant_changes():
     if event_ids and not settings().embedded_broker:
         for event_id in event_ids:
             runtime().enqueue(event_id)
+
+
+def outcome_of(provider: str, external_id: str, timeout: float = 10.0) -> str | None:
+    """Wait until the service has run an event sent to it; its status (`processed`, `failed: …`), or None.
+
+    None when this CLI cannot see the service's database (another DATABASE_URL) or the event is
+    still waiting after `timeout` seconds; the command's own answer then says only that it was recorded.
+    """
+    import time
+
+    from app.models import Event, EventStatus
+
+    deadline = time.monotonic() + timeout
+    try:
+        database()
+        while True:
+            with db.connection():
+                event = Event.get_or_none((Event.provider == provider) & (Event.external_id == external_id))
+            if event is not None and event.status != EventStatus.PENDING:
+                return f"{event.status}: {event.error}" if event.error else event.status
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
+    except Exception:  # no schema here, or another database: the service's answer is all there is
+        return None

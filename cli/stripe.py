@@ -165,6 +165,7 @@ def simulate_checkout(
     user_id: int = typer.Option(..., "--user-id", help="The payer's Telegram id."),
     plan_key: str = typer.Option(..., "--plan", help="A one-off plan sold by card."),
     url: Optional[str] = typer.Option(None, "--url", help="The service's base URL (default: PUBLIC_URL)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the PaymentIntent id (for `PI=$(…)`)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Send the signed webhooks of a completed Checkout payment to a running service (stored first at a sandbox's STRIPE_API_BASE)."""
@@ -182,11 +183,18 @@ def simulate_checkout(
             break
     ok = all(row["status"] == 200 for row in sent)
     intent_id, session_id = payment["payment_intent"]["id"], payment["session"]["id"]
+    completed = next((row["id"] for row in sent if row["type"] == "checkout.session.completed"), None)
+    outcome = context.outcome_of("stripe", completed) if ok and completed else None
     if as_json:
         print_json({
             "user": user_id, "plan": plan.key, "checkout_session": session_id, "payment_intent": intent_id,
-            "charge": payment["charge"]["id"], "sandbox": in_sandbox, "events": sent,
+            "charge": payment["charge"]["id"], "sandbox": in_sandbox, "events": sent, "outcome": outcome,
         })
+    elif quiet:
+        if ok:
+            console.print(intent_id, highlight=False, soft_wrap=True)
+        for row in sent if not ok else ():
+            errors.print(f"{row['status'] or 'error'} {row['type']} {row['id']}", highlight=False, markup=False)
     else:
         for row in sent:
             style = "green" if row["status"] == 200 else "red"
@@ -195,7 +203,8 @@ def simulate_checkout(
                 answer = row["answer"] if isinstance(row["answer"], str) else json.dumps(row["answer"])
                 errors.print(f"  {answer}", highlight=False, markup=False)
         if ok:
-            console.print(f"user {user_id} paid for {plan.key}; see `entitle entitlements list --user {user_id}`", highlight=False)
+            console.print(f"user {user_id} paid for {plan.key} ({outcome or 'not run yet'}); see `entitle entitlements list --user {user_id}`",
+                          highlight=False)
         console.print(f"payment intent: {intent_id} (refund it: entitle refund stripe {intent_id})", highlight=False, soft_wrap=True)
         if not in_sandbox:
             console.print("no sandbox at STRIPE_API_BASE: the service cannot read this session back from Stripe, so it grants nothing "

@@ -212,6 +212,7 @@ def simulate_payment(
     user_id: int = typer.Option(..., "--user-id", min=1, help="The paying Telegram user's id."),
     plan: str = typer.Option(..., "--plan", help="The plan key (see `entitle plans list`)."),
     url: Optional[str] = typer.Option(None, "--url", help="The service's base address (default: PUBLIC_URL)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the charge id (for `CHARGE=$(…)`)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Pay for a plan as Telegram would report it: a pre-checkout query, then a successful payment."""
@@ -243,12 +244,16 @@ def simulate_payment(
     )
     data = {"charge_id": charge_id, "user": user_id, "plan": chosen.key, "stars": chosen.stars,
             "pre_checkout": "approved", "event": recorded.get("event"), "status": recorded.get("status"),
-            "sandbox": in_sandbox}
+            "sandbox": in_sandbox, "outcome": context.outcome_of("telegram", charge_id)}
     if as_json:
         print_json(data)
         return
+    if quiet:
+        console.print(charge_id, highlight=False, soft_wrap=True)
+        return
     console.print(f"pre-checkout approved; paid {chosen.stars} ⭐ for {chosen.key} as user {user_id}", highlight=False)
-    console.print(f"charge id: {charge_id} (event {data['event']}, {data['status']})", highlight=False)
+    outcome = data["outcome"] or "not run yet"
+    console.print(f"charge id: {charge_id} (event {data['event']}, {data['status']}; {outcome})", highlight=False)
     console.print(f"see it: entitle entitlements list --user {user_id}", highlight=False)
 
 
