@@ -2,24 +2,26 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# setuptools' notes on editable installs are for packagers, not for someone running the service.
+PIP := PYTHONWARNINGS=ignore $(BIN)/pip
 PYTEST_ARGS ?=
 
 .PHONY: run test test-sqlite install clean bench chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(PIP) install -q --upgrade pip
 
 $(VENV)/.installed-run: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(PIP) install -q -e .
 	touch $@
 
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[test]"
+	$(PIP) install -q -e ".[test]"
 	touch $@ $(VENV)/.installed-run
 
 $(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[test,bench]"
+	$(PIP) install -q -e ".[test,bench]"
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed-run
 
 install: $(VENV)/.installed-run
