@@ -40,7 +40,8 @@ def refund(
     except NotConfigured as exc:
         fail(str(exc))
     try:
-        result = refund_payment(client, payment_intent_id)
+        with context.grant_changes():
+            result = refund_payment(client, payment_intent_id)
     except UnknownPayment as exc:
         fail(str(exc))
     except RefundFailed as exc:

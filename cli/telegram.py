@@ -69,7 +69,8 @@ def refund(
     context.ready_database()
     bot = _bot()
     try:
-        result = refunds.refund_payment(bot, charge_id)
+        with context.grant_changes():
+            result = refunds.refund_payment(bot, charge_id)
     except refunds.UnknownPayment as exc:
         fail(str(exc))
     data = {
