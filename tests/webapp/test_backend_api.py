@@ -120,3 +120,22 @@ def test_bad_grant_requests_get_json_errors_and_change_nothing(client, api_key, 
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == code
     assert Grant.select().count() == 0
+
+
+def test_a_grant_made_through_the_api_reaches_the_operators_webhook_endpoint(client, cli, worker, api_key):
+    from tests.support.webhook_receiver import WebhookReceiver, add_endpoint
+    from tests.support.waiting import wait_for
+
+    receiver = WebhookReceiver().start()
+    try:
+        add_endpoint(cli, receiver, "entitlement.started")
+        granted = client.post("/api/v1/users/4343/grants", headers=auth(api_key), json={"entitlement": "premium", "days": 3})
+        assert granted.status_code == 201
+
+        wait_for(lambda: receiver.accepted, message="the entitlement.started message")
+        [message] = receiver.accepted
+    finally:
+        receiver.stop()
+    assert message["type"] == "entitlement.started"
+    assert (message["data"]["user"], message["data"]["entitlement"], message["data"]["active"]) == (4343, "premium", True)
+    assert message["data"]["expires_at"] == granted.get_json()["expires_at"]
