@@ -17,7 +17,7 @@ import requests
 from bench import config
 from bench.procs import alive, children, free_port, signal_group, wait_port
 
-TABLES = ("ledger_entry", "grant", "event_log", "event", "user")
+TABLES = ("ledger_entry", "grant", "event_log", "event", "user")  # CASCADE empties the tables that refer to them
 
 
 def ensure_database(name: str) -> str:
@@ -107,6 +107,7 @@ class Stack:
     def reset(self) -> None:
         """Empty every table and the broker's queues."""
         self.sql(f"TRUNCATE {', '.join(chr(34) + t + chr(34) for t in TABLES)} RESTART IDENTITY CASCADE")
+        self.sql('TRUNCATE "webhook_endpoint", "api_key", "reconcile_state" RESTART IDENTITY CASCADE')
         self.flush_broker()
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
