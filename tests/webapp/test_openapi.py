@@ -155,3 +155,10 @@ def test_every_operation_answers_as_described(case, live_server, credentials, wo
         for scheme in requirement:
             headers.update(credentials.get(scheme, {}))
     case.call_and_validate(base_url=live_server, headers=headers, checks=CHECKS)
+
+
+@pytest.mark.parametrize("grant_id", [2**31, 2**63 - 1, 2**63, 10**30])
+def test_revoking_a_grant_id_beyond_any_row_is_404_not_a_server_error(client, credentials, grant_id):
+    response = client.delete(f"/api/v1/grants/{grant_id}", headers=credentials["apiKey"])
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "grant_unknown"
