@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import requests
+
 import pytest
 import schemathesis
 from apispec_webframeworks.flask import FlaskPlugin
@@ -162,3 +164,90 @@ def test_revoking_a_grant_id_beyond_any_row_is_404_not_a_server_error(client, cr
     response = client.delete(f"/api/v1/grants/{grant_id}", headers=credentials["apiKey"])
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "grant_unknown"
+
+
+def conforms(response, method: str, path: str, checks=CHECKS, **case) -> None:
+    """Check a response from the live service by the same checks as the schemathesis run, for the request described."""
+    schema[path][method].Case(**case).validate_response(response, checks=checks)
+
+
+def test_signing_in_answers_as_described(live_server, credentials, env):
+    from app.telegram.initdata import sign_init_data
+
+    init_data = sign_init_data(TELEGRAM_TOKEN, user={"id": SIGNED_IN_USER, "first_name": "Ann"})
+    by_body = requests.post(f"{live_server}/api/session", json={"init_data": init_data}, timeout=10)
+    by_header = requests.post(f"{live_server}/api/session", headers={"Authorization": f"tma {init_data}"}, timeout=10)
+    for response in (by_body, by_header):
+        assert response.status_code == 200, response.text
+        conforms(response, "POST", "/api/session", body={"init_data": init_data})
+
+
+def test_telegram_updates_answer_as_described(live_server, credentials, app):
+    from app.telegram import payments
+    from simulate import telegram_updates as updates
+    from webapp.context import catalogue
+
+    with app.app_context():
+        plan = next(plan for plan in catalogue() if plan.sold_for_stars)
+    payload = payments.encode_payload(plan.key, SIGNED_IN_USER)
+    answers = {
+        "pre_checkout": updates.pre_checkout_query_update(SIGNED_IN_USER, payload, plan.stars),
+        "payment": updates.successful_payment_update(SIGNED_IN_USER, payload, plan.stars, updates.new_charge_id()),
+        "command": updates.command_update(SIGNED_IN_USER, "/status"),
+    }
+    for name, update in answers.items():
+        response = requests.post(f"{live_server}/webhooks/telegram", json=update, headers=credentials["telegramSecret"], timeout=10)
+        assert response.status_code == 200, (name, response.text)
+        conforms(response, "POST", "/webhooks/telegram", body=update, headers=credentials["telegramSecret"])
+    assert requests.post(f"{live_server}/webhooks/telegram", json=answers["pre_checkout"], headers=credentials["telegramSecret"],
+                         timeout=10).json()["method"] == "answerPreCheckoutQuery"
+
+
+def test_a_signed_stripe_event_answers_as_described(live_server, stripe_api):
+    from tests.app.stripe.helpers import completed, signed
+
+    body, headers = signed(completed(SIGNED_IN_USER, stripe_api=stripe_api))
+    response = requests.post(f"{live_server}/webhooks/stripe", data=body, headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    conforms(response, "POST", "/webhooks/stripe", body=json.loads(body), headers=headers)
+
+
+def test_buying_by_card_answers_as_described(live_server, credentials, stripe_api):
+    signed_in = credentials["sessionToken"]
+    checkout = requests.post(f"{live_server}/api/checkout", json={"plan": "premium_week"}, headers=signed_in, timeout=10)
+    assert checkout.status_code == 200, checkout.text
+    conforms(checkout, "POST", "/api/checkout", body={"plan": "premium_week"}, headers=signed_in)
+    session = stripe_api.set_checkout_session(checkout.json()["id"], payment_status="paid")
+    page = requests.get(f"{live_server}/checkout/success", params={"session_id": session["id"]}, timeout=10)
+    assert page.status_code == 200 and "Payment received" in page.text
+    conforms(page, "GET", "/checkout/success", query={"session_id": session["id"]})
+    portal = requests.post(f"{live_server}/api/portal", headers=signed_in, timeout=10)
+    assert portal.status_code == 200, portal.text
+    conforms(portal, "POST", "/api/portal", headers=signed_in)
+    me = requests.get(f"{live_server}/api/me", headers=signed_in, timeout=10)
+    assert me.json()["user"]["stripe_customer"] is True and me.json()["entitlements"][0]["active"] is True
+    conforms(me, "GET", "/api/me", headers=signed_in)
+
+
+def test_granting_and_revoking_answer_as_described(live_server, credentials):
+    key = {**credentials["apiKey"], "Idempotency-Key": "openapi-1"}
+    body = {"entitlement": "premium", "days": 7}
+    grants = f"{live_server}/api/v1/users/{SIGNED_IN_USER}/grants"
+    first, retry = (requests.post(grants, json=body, headers=key, timeout=10) for _ in range(2))
+    assert (first.status_code, retry.status_code) == (201, 201) and retry.headers["Idempotent-Replayed"] == "true"
+    for response in (first, retry):
+        conforms(response, "POST", "/api/v1/users/{telegram_id}/grants", body=body, headers=key,
+                 path_parameters={"telegram_id": SIGNED_IN_USER})
+    user = requests.get(f"{live_server}/api/v1/users/{SIGNED_IN_USER}", headers=key, timeout=10)
+    assert user.status_code == 200 and user.json()["entitlements"][0]["entitlement"] == "premium"
+    conforms(user, "GET", "/api/v1/users/{telegram_id}", headers=key, path_parameters={"telegram_id": SIGNED_IN_USER})
+    revoked = requests.delete(f"{live_server}/api/v1/grants/{first.json()['id']}", headers=key, timeout=10)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    conforms(revoked, "DELETE", "/api/v1/grants/{grant_id}", headers=key, path_parameters={"grant_id": first.json()["id"]})
+
+
+def test_health_without_a_worker_answers_503_as_described(live_server):
+    response = requests.get(f"{live_server}/healthz", timeout=10)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unhealthy"
+    # A 503 is this route's documented answer when something is down: every check but "no server error".
+    conforms(response, "GET", "/healthz", checks=[check for check in CHECKS if check is not not_a_server_error])
