@@ -14,6 +14,7 @@ MAX_TELEGRAM_ID = 2**53 - 1
 MAX_DAYS = 36_500
 MAX_REASON = 200
 MAX_IDEMPOTENCY_KEY = 200
+MAX_ROW_ID = 2**63 - 1  # the largest id a row can have (SQLite's and PostgreSQL's BIGINT)
 
 
 class Refused(Exception):
@@ -134,7 +135,8 @@ def _same_request(existing: Grant, request: GrantRequest) -> Grant:
 
 def revoke(grant_id: int, *, key: ApiKey) -> Grant:
     """Revoke one grant (any source) and answer it with `revoked_at` set; 404 `grant_unknown` when there is none."""
-    row = Grant.get_or_none(Grant.id == grant_id)
+    # An id beyond any row's is not even looked up: SQLite cannot bind it.
+    row = Grant.get_or_none(Grant.id == grant_id) if 0 <= grant_id <= MAX_ROW_ID else None
     if row is None:
         raise Refused(404, "grant_unknown", f"there is no grant {grant_id}")
     entitlements.revoke_reference(row.source, row.reference, reason="revoked", actor=f"api:{key.name}")

@@ -78,8 +78,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if not db.database.is_closed() and not db.database.in_transaction():
             db.database.close()
 
-    from webapp import backend_api, health, miniapp, plans, purchase, session, stripe, telegram
-
-    for module in (health, plans, telegram, stripe, session, miniapp, purchase, backend_api):
-        app.register_blueprint(module.bp)
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
     return app
+
+
+def blueprints() -> list:
+    """Every blueprint of the application, in the order they are registered."""
+    from webapp import backend_api, health, miniapp, openapi, plans, purchase, session, stripe, telegram
+
+    return [module.bp for module in (health, plans, telegram, stripe, session, miniapp, purchase, backend_api, openapi)]

@@ -21,7 +21,26 @@ def _workers_alive() -> None:
 
 @bp.get("/healthz")
 def healthz():
-    """200 when the database and broker answer and a worker is alive, 503 naming what is down."""
+    """200 when the database and broker answer and a worker is alive, 503 naming what is down.
+    ---
+    get:
+      summary: Whether the database, the broker and the workers are up
+      tags: [operations]
+      responses:
+        "200":
+          description: all up
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Health"}
+        "503":
+          description: "something is down: each check says `ok` or `down …`, and `error.code` is `unhealthy`"
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: "#/components/schemas/Error"
+                  - $ref: "#/components/schemas/Health"
+    """
     checks = {}
     for name, probe in (("database", db.ping), ("broker", lambda: ping_broker(runtime().broker)), ("workers", _workers_alive)):
         try:
@@ -42,7 +61,29 @@ def healthz():
 
 @bp.get("/metrics")
 def prometheus_metrics():
-    """Prometheus text exposition, behind `METRICS_TOKEN` when it is set (and closed in production without it)."""
+    """Prometheus text exposition, behind `METRICS_TOKEN` when it is set (and closed in production without it).
+    ---
+    get:
+      summary: Prometheus metrics
+      tags: [operations]
+      security: [{}, {metricsToken: []}]
+      responses:
+        "200":
+          description: the Prometheus text exposition format
+          content:
+            text/plain:
+              schema: {type: string}
+        "401":
+          description: "`METRICS_TOKEN` is set and the bearer token is missing or wrong (`metrics_token_invalid`)"
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "403":
+          description: production without `METRICS_TOKEN` (`metrics_disabled`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+    """
     _check_metrics_token()
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)

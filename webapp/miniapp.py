@@ -21,7 +21,18 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 @bp.get("/app")
 def page():
-    """The Mini App page that Telegram opens from the bot."""
+    """The Mini App page that Telegram opens from the bot.
+    ---
+    get:
+      summary: The Mini App page
+      tags: [mini app]
+      responses:
+        "200":
+          description: the page
+          content:
+            text/html:
+              schema: {type: string}
+    """
     response = current_app.send_static_file("app.html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Cache-Control"] = "no-cache"

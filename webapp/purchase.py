@@ -60,7 +60,45 @@ def _signed_in_user() -> User:
 @bp.post("/api/invoice")
 @jwt_required()
 def invoice():
-    """A Telegram Stars invoice link for `{"plan"}`, made out to the signed-in user: answers `{"link"}`."""
+    """A Telegram Stars invoice link for `{"plan"}`, made out to the signed-in user: answers `{"link"}`.
+    ---
+    post:
+      summary: A Telegram Stars invoice link (createInvoiceLink)
+      tags: [mini app]
+      security: [{sessionToken: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/PlanRequest"}
+      responses:
+        "200":
+          description: the invoice link, for Telegram.WebApp.openInvoice
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [link]
+                properties:
+                  link: {type: string}
+        "400":
+          description: no such plan, or one not sold for Stars (`plan_required`, `unknown_plan`, `not_sold_for_stars`, `malformed_json`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "401": {$ref: "#/components/responses/SessionRefused"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "502":
+          description: Telegram did not create the invoice (`telegram_error`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "503":
+          description: no `TELEGRAM_BOT_TOKEN` (`telegram_not_configured`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+    """
     plan = requested_plan(stars=True)
     identity = str(get_jwt_identity())
     if not identity.isdigit():
@@ -80,7 +118,46 @@ def invoice():
 @bp.post("/api/checkout")
 @jwt_required()
 def checkout():
-    """A Checkout Session for `{"plan"}`: answers `{"url", "id"}`."""
+    """A Checkout Session for `{"plan"}`: answers `{"url", "id"}`.
+    ---
+    post:
+      summary: A Stripe Checkout Session
+      tags: [mini app]
+      security: [{sessionToken: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/PlanRequest"}
+      responses:
+        "200":
+          description: the session, to open its `url`
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [url, id]
+                properties:
+                  url: {type: string}
+                  id: {type: string}
+        "400":
+          description: no such plan, or one not sold by card (`plan_required`, `unknown_plan`, `not_sold_by_card`, `malformed_json`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "401": {$ref: "#/components/responses/SessionRefused"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "502":
+          description: Stripe refused or could not be reached (`stripe_error`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "503":
+          description: no `STRIPE_SECRET_KEY` (`stripe_not_configured`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+    """
     user = _signed_in_user()
     plan = requested_plan(stars=False)
     client = _stripe()
@@ -94,7 +171,39 @@ def checkout():
 @bp.post("/api/portal")
 @jwt_required()
 def portal():
-    """A Customer Portal session for the signed-in payer: answers `{"url"}`."""
+    """A Customer Portal session for the signed-in payer: answers `{"url"}`.
+    ---
+    post:
+      summary: A Stripe Customer Portal session
+      tags: [mini app]
+      security: [{sessionToken: []}]
+      responses:
+        "200":
+          description: the portal session, to open its `url`
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [url]
+                properties:
+                  url: {type: string}
+        "401": {$ref: "#/components/responses/SessionRefused"}
+        "404":
+          description: nothing was bought by card yet (`no_customer`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "502":
+          description: Stripe refused or could not be reached (`stripe_error`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "503":
+          description: no `STRIPE_SECRET_KEY` (`stripe_not_configured`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+    """
     user = _signed_in_user()
     client = _stripe()
     try:
@@ -111,6 +220,42 @@ def success():
     """Where Checkout returns the payer: fulfil a paid session now (the webhook may come later) and lead back to the Mini App.
 
     Only sessions this service created are looked up at Stripe; any other id is 404 at once.
+    ---
+    get:
+      summary: Where Stripe Checkout returns the payer
+      tags: [mini app]
+      parameters:
+        - name: session_id
+          in: query
+          required: true
+          description: the Checkout Session's id (`cs_…`)
+          schema: {type: string}
+      responses:
+        "200":
+          description: a page saying what became of the payment, leading back to the Mini App
+          content:
+            text/html:
+              schema: {type: string}
+        "400":
+          description: no `cs_…` session id (`session_id_missing`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "404":
+          description: a session this service did not start, or one Stripe does not know (`session_unknown`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "502":
+          description: Stripe refused the look-up (`stripe_error`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "503":
+          description: no `STRIPE_SECRET_KEY` (`stripe_not_configured`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
     """
     session_id = request.args.get("session_id", "")
     if not session_id.startswith("cs_"):

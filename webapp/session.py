@@ -20,7 +20,47 @@ TMA_SCHEME = "tma"
 
 @bp.post("/api/session")
 def create_session():
-    """Verify initData and answer a short-lived bearer token with the user and their entitlements."""
+    """Verify initData and answer a short-lived bearer token with the user and their entitlements.
+    ---
+    post:
+      summary: Sign in with Telegram initData
+      tags: [mini app]
+      security: [{}, {initData: []}]
+      requestBody:
+        required: false
+        description: '`{"init_data": "…"}`, unless the `Authorization: tma <initData>` header carries it'
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [init_data]
+              properties:
+                init_data: {type: string, minLength: 1, description: Telegram.WebApp.initData}
+      responses:
+        "200":
+          description: a session token, the user and what they hold
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Session"}
+        "400":
+          description: no initData was sent, or the body is not JSON (`init_data_missing`, `malformed_json`, `malformed_body`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "401":
+          description: >-
+            initData failed a check (`malformed`, `hash_missing`, `hash_mismatch`, `expired`, `auth_date_missing`,
+            `auth_date_invalid`, `from_future`, `user_invalid`, `user_missing`, …)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "503":
+          description: "`TELEGRAM_BOT_TOKEN` is not set (`telegram_not_configured`)"
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+    """
     started = time.perf_counter()
     try:
         body = _sign_in()
@@ -36,7 +76,25 @@ def create_session():
 @bp.get("/api/me")
 @jwt_required()
 def me():
-    """The signed-in user and what they hold now."""
+    """The signed-in user and what they hold now.
+    ---
+    get:
+      summary: The signed-in user and their entitlements
+      tags: [mini app]
+      security: [{sessionToken: []}]
+      responses:
+        "200":
+          description: the user and what they hold
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [user, entitlements]
+                properties:
+                  user: {$ref: "#/components/schemas/SignedInUser"}
+                  entitlements: {$ref: "#/components/schemas/Entitlements"}
+        "401": {$ref: "#/components/responses/SessionRefused"}
+    """
     identity = get_jwt_identity()
     if not isinstance(identity, str) or not identity.isdigit():
         raise ApiError(401, "token_invalid", "the session token is not valid; sign in again")

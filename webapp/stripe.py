@@ -39,7 +39,51 @@ def _count(type_: str, result: str) -> None:
 
 @bp.post(WEBHOOK_PATH)
 def webhook():
-    """Accept a Stripe event once its signature matches a configured secret; 400 (and nothing stored) otherwise."""
+    """Accept a Stripe event once its signature matches a configured secret; 400 (and nothing stored) otherwise.
+    ---
+    post:
+      summary: Stripe's events
+      tags: [webhooks]
+      parameters:
+        - name: Stripe-Signature
+          in: header
+          required: true
+          description: "`t=<unix time>,v1=<HMAC-SHA256>` under a `STRIPE_WEBHOOK_SECRET`"
+          schema: {type: string}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              description: a Stripe Event, verified byte for byte against the signature
+              required: [id, type]
+              properties:
+                id: {type: string}
+                type: {type: string}
+                livemode: {type: boolean}
+      responses:
+        "200":
+          description: the event was recorded (`accepted`, `duplicate`), or recorded as ignored (`livemode_mismatch`)
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [received, id, status, result]
+                properties:
+                  received: {const: true}
+                  id: {type: string}
+                  status: {type: string, enum: [pending, processed, failed, ignored]}
+                  result: {type: string, enum: [accepted, duplicate, livemode_mismatch]}
+        "400":
+          description: >-
+            the signature does not verify or the event is unusable (`header_missing`, `header_malformed`,
+            `no_matching_signature`, `timestamp_outside_tolerance`, `secret_missing`, `payload_invalid`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+    """
     config = settings()
     body = request.get_data(cache=False)
     try:

@@ -59,7 +59,52 @@ def _accept(external_id: str, type_: str, data: dict):
 
 @bp.post(WEBHOOK_PATH)
 def webhook():
-    """Verify the secret token, check the update's shape, answer pre-checkout queries, record payments, refunds and commands."""
+    """Verify the secret token, check the update's shape, answer pre-checkout queries, record payments, refunds and commands.
+    ---
+    post:
+      summary: Telegram's updates (setWebhook)
+      tags: [webhooks]
+      security: [{telegramSecret: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              description: a Telegram Update; the fields the service acts on are checked, the rest pass through
+              required: [update_id]
+              properties:
+                update_id: {type: integer, minimum: 0}
+              examples:
+                - {update_id: 1, message: {message_id: 1, date: 1700000000, chat: {id: 42, type: private}, from: {id: 42, is_bot: false, first_name: Ann}, text: /start}}
+      responses:
+        "200":
+          description: >-
+            the update was recorded (`recorded`; `duplicate` when seen before) or ignored, or, for a
+            `pre_checkout_query`, the `answerPreCheckoutQuery` call that Telegram runs as the answer
+          content:
+            application/json:
+              schema:
+                oneOf:
+                  - $ref: "#/components/schemas/TelegramWebhookAnswer"
+                  - $ref: "#/components/schemas/AnswerPreCheckoutQuery"
+        "400":
+          description: the body is not a Telegram Update of the expected shape (`malformed_update`, `malformed_body`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "401":
+          description: a missing or wrong secret-token header (`invalid_secret_token`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "503":
+          description: "`TELEGRAM_WEBHOOK_SECRET` is not set (`telegram_not_configured`)"
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
+    """
     _verify_secret()
     data, update = _parse_update()
     if update.pre_checkout_query is not None:
