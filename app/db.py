@@ -68,6 +68,17 @@ def for_update(query):
     return query.for_update() if is_postgres() else query
 
 
+def lock_payment(source: str, reference: str) -> None:
+    """Serialise, until the transaction ends, everything done about one payment (its grant and its refund).
+
+    PostgreSQL takes a transaction-level advisory lock on the payment's key; SQLite already runs one
+    write transaction at a time. A refund that names no payer has no user row to lock, so this is
+    what keeps it from passing a grant of the same payment in the middle.
+    """
+    if is_postgres():
+        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"payment:{source}:{reference}",))
+
+
 @contextlib.contextmanager
 def connection():
     """Open a connection for the duration of a block when none is open."""

@@ -10,7 +10,7 @@ import peewee
 
 from app import metrics
 from app.clock import iso, utcnow
-from app.db import for_update, transaction
+from app.db import for_update, lock_payment, transaction
 from app.models import Grant, LedgerEntry, User
 from app.webhooks import outbox
 
@@ -142,6 +142,7 @@ def grant(
     with transaction():
         # Serialises a user's grants, so two payments at once cannot both stack on the same end.
         for_update(User.select(User.id).where(User.id == user.id)).get()
+        lock_payment(source, reference)
         now = utcnow()
         existing = Grant.get_or_none((Grant.source == source) & (Grant.reference == reference))
         if existing is not None:
@@ -265,8 +266,11 @@ def revoke_payment(
         found = find_grant(source, reference)
         payer = found.user if found is not None else user
         if payer is not None:
-            # The lock `grant` takes: a grant of this payment under way finishes first, or sees this record.
+            # The locks `grant` takes, in its order: a grant of this payment under way finishes first, or sees this record.
             for_update(User.select(User.id).where(User.id == payer.id)).get()
+        lock_payment(source, reference)
+        if payer is None and (found := find_grant(source, reference)) is not None:
+            payer = found.user  # granted just before the lock was ours
         revoked = revoke_reference(source, reference, reason=reason, actor=actor)
         found = find_grant(source, reference)
         record(

@@ -150,3 +150,37 @@ def test_a_partial_refund_does_not_count_as_taking_the_payment_back(database):
     entitlements.record(user, "partial_refund", source="stripe", reference="pi_P", detail={"amount_refunded": 100})
     assert not entitlements.was_reversed("stripe", "pi_P")
     assert entitlements.grant(user, "premium", source="stripe", reference="pi_P", days=30).created
+
+
+def test_a_refund_naming_no_payer_that_meets_its_grant_half_way_still_revokes_it(database):
+    """A dispute names only the charge: it must wait for a grant of that payment in progress, then revoke it."""
+    import threading
+    import time
+
+    from app import db
+
+    user = users.ensure_user(1010)
+    inside, done = threading.Event(), threading.Event()
+
+    def refund_naming_no_payer():
+        with db.connection():
+            inside.wait(5)
+            entitlements.revoke_payment("stripe", "pi_race", reason="dispute", actor="stripe")
+            done.set()
+
+    refunder = threading.Thread(target=refund_naming_no_payer)
+    refunder.start()
+    with db.transaction():
+        # A grant of the payment, in progress: its transaction holds the payment's lock.
+        db.lock_payment("stripe", "pi_race")
+        inside.set()
+        time.sleep(0.5)
+        finished_meanwhile = done.is_set()
+        entitlements.grant(user, "premium", source="stripe", reference="pi_race", days=30)
+    refunder.join(10)
+
+    grant = Grant.get(Grant.reference == "pi_race")
+    if db.is_postgres():
+        assert not finished_meanwhile, "the refund waited for the grant in progress"
+    assert grant.revoked_at is not None and grant.revoke_reason == "dispute"
+    assert entitlements.current_end(user, "premium") is None
