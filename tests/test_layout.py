@@ -1,8 +1,11 @@
-"""The package layout: the domain core imports no stand-ins, and benchmarks import nothing from the tests."""
+"""The package layout: the domain core imports no stand-ins, benchmarks import nothing from the tests,
+and the tests keep their fixtures in conftest files and their shared helpers in tests/support/.
+"""
 from __future__ import annotations
 
 import ast
 import configparser
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -55,3 +58,59 @@ def test_the_stand_ins_live_in_simulate_and_nowhere_else():
     assert not (ROOT / "app" / "telegram" / "updates.py").exists()
     for name in ("stripe_api", "telegram_api", "stripe_events", "telegram_updates"):
         assert (ROOT / "simulate" / f"{name}.py").is_file(), name
+
+
+# --- The tests' own layout -------------------------------------------------------------------
+
+TESTS = ROOT / "tests"
+THIS = Path(__file__).resolve()
+# The handler tests: they deliver events only through `tests.support.delivery`.
+HANDLER_TESTS = [
+    "tests/app/telegram/test_handlers.py", "tests/app/telegram/test_commands.py",
+    "tests/app/stripe/test_handlers.py", "tests/app/stripe/test_subscription_order.py", "tests/app/stripe/test_write_lock.py",
+]
+
+
+def _is_fixture(decorator: ast.expr) -> bool:
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return isinstance(target, ast.Attribute) and target.attr == "fixture"
+
+
+def _kind(path) -> str:
+    """What a file under tests/ is: a conftest, a test module, a package marker, a support module or a stray."""
+    if path.name in ("conftest.py", "__init__.py"):
+        return path.name
+    if path.name.startswith("test_"):
+        return "test"
+    return "support" if path.parent == TESTS / "support" else "stray"
+
+
+def test_fixtures_are_defined_in_conftest_files_or_in_the_test_module_that_uses_them():
+    misplaced = [
+        f"{path.relative_to(ROOT)}: {node.name}"
+        for path in sorted(TESTS.rglob("*.py")) if _kind(path) not in ("conftest.py", "test")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and any(_is_fixture(d) for d in node.decorator_list)
+    ]
+    assert misplaced == []
+
+
+def test_no_test_module_imports_fixtures_from_another_module():
+    hidden = [str(p.relative_to(ROOT)) for p in sorted(TESTS.rglob("*.py")) if p != THIS and "noqa: F401" in p.read_text()]
+    assert hidden == []
+
+
+def test_shared_helpers_live_in_tests_support():
+    assert [str(p.relative_to(ROOT)) for p in sorted(TESTS.rglob("*.py")) if _kind(p) == "stray"] == []
+
+
+def test_the_app_is_served_over_http_only_by_the_live_server_fixture():
+    serving = [str(p.relative_to(ROOT)) for p in sorted(TESTS.rglob("*.py")) if p != THIS and "make_server(" in p.read_text()]
+    assert serving == ["tests/conftest.py"]
+
+
+def test_handler_tests_deliver_events_one_way():
+    shortcuts = ("inbox.process(", ".accept(", "run_inline(", "def deliver(", "def run(")
+    found = [f"{name}: {s}" for name in HANDLER_TESTS for s in shortcuts if s in (ROOT / name).read_text()]
+    assert found == []
+    assert all("tests.support.delivery import deliver" in (ROOT / name).read_text() for name in HANDLER_TESTS)
