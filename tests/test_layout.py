@@ -114,3 +114,31 @@ def test_handler_tests_deliver_events_one_way():
     found = [f"{name}: {s}" for name in HANDLER_TESTS for s in shortcuts if s in (ROOT / name).read_text()]
     assert found == []
     assert all("tests.support.delivery import deliver" in (ROOT / name).read_text() for name in HANDLER_TESTS)
+
+
+def _documented_paths() -> dict[str, list[tuple[str, list[str]]]]:
+    """The route-to-grant paths docs/ARCHITECTURE.md lists: by heading line, each step's file and the functions it names."""
+    import re
+
+    paths: dict[str, list[tuple[str, list[str]]]] = {}
+    current = None
+    for line in (ROOT / "docs" / "ARCHITECTURE.md").read_text().splitlines():
+        if line.endswith("route to `Grant` row:"):
+            current = paths.setdefault(line, [])
+        elif current is not None and re.match(r"\d+\. `", line):
+            file, _, rest = line.partition(" — ")
+            current.append((file.split("`")[1], re.findall(r"`(?:\w+\.)?(\w+)\(", rest)))
+        elif current and not line.strip():
+            current = None
+    return paths
+
+
+def test_each_payment_goes_from_route_to_grant_in_six_files_the_architecture_page_names():
+    paths = _documented_paths()
+    assert len(paths) == 2 and all(2 <= len(steps) <= 6 for steps in paths.values()), paths
+    for steps in paths.values():
+        assert steps[-1][0] == "app/entitlements.py"
+        for file, functions in steps:
+            text = (ROOT / file).read_text()
+            missing = [f for f in functions if f"{f}(" not in text]  # defined or called there
+            assert missing == [], f"{file} neither defines nor calls {missing}"
