@@ -72,6 +72,16 @@ def stripe_api() -> Iterator[FakeStripeAPI]:
 
 
 @pytest.fixture
+def receiver():
+    """A webhook receiver on a free port that verifies each outgoing webhook with the reference library."""
+    from tests.support.webhook_receiver import WebhookReceiver
+
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def env(tmp_path):
     """The environment the app and CLI see in a test (a dict to extend before use)."""
     values = dict(TEST_ENV)

@@ -1,7 +1,7 @@
 """Every real payment webhook delivered 5 times at the same moment: one row and one grant each."""
 from __future__ import annotations
 
-from tests.chaos.support import all_granted, clean, deliver_concurrently, env, payments_for, tally  # noqa: F401
+from tests.support.chaos import all_granted, clean, deliver_concurrently, payments_for, tally
 from tests.support.waiting import wait_for
 
 

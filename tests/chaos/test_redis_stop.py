@@ -6,7 +6,7 @@ import pytest
 
 from app.config import load_settings
 from app.models import Event
-from tests.chaos.support import all_granted, clean, env, payments_for, post, tally  # noqa: F401
+from tests.support.chaos import all_granted, clean, payments_for, post, tally
 from simulate.redis_server import RedisServer
 from tests.support.waiting import wait_for
 

@@ -8,7 +8,7 @@ import sys
 import uuid
 
 from app.config import load_settings
-from tests.chaos.support import all_granted, clean, env, payments_for, post, tally  # noqa: F401
+from tests.support.chaos import all_granted, clean, payments_for, post, tally
 from tests.conftest import ROOT
 from tests.support.waiting import wait_for
 

@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import json
 
-from tests.app.access.support import CHAT_A, CHAT_B, env  # noqa: F401
+import pytest
+
+from tests.support.access import CHAT_A, CHAT_B, access_env
+
+
+@pytest.fixture
+def env(env, telegram_api, tmp_path):
+    """The Telegram environment with a plan file whose `premium` has two chats (tests/support/access.py)."""
+    return access_env(env, telegram_api, tmp_path)
 
 
 def test_audit_lists_members_who_hold_nothing_and_fix_removes_them_but_not_admins(cli, telegram_api):

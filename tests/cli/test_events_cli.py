@@ -8,7 +8,13 @@ import pytest
 from app.models import Grant
 from app.telegram import payments
 from simulate import telegram_updates as updates
-from tests.app.telegram.support import env, payment_update, post_update, wait_until_done  # noqa: F401
+from tests.support.telegram import payment_update, post_update, telegram_env, wait_until_done
+
+
+@pytest.fixture
+def env(env, telegram_api):
+    """The suite's environment plus the Telegram settings (tests/support/telegram.py)."""
+    return telegram_env(env, telegram_api)
 
 
 @pytest.fixture

@@ -6,7 +6,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.app.telegram.support import env, wait_until_done  # noqa: F401 - fixtures
+from tests.support.telegram import telegram_env, wait_until_done
+
+
+@pytest.fixture
+def env(env, telegram_api):
+    """The suite's environment plus the Telegram settings (tests/support/telegram.py)."""
+    return telegram_env(env, telegram_api)
 
 
 @pytest.mark.parametrize("form", ["base", "base/", "metrics"])

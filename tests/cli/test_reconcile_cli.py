@@ -14,8 +14,9 @@ from app.plans import Catalogue
 from simulate import stripe_events as events
 from app.telegram import payments
 from simulate import telegram_updates as updates
-from tests.app.stripe import helpers as stripe_helpers
-from tests.app.telegram.support import HEADERS, PUBLIC_URL, SECRET, TOKEN, metric, post_update
+from tests.support import stripe as stripe_helpers
+from tests.support.metrics import metric
+from tests.support.telegram import HEADERS, PUBLIC_URL, SECRET, TOKEN, post_update
 from tests.support.waiting import wait_for
 
 WRONG = {"X-Telegram-Bot-Api-Secret-Token": "a-secret-from-before-the-redeploy"}

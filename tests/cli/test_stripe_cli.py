@@ -7,7 +7,8 @@ import pytest
 
 from app import users
 from app.models import Event, Grant, LedgerEntry
-from tests.app.stripe.helpers import SECRET_KEY, WEBHOOK_SECRET, LiveServer, buy, sample, stripe_env
+from tests.support.metrics import sample
+from tests.support.stripe import SECRET_KEY, WEBHOOK_SECRET, buy, stripe_env
 from tests.support.waiting import wait_for
 
 USER = 42
@@ -151,16 +152,15 @@ def test_a_refund_id_that_is_not_a_payment_intent_is_a_usage_error(cli):
     assert cli("refund", "stripe", "ch_123").exit_code == 2
 
 
-def test_simulate_checkout_posts_signed_events_that_grant_nothing_stripe_does_not_know(cli, app, worker):
+def test_simulate_checkout_posts_signed_events_that_grant_nothing_stripe_does_not_know(cli, live_server, worker):
     accepted_before = sample("stripe_webhooks_total", type="checkout.session.completed", result="accepted")
-    with LiveServer(app) as server:
-        result = cli("simulate", "stripe", "checkout", "--user-id", "777", "--plan", "premium_week", "--url", server.url, "--json")
+    result = cli("simulate", "stripe", "checkout", "--user-id", "777", "--plan", "premium_week", "--url", live_server, "--json")
 
-        assert result.exit_code == 0, result.output
-        sent = json.loads(result.stdout)["events"]
-        assert [e["type"] for e in sent] == ["charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"]
-        assert {e["status"] for e in sent} == {200}
-        wait_for(lambda: Event.select().where(Event.status.in_(["processed", "ignored", "failed"])).count() == 3, message="events handled")
+    assert result.exit_code == 0, result.output
+    sent = json.loads(result.stdout)["events"]
+    assert [e["type"] for e in sent] == ["charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"]
+    assert {e["status"] for e in sent} == {200}
+    wait_for(lambda: Event.select().where(Event.status.in_(["processed", "ignored", "failed"])).count() == 3, message="events handled")
 
     statuses = {e.type: e.status for e in Event.select()}
     assert statuses == {"charge.succeeded": "ignored", "payment_intent.succeeded": "ignored", "checkout.session.completed": "failed"}

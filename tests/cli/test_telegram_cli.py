@@ -8,17 +8,15 @@ import pytest
 
 from app.models import Grant, LedgerEntry
 from app.telegram import payments
+from tests.support.metrics import metric
+from tests.support.telegram import PUBLIC_URL, SECRET, TOKEN_SECRET_HALF, payment_update, post_update, telegram_env, wait_until_done
 from tests.support.waiting import wait_for
-from tests.app.telegram.support import (  # noqa: F401 - fixtures
-    PUBLIC_URL,
-    SECRET,
-    TOKEN_SECRET_HALF,
-    env,
-    metric,
-    payment_update,
-    post_update,
-    wait_until_done,
-)
+
+
+@pytest.fixture
+def env(env, telegram_api):
+    """The suite's environment plus the Telegram settings (tests/support/telegram.py)."""
+    return telegram_env(env, telegram_api)
 
 DAY = 24 * 3600
 

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app import entitlements, users
-from tests.support.webhook_receiver import PAYMENT_TYPES, add_endpoint, env, receiver  # noqa: F401 - fixtures
+from tests.support.webhook_receiver import FAST_WEBHOOKS, PAYMENT_TYPES, add_endpoint
+
+
+@pytest.fixture
+def env(env):
+    """The suite's environment with fast webhook retries."""
+    return {**env, **FAST_WEBHOOKS}
 
 
 def test_add_prints_the_secret_once_and_nothing_else_ever_shows_it(cli, receiver):

@@ -1,7 +1,8 @@
 """A real HTTP endpoint for outgoing webhooks that verifies each one with the reference `standardwebhooks` library.
 
-It can be told to answer 500 to the next N requests or until told otherwise, to answer slowly,
-or to redirect; it records what it accepted (parsed) and every request it saw.
+The suite's `receiver` fixture (tests/conftest.py) serves one per test. It can be told to answer
+500 to the next N requests or until told otherwise, to answer slowly, or to redirect; it records
+what it accepted (parsed) and every request it saw.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -117,21 +117,6 @@ FAST_WEBHOOKS = {
     "WEBHOOK_POLL_INTERVAL": "0.05",
     "WEBHOOK_TIMEOUT": "1",
 }
-
-
-@pytest.fixture
-def env(env):
-    """The suite's environment with fast webhook retries."""
-    env.update(FAST_WEBHOOKS)
-    return env
-
-
-@pytest.fixture
-def receiver():
-    """A verifying webhook receiver on a free port."""
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
 
 
 # For tests of delivery itself: the messages payments write, without the transitions' messages beside them.

@@ -14,12 +14,12 @@ from app import users
 from app.models import Event, User
 from app.stripe.signature import sign_payload
 from app.telegram.initdata import sign_init_data
-from tests.app.stripe.helpers import completed, stripe_env, token_for
-from tests.app.telegram.support import HEADERS as TELEGRAM_HEADERS
-from tests.app.telegram.support import SECRET as TELEGRAM_SECRET
-from tests.app.telegram.support import TOKEN as BOT_TOKEN
-from tests.app.telegram.support import payment_update
-from tests.app.stripe.helpers import WEBHOOK_SECRET as STRIPE_SECRET
+from tests.support.stripe import WEBHOOK_SECRET as STRIPE_SECRET
+from tests.support.stripe import completed, stripe_env, token_for
+from tests.support.telegram import HEADERS as TELEGRAM_HEADERS
+from tests.support.telegram import SECRET as TELEGRAM_SECRET
+from tests.support.telegram import TOKEN as BOT_TOKEN
+from tests.support.telegram import payment_update
 from webapp.body import parse_json
 from webapp.errors import ApiError
 

@@ -9,7 +9,8 @@ import pytest
 from app import db, users
 from app.models import Event, Grant, LedgerEntry
 from simulate import stripe_events as events
-from tests.app.stripe.helpers import PUBLIC_URL, buy, post_event, sample, stripe_env, token_for
+from tests.support.metrics import sample
+from tests.support.stripe import PUBLIC_URL, buy, post_event, stripe_env, token_for
 from tests.support.sqlite_lock import WriteLockProbe
 from tests.support.waiting import wait_for
 from webapp import create_app

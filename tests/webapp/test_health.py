@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 from app.config import load_settings
 from simulate import stripe_events
-from tests.app.stripe.helpers import WEBHOOK_SECRET, post_event
+from tests.support.stripe import WEBHOOK_SECRET, post_event
 from webapp import create_app
 
 

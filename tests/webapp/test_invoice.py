@@ -7,7 +7,13 @@ from flask_jwt_extended import create_access_token
 from app import users
 from app.plans import STAR_SUBSCRIPTION_PERIOD
 from app.telegram import payments
-from tests.app.telegram.support import TOKEN_SECRET_HALF, env  # noqa: F401
+from tests.support.telegram import TOKEN_SECRET_HALF, telegram_env
+
+
+@pytest.fixture
+def env(env, telegram_api):
+    """The suite's environment plus the Telegram settings (tests/support/telegram.py)."""
+    return telegram_env(env, telegram_api)
 
 
 @pytest.fixture

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from app import entitlements, users
 from app.models import User
@@ -104,17 +102,6 @@ def browser():
         instance.close()
 
 
-@pytest.fixture
-def server(app):
-    """The app served over HTTP on a free port."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=5)
-
-
 class MiniApp:
     """A page opened as Telegram would open it, with every call the page makes to the outside recorded."""
 
@@ -163,11 +150,11 @@ class MiniApp:
 
 
 @pytest.fixture
-def open_app(browser, server):
+def open_app(browser, live_server):
     opened: list[MiniApp] = []
 
     def open_with(init_data: str) -> MiniApp:
-        opened.append(MiniApp(browser, server, init_data))
+        opened.append(MiniApp(browser, live_server, init_data))
         return opened[-1]
 
     yield open_with

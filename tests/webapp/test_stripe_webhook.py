@@ -12,16 +12,8 @@ import requests
 from app import inbox
 from app.models import Event, EventLog, Grant
 from simulate import stripe_events as events
-from tests.app.stripe.helpers import (
-    OLD_WEBHOOK_SECRET,
-    WEBHOOK_SECRET,
-    LiveServer,
-    now,
-    post_event,
-    sample,
-    signed,
-    stripe_env,
-)
+from tests.support.metrics import sample
+from tests.support.stripe import OLD_WEBHOOK_SECRET, now, post_event, signed, stripe_env
 from tests.support.waiting import wait_for
 from webapp import create_app
 
@@ -211,7 +203,7 @@ def test_a_test_event_reaching_a_live_key_is_recorded_ignored(settings, database
 # --- End to end: concurrent deliveries, a refund, the operator's view -------------------------
 
 
-def test_five_concurrent_deliveries_grant_once_and_a_refund_revokes(app, worker, cli, stripe_api):
+def test_five_concurrent_deliveries_grant_once_and_a_refund_revokes(live_server, worker, cli, stripe_api):
     event = completed(user_id=4242, stripe_api=stripe_api)
     payment = event["data"]["object"]["payment_intent"]
     body, headers = signed(event)
@@ -219,29 +211,28 @@ def test_five_concurrent_deliveries_grant_once_and_a_refund_revokes(app, worker,
     revoked_before = sample("entitlements_revoked_total", source="stripe", reason="refund")
     statuses: list[int] = []
 
-    with LiveServer(app) as server:
-        barrier = threading.Barrier(5)
+    barrier = threading.Barrier(5)
 
-        def deliver():
-            barrier.wait()
-            statuses.append(requests.post(f"{server.url}/webhooks/stripe", data=body, headers=headers, timeout=10).status_code)
+    def deliver():
+        barrier.wait()
+        statuses.append(requests.post(f"{live_server}/webhooks/stripe", data=body, headers=headers, timeout=10).status_code)
 
-        threads = [threading.Thread(target=deliver) for _ in range(5)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    threads = [threading.Thread(target=deliver) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
-        assert statuses == [200] * 5
-        wait_for(lambda: Event.get(Event.external_id == event["id"]).status == "processed", message="checkout processed")
-        assert Event.select().count() == 1
-        assert Grant.select().where(Grant.reference == payment).count() == 1
-        assert sample("entitlements_granted_total", source="stripe") == granted_before + 1
+    assert statuses == [200] * 5
+    wait_for(lambda: Event.get(Event.external_id == event["id"]).status == "processed", message="checkout processed")
+    assert Event.select().count() == 1
+    assert Grant.select().where(Grant.reference == payment).count() == 1
+    assert sample("entitlements_granted_total", source="stripe") == granted_before + 1
 
-        refund = events.event("charge.refunded", events.charge(payment_intent=payment, amount=500, amount_refunded=500))
-        refund_body, refund_headers = signed(refund)
-        assert requests.post(f"{server.url}/webhooks/stripe", data=refund_body, headers=refund_headers, timeout=10).status_code == 200
-        wait_for(lambda: Event.get(Event.external_id == refund["id"]).status == "processed", message="refund processed")
+    refund = events.event("charge.refunded", events.charge(payment_intent=payment, amount=500, amount_refunded=500))
+    refund_body, refund_headers = signed(refund)
+    assert requests.post(f"{live_server}/webhooks/stripe", data=refund_body, headers=refund_headers, timeout=10).status_code == 200
+    wait_for(lambda: Event.get(Event.external_id == refund["id"]).status == "processed", message="refund processed")
 
     [row] = json.loads(cli("entitlements", "list", "--user", "4242", "--json").stdout)
     assert (row["entitlement"], row["source"], row["reference"], row["active"]) == ("premium", "stripe", payment, False)

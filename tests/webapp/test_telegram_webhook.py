@@ -14,16 +14,14 @@ from flask_jwt_extended import create_access_token
 from app.models import Event, Grant, LedgerEntry, User
 from app.telegram import payments
 from simulate import telegram_updates as updates
-from tests.app.telegram.support import (  # noqa: F401 - fixtures
-    HEADERS,
-    SECRET,
-    env,
-    metric,
-    payment_update,
-    post_update,
-    status_of,
-    wait_until_done,
-)
+from tests.support.metrics import metric
+from tests.support.telegram import HEADERS, SECRET, payment_update, post_update, status_of, telegram_env, wait_until_done
+
+
+@pytest.fixture
+def env(env, telegram_api):
+    """The suite's environment plus the Telegram settings (tests/support/telegram.py)."""
+    return telegram_env(env, telegram_api)
 
 
 @pytest.fixture

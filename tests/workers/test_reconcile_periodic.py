@@ -12,7 +12,7 @@ from app.models import Event, EventLog, Grant, ReconcileState
 from app.plans import Catalogue
 from app.telegram import payments
 from simulate import telegram_updates as updates
-from tests.app.telegram.support import SECRET, TOKEN
+from tests.support.telegram import SECRET, TOKEN
 from tests.conftest import ROOT, make_runtime
 from tests.support.waiting import wait_for
 

@@ -10,13 +10,20 @@ import json
 import threading
 from collections import defaultdict
 
+import pytest
 from prometheus_client import REGISTRY
 
 from app import entitlements, users
 from app.models import WebhookDelivery
 from app.webhooks import delivery
 from tests.support.waiting import wait_for
-from tests.support.webhook_receiver import PAYMENT_TYPES, add_endpoint, env, receiver  # noqa: F401 - fixtures
+from tests.support.webhook_receiver import FAST_WEBHOOKS, PAYMENT_TYPES, add_endpoint
+
+
+@pytest.fixture
+def env(env):
+    """The suite's environment with fast webhook retries."""
+    return {**env, **FAST_WEBHOOKS}
 
 
 def _counted(result: str) -> float:

@@ -11,8 +11,9 @@ import pytest
 
 from app.models import EntitlementTransition, Event
 from simulate import telegram_updates as updates
-from tests.app.access.support import CHAT_A, CHAT_B, access_events, env, join_request_update, wait_all_done  # noqa: F401
-from tests.app.telegram.support import metric, payment_update, post_update, wait_until_done
+from tests.support.access import CHAT_A, CHAT_B, access_events, join_request_update, wait_all_done
+from tests.support.metrics import metric
+from tests.support.telegram import payment_update, post_update, wait_until_done
 from tests.support.waiting import wait_for
 
 

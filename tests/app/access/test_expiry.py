@@ -10,7 +10,7 @@ import uuid
 
 from app.config import load_settings
 from app.models import EntitlementTransition, Event
-from tests.app.access.support import CHAT_A, CHAT_B, env  # noqa: F401
+from tests.support.access import CHAT_A, CHAT_B
 from tests.conftest import ROOT, make_runtime
 from tests.support.waiting import wait_for
 

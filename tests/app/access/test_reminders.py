@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from app.models import EntitlementTransition, Reminder
-from tests.app.access.support import access_events, env, wait_all_done  # noqa: F401
+from tests.support.access import access_events, wait_all_done
 from tests.support.waiting import wait_for
 
 THREE_DAYS_AND_A_BIT = str(3 + 3 / 86400)  # the 3-day reminder is due in 3 seconds

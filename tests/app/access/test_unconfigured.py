@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.access.support import access_env, wait_all_done
+from tests.support.access import wait_all_done
 
 
 @pytest.fixture
-def env(env, telegram_api, tmp_path):
-    values = access_env(env, telegram_api, tmp_path)
-    values["TELEGRAM_BOT_TOKEN"] = ""
-    return values
+def env(env):
+    """The access environment (tests/app/access/conftest.py) without a bot token."""
+    return {**env, "TELEGRAM_BOT_TOKEN": ""}
 
 
 def test_without_a_bot_token_invites_and_removals_are_ignored_not_failed(cli, worker, telegram_api):

@@ -3,16 +3,8 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from app import users
 from app.stripe.customers import ensure_customer
-from tests.app.stripe.helpers import stripe_env
-
-
-@pytest.fixture
-def env(env, stripe_api):
-    return {**env, **stripe_env(stripe_api)}
 
 
 def test_the_first_need_creates_a_customer_naming_the_telegram_user(database, stripe_api):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,16 +16,12 @@ from app import entitlements, users
 from app.clock import from_timestamp
 from app.models import Grant
 from simulate import stripe_events as events
-from tests.app.stripe.helpers import deliver, now, stripe_env
+from tests.support.delivery import deliver
+from tests.support.stripe import now, stripe_webhook
 
 DAY = 86400
 PRICE = events.price(price_id="price_premium_month", interval="month")
 _telegram_ids = itertools.count(610_000)
-
-
-@pytest.fixture
-def env(env, stripe_api):
-    return {**env, **stripe_env(stripe_api)}
 
 
 @dataclass
@@ -115,12 +110,12 @@ SCENARIOS = [
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_any_delivery_order_ends_in_the_state_of_the_final_subscription(runtime, database, stripe_api, data):
+def test_any_delivery_order_ends_in_the_state_of_the_final_subscription(client, worker, stripe_api, data):
     world = build(stripe_api, data.draw(st.sampled_from(SCENARIOS), label="scenario"))
     order = data.draw(st.permutations(world.events), label="order")
 
     for event in order:
-        row = deliver(runtime, event)
+        row = deliver(client, stripe_webhook(event))
         assert row.status == "processed", (event["type"], row.error)
 
     user = users.find_user(world.telegram_id)

@@ -9,17 +9,16 @@ from __future__ import annotations
 import pytest
 
 from app import db
-from app.models import Event, EventStatus
 from simulate import stripe_events as events
-from tests.app.stripe.helpers import completed, paid_subscription, stripe_env
+from tests.support.delivery import deliver
 from tests.support.sqlite_lock import WriteLockProbe
-from tests.support.waiting import wait_for
+from tests.support.stripe import completed, paid_subscription, stripe_webhook
 
 
 @pytest.fixture
-def env(env, stripe_api):
+def env(env):
     # No sweeper re-sends: two runs of one event at once could lock the file for each other.
-    return {**env, **stripe_env(stripe_api), "SWEEP_AFTER": "3600"}
+    return {**env, "SWEEP_AFTER": "3600"}
 
 
 @pytest.fixture
@@ -31,17 +30,6 @@ def probe(database, stripe_api):
     return watching
 
 
-def run(runtime, event: dict) -> str:
-    """Hand an event to the worker as the webhook does, and wait until it is done with it."""
-    recorded = runtime.accept("stripe", event["id"], event["type"], event)
-
-    def finished() -> str | None:
-        status = Event.get_by_id(recorded.event.id).status
-        return status if status in (*EventStatus.DONE, EventStatus.FAILED) else None
-
-    return wait_for(finished, message=f"{event['type']} handled")
-
-
 def test_the_probe_sees_a_stripe_call_made_inside_a_transaction(probe, stripe_api):
     stripe_api.put_subscription(subscription_id="sub_probe")
     with db.transaction():
@@ -51,17 +39,17 @@ def test_the_probe_sees_a_stripe_call_made_inside_a_transaction(probe, stripe_ap
     assert probe.locked == ["GET /v1/subscriptions/sub_probe"]
 
 
-def test_stripe_handlers_call_stripe_only_outside_the_write_transaction(probe, worker, runtime, stripe_api, settings):
+def test_stripe_handlers_call_stripe_only_outside_the_write_transaction(probe, client, worker, stripe_api, settings):
     session = paid_subscription(stripe_api, settings)
     intent = stripe_api.put_payment_intent()
     probe.clear()
 
     handled = [
-        run(runtime, events.event("checkout.session.completed", session)),
-        run(runtime, events.event("invoice.paid", stripe_api.invoices[session["invoice"]])),
-        run(runtime, events.event("customer.subscription.updated", stripe_api.subscriptions[session["subscription"]])),
-        run(runtime, completed(stripe_api=stripe_api, payment_intent=intent["id"])),
-        run(runtime, events.event("charge.dispute.created", events.dispute(charge=intent["latest_charge"], payment_intent=None))),
+        deliver(client, stripe_webhook(events.event("checkout.session.completed", session))).status,
+        deliver(client, stripe_webhook(events.event("invoice.paid", stripe_api.invoices[session["invoice"]]))).status,
+        deliver(client, stripe_webhook(events.event("customer.subscription.updated", stripe_api.subscriptions[session["subscription"]]))).status,
+        deliver(client, stripe_webhook(completed(stripe_api=stripe_api, payment_intent=intent["id"]))).status,
+        deliver(client, stripe_webhook(events.event("charge.dispute.created", events.dispute(charge=intent["latest_charge"], payment_intent=None)))).status,
     ]
 
     assert handled == ["processed"] * 5

@@ -6,7 +6,8 @@ import pytest
 from app.plans import STAR_SUBSCRIPTION_PERIOD
 from app.telegram import commands, payments
 from simulate import telegram_updates as updates
-from tests.app.telegram.support import PUBLIC_URL, env, payment_update, post_update, wait_until_done  # noqa: F401
+from tests.support.delivery import deliver
+from tests.support.telegram import PUBLIC_URL, payment_update, telegram_webhook
 
 
 @pytest.fixture
@@ -16,8 +17,9 @@ def plans(app):
 
 def run_command(client, user_id: int, text: str, status: str = "processed"):
     update = updates.command_update(user_id, text)
-    assert post_update(client, update).get_json()["status"] == "recorded"
-    return wait_until_done(f"update:{update['update_id']}", status)
+    row = deliver(client, telegram_webhook(update))
+    assert (row.external_id, row.status) == (f"update:{update['update_id']}", status), row.error
+    return row
 
 
 @pytest.mark.parametrize(
@@ -90,16 +92,14 @@ def test_status_lists_what_the_user_holds(client, worker, telegram_api, plans):
     run_command(client, 42, "/status")
     assert "nothing active" in telegram_api.calls_to("sendMessage")[-1].params["text"]
 
-    post_update(client, payment_update(42, plans.get("supporter_lifetime"), charge_id="stx-status"))
-    wait_until_done("stx-status")
+    assert deliver(client, telegram_webhook(payment_update(42, plans.get("supporter_lifetime"), charge_id="stx-status"))).status == "processed"
     run_command(client, 42, "/status")
 
     assert "• supporter for good" in telegram_api.calls_to("sendMessage")[-1].params["text"]
 
 
 def test_paysupport_answers_with_the_payment_references(client, worker, telegram_api, plans):
-    post_update(client, payment_update(42, plans.get("premium_week"), charge_id="stx-support"))
-    wait_until_done("stx-support")
+    assert deliver(client, telegram_webhook(payment_update(42, plans.get("premium_week"), charge_id="stx-support"))).status == "processed"
 
     run_command(client, 42, "/paysupport")
 

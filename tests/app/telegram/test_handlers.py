@@ -1,6 +1,6 @@
 """Stars payments from the inbox to grants: one-off, lifetime, subscriptions and their renewals, refunds.
 
-Given updates posted to the webhook, when the real worker runs them, then the grants, ledger,
+Given updates posted to the webhook (`tests.support.delivery.deliver`), when the real worker runs them, then the grants, ledger,
 inbox rows and messages to the payer are what the payer and the operator would expect.
 """
 from __future__ import annotations
@@ -15,7 +15,9 @@ from app.clock import from_timestamp, utcnow
 from app.models import Event, Grant, LedgerEntry
 from app.telegram import payments
 from simulate import telegram_updates as updates
-from tests.app.telegram.support import env, metric, payment_update, post_update, status_of, wait_until_done  # noqa: F401
+from tests.support.delivery import deliver
+from tests.support.metrics import metric
+from tests.support.telegram import payment_update, post_update, status_of, telegram_webhook, wait_until_done
 from tests.support.waiting import wait_for
 
 DAY = 24 * 3600
@@ -30,8 +32,8 @@ def pay(client, user_id: int, plan, charge_id: str, *, paid_at: int | None = Non
     update = payment_update(user_id, plan, charge_id=charge_id, **extra)
     if paid_at is not None:
         update["message"]["date"] = paid_at
-    post_update(client, update)
-    wait_until_done(charge_id)
+    row = deliver(client, telegram_webhook(update))
+    assert (row.external_id, row.status) == (charge_id, "processed"), row.error
     return Grant.get(Grant.reference == charge_id)
 
 
@@ -77,8 +79,8 @@ def test_a_subscription_grants_to_its_expiration_a_renewal_extends_and_refunding
     wait_for(lambda: len(telegram_api.calls_to("sendMessage")) == 2)
     assert "has renewed" in telegram_api.calls_to("sendMessage")[1].params["text"]
 
-    post_update(client, updates.refunded_payment_update(42, payload, month.stars, "stx-sub-2"))
-    wait_until_done("refund:stx-sub-2")
+    refund = deliver(client, telegram_webhook(updates.refunded_payment_update(42, payload, month.stars, "stx-sub-2")))
+    assert (refund.external_id, refund.status) == ("refund:stx-sub-2", "processed")
 
     first, renewal = Grant.get_by_id(first.id), Grant.get_by_id(renewal.id)
     assert renewal.revoked_at is not None and first.revoked_at is None
@@ -94,10 +96,9 @@ def client_entitlements(user_id: int) -> list[dict]:
 def test_a_payment_for_a_plan_the_catalogue_no_longer_has_fails_at_once_naming_the_refund_command(client, worker):
     update = updates.successful_payment_update(42, "e1:retired_plan:42:0badc0de", 300, "stx-retired")
 
-    post_update(client, update)
+    event = deliver(client, telegram_webhook(update))
 
-    event = wait_until_done("stx-retired", "failed")
-    assert event.attempts == 1
+    assert (event.external_id, event.status, event.attempts) == ("stx-retired", "failed", 1)
     assert "entitle refund telegram stx-retired" in event.error
     assert Grant.select().count() == 0
 
@@ -131,8 +132,7 @@ def test_a_refund_handled_before_its_payment_keeps_the_payment_from_granting(cli
     update = payment_update(42, plans.get("premium_week"), charge_id="stx-early")
     inbox.record("telegram", "stx-early", "successful_payment", update)
     payload = update["message"]["successful_payment"]["invoice_payload"]
-    post_update(client, updates.refunded_payment_update(42, payload, 75, "stx-early"))
-    wait_until_done("refund:stx-early")
+    assert deliver(client, telegram_webhook(updates.refunded_payment_update(42, payload, 75, "stx-early"))).status == "processed"
 
     payment = wait_until_done("stx-early", "ignored")  # the sweeper hands the payment over
 
@@ -142,10 +142,8 @@ def test_a_refund_handled_before_its_payment_keeps_the_payment_from_granting(cli
 
 def test_a_payment_refunded_before_it_was_ever_granted_is_not_granted_on_replay(client, worker, plans, cli):
     update = updates.successful_payment_update(42, "e1:retired_plan:42:0badc0de", 300, "stx-gone")
-    post_update(client, update)
-    wait_until_done("stx-gone", "failed")
-    post_update(client, updates.refunded_payment_update(42, "e1:retired_plan:42:0badc0de", 300, "stx-gone"))
-    wait_until_done("refund:stx-gone")
+    assert deliver(client, telegram_webhook(update)).status == "failed"
+    assert deliver(client, telegram_webhook(updates.refunded_payment_update(42, "e1:retired_plan:42:0badc0de", 300, "stx-gone"))).status == "processed"
     assert LedgerEntry.select().where((LedgerEntry.reference == "stx-gone") & (LedgerEntry.action == "refund")).count() == 1
 
     event = Event.get(Event.external_id == "stx-gone")
@@ -216,8 +214,7 @@ def test_a_payment_that_is_not_what_was_invoiced_fails_at_once_grants_nothing_an
     value_before = metric(client, "telegram_payment_value_total", currency=payment["currency"])
     unfulfilled_before = metric(client, "telegram_payments_total", result="unfulfilled")
 
-    assert post_update(client, update).status_code == 200
-    wait_until_done(charge_id, "failed")
+    assert deliver(client, telegram_webhook(update)).status == "failed"
 
     (row,) = [r for r in _json(cli("events", "list", "--json")) if r["external_id"] == charge_id]
     assert (row["status"], row["attempts"]) == ("failed", 1)
@@ -247,10 +244,10 @@ def test_a_refund_that_arrives_before_its_payment_is_remembered_and_the_payment_
     payload = update["message"]["successful_payment"]["invoice_payload"]
     refund = updates.refunded_payment_update(42, payload, week.stars, "stx-refund-first")
 
-    assert post_update(client, refund).get_json()["status"] == "recorded"
-    wait_until_done("refund:stx-refund-first")
-    post_update(client, update)
-    payment = wait_until_done("stx-refund-first", "ignored")
+    first = deliver(client, telegram_webhook(refund))
+    assert (first.external_id, first.status, first.attempts) == ("refund:stx-refund-first", "processed", 1)
+    payment = deliver(client, telegram_webhook(update))
+    assert payment.status == "ignored"
     again = post_update(client, refund)
 
     assert "refunded before it was granted" in payment.error
@@ -285,8 +282,8 @@ def test_a_renewal_at_the_price_subscribed_to_still_grants_after_the_price_went_
                   subscription_expiration_date=first_paid + 60 * DAY, is_recurring=True)
     newcomer = payment_update(43, month, charge_id="stx-new-at-old-price",
                               subscription_expiration_date=int(time.time()) + 30 * DAY, is_first_recurring=True)
-    post_update(client, newcomer)
+    failed = deliver(client, telegram_webhook(newcomer))
 
     assert renewal.revoked_at is None and renewal.ends_at == from_timestamp(first_paid + 60 * DAY)
-    failed = wait_until_done("stx-new-at-old-price", "failed")
+    assert (failed.external_id, failed.status) == ("stx-new-at-old-price", "failed")
     assert "250 Stars were paid, but plan 'premium_month' costs 300" in failed.error

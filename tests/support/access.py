@@ -1,11 +1,9 @@
-"""Access test setup: a catalogue whose `premium` has two chats and reminders, on top of the Telegram setup."""
+"""Chat access in tests: a catalogue whose `premium` has two chats and reminders, on top of the Telegram setup."""
 from __future__ import annotations
 
-import pytest
-
 from app.models import Event
-from tests.app.telegram.support import PUBLIC_URL, SECRET, TOKEN
 from tests.conftest import ROOT
+from tests.support.telegram import telegram_env
 from tests.support.waiting import wait_for
 
 CHAT_A, CHAT_B = -1001000000011, -1001000000022
@@ -17,20 +15,12 @@ remind_days = [3, 1]
 """
 
 
-@pytest.fixture
-def env(env, telegram_api, tmp_path):
-    """The Telegram environment, with a plan file whose `premium` entitlement has two chats and reminders."""
-    return access_env(env, telegram_api, tmp_path)
-
-
 def access_env(env: dict, telegram_api, tmp_path) -> dict:
     """`env` plus the bot's settings, the stand-in's address and the plan file with chats."""
     plans = tmp_path / "plans.toml"
     plans.write_text((ROOT / "plans.toml").read_text() + ACCESS_TABLE)
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET=SECRET, TELEGRAM_API_URL=telegram_api.url,
-        PUBLIC_URL=PUBLIC_URL, PLANS_FILE=str(plans),
-    )
+    telegram_env(env, telegram_api)
+    env["PLANS_FILE"] = str(plans)
     return env
 
 

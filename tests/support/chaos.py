@@ -1,33 +1,18 @@
-"""What the fast fault tests share: the providers' secrets, real signed webhooks, and the final tally."""
+"""What the fast fault tests share: real signed webhooks for both providers, their concurrent delivery, and the final tally."""
 from __future__ import annotations
 
 import json
 import threading
 
 import peewee
-import pytest
 import requests
 
 from app.models import Event, Grant, LedgerEntry, User
-from bench import config, payloads
+from bench import payloads
 from bench.tally import Tally
 
 # The Stripe price of the plan bench payloads buy (`payloads.STRIPE_PLAN` in plans.toml).
 STRIPE_PRICE = "price_premium_week"
-
-
-@pytest.fixture
-def env(env, telegram_api, stripe_api):
-    """The suite's environment plus the secrets the webhooks are signed with and both fake provider APIs."""
-    env.update(
-        TELEGRAM_BOT_TOKEN=config.BOT_TOKEN,
-        TELEGRAM_WEBHOOK_SECRET=config.TELEGRAM_SECRET,
-        TELEGRAM_API_URL=telegram_api.url,
-        STRIPE_SECRET_KEY=stripe_api.secret_key or config.STRIPE_KEY,
-        STRIPE_WEBHOOK_SECRET=config.STRIPE_SECRET,
-        STRIPE_API_BASE=stripe_api.url,
-    )
-    return env
 
 
 def providers(app) -> tuple[str, ...]:

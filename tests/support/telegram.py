@@ -1,16 +1,12 @@
-"""Telegram test setup: a bot token and webhook secret, the fake Bot API as TELEGRAM_API_URL, and helpers.
-
-Test modules import the fixtures they need (`env` overrides the suite's, adding the Telegram settings).
-"""
+"""Telegram in tests: a bot token and webhook secret, the environment that points at the Bot API stand-in, and updates to post."""
 from __future__ import annotations
 
-
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
+import json
 
 from app.models import Event
 from app.telegram import payments
 from simulate import telegram_updates as updates
+from tests.support.delivery import Webhook
 from tests.support.waiting import wait_for
 
 TOKEN = "7000000001:AAFentitleTestTokenSecretHalf0123456789xyz"
@@ -18,11 +14,11 @@ TOKEN_SECRET_HALF = TOKEN.split(":")[1]
 SECRET = "whk-entitle-test-secret-0123456789abcdef"
 PUBLIC_URL = "https://entitle.example"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+WEBHOOK_PATH = "/webhooks/telegram"
 
 
-@pytest.fixture
-def env(env, telegram_api):
-    """The suite's environment plus a bot token, a webhook secret and the fake Bot API."""
+def telegram_env(env: dict, telegram_api) -> dict:
+    """`env` plus a bot token, a webhook secret, the stand-in Bot API and the public address."""
     env.update(
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_WEBHOOK_SECRET=SECRET,
@@ -32,9 +28,15 @@ def env(env, telegram_api):
     return env
 
 
+def telegram_webhook(update: dict, headers: dict | None = None) -> Webhook:
+    """An update as Telegram posts it, with the right secret token unless told otherwise."""
+    merged = {"Content-Type": "application/json", **(HEADERS if headers is None else headers)}
+    return Webhook("telegram", WEBHOOK_PATH, json.dumps(update).encode(), merged)
+
+
 def post_update(client, update: dict, headers: dict | None = None):
     """POST an update to the webhook through the Flask test client, with the right secret unless told otherwise."""
-    return client.post("/webhooks/telegram", json=update, headers=HEADERS if headers is None else headers)
+    return telegram_webhook(update, headers).post(client)
 
 
 def payment_update(user_id: int, plan, *, charge_id: str | None = None, payload: str | None = None, **extra) -> dict:
@@ -53,13 +55,3 @@ def wait_until_done(external_id: str, status: str = "processed") -> Event:
     """Wait for the worker to bring an event to `status`; returns the row."""
     wait_for(lambda: status_of(external_id) == status, message=f"event {external_id} {status}")
     return Event.get((Event.provider == "telegram") & (Event.external_id == external_id))
-
-
-def metric(client, name: str, **labels: str) -> float:
-    """The value of one sample of `/metrics` (0 when absent)."""
-    text = client.get("/metrics").get_data(as_text=True)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
