@@ -14,7 +14,7 @@ import uuid
 import requests
 
 from simulate.redis_server import free_port
-from tests.cli.test_sandbox_cli import run, sandbox, stop  # noqa: F401 - the sandbox fixture
+from tests.cli.test_sandbox_cli import run, stop
 from tests.cli.test_service import clean_env, entitle
 from tests.conftest import REDIS_URL
 from tests.support.waiting import wait_for

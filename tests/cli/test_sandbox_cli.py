@@ -27,22 +27,6 @@ def stop(proc: subprocess.Popen) -> str:
 
 
 @pytest.fixture
-def sandbox(tmp_path):
-    """`entitle sandbox --port N --json` running; yields the variables it printed."""
-    port = free_port()
-    proc = subprocess.Popen(entitle("sandbox", "--port", str(port), "--json"), cwd=tmp_path, env=clean_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line, "entitle sandbox printed nothing"
-        yield json.loads(line)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
-        assert proc.returncode == 0
-
-
-@pytest.fixture
 def service(tmp_path, sandbox):
     """`entitle run` pointed at the sandbox; yields the environment every CLI command runs with."""
     port = free_port()

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from tests.support.telegram import payment_update, post_update, telegram_env, wait_until_done
 from tests.support.waiting import wait_for
-from tests.app.telegram.support import env, payment_update, post_update, wait_until_done  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def env(env, telegram_api):
+    """The suite's environment with the bot's settings and the stand-in Bot API."""
+    return telegram_env(env, telegram_api)
 
 
 def test_a_payer_who_says_they_paid_is_found_by_id_with_the_failed_payment_and_its_reason(client, cli, worker, telegram_api, app):

@@ -19,9 +19,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.checks import not_a_server_error
 
-from tests.app.stripe.helpers import stripe_env, token_for
-from tests.app.telegram.support import SECRET as TELEGRAM_SECRET
-from tests.app.telegram.support import TOKEN as TELEGRAM_TOKEN
+from tests.support.stripe import stripe_env, token_for
+from tests.support.telegram import SECRET as TELEGRAM_SECRET
+from tests.support.telegram import TOKEN as TELEGRAM_TOKEN
 from webapp import blueprints
 from webapp.openapi import UNDESCRIBED_ENDPOINTS, build_description
 
@@ -204,7 +204,7 @@ def test_telegram_updates_answer_as_described(live_server, credentials, app):
 
 
 def test_a_signed_stripe_event_answers_as_described(live_server, stripe_api):
-    from tests.app.stripe.helpers import completed, signed
+    from tests.support.stripe import completed, signed
 
     body, headers = signed(completed(SIGNED_IN_USER, stripe_api=stripe_api))
     response = requests.post(f"{live_server}/webhooks/stripe", data=body, headers=headers, timeout=10)
