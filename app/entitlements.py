@@ -186,7 +186,7 @@ def grant(
         )
         if source in PAYMENT_SOURCES:
             outbox.emit("payment.succeeded", user, _payment_data(row, detail), entitlement=entitlement)
-        _transitions().sync(user.id, entitlement, now=now)
+        _transitions().sync(user.id, entitlement, now=now, locked_user=user)
     metrics.entitlements_granted.labels(source=source).inc()
     return GrantResult(row, True)
 

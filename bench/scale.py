@@ -84,10 +84,10 @@ def _event_lines(total: int, failed_at: set[int], failed_payloads: list[tuple[st
         if i in failed_at:
             charge_id, body = next(failed)
             yield (f"telegram\t{charge_id}\tsuccessful_payment\t{_escape(body)}\tfailed\t8\t"
-                   f"RuntimeError: simulated outage\t{NOW}\t{NOW}\t\\N\n")
+                   f"RuntimeError: simulated outage\t{NOW}\t{NOW}\t\\N\t0\n")
         else:
             body = template.replace('"id":1,', f'"id":{1_000 + i % users},', 1)
-            yield (f"telegram\tscale-{i}\tsuccessful_payment\t{_escape(body)}\tprocessed\t1\t\\N\t{NOW}\t{NOW}\t{NOW}\n")
+            yield (f"telegram\tscale-{i}\tsuccessful_payment\t{_escape(body)}\tprocessed\t1\t\\N\t{NOW}\t{NOW}\t{NOW}\t0\n")
 
 
 def load(stack) -> dict:
@@ -107,7 +107,7 @@ def load(stack) -> dict:
     failed_at = set(rng.sample(range(SCALE_EVENTS), FAILED))
     started = time.monotonic()
     _copy(stack, "event", ("provider", "external_id", "type", "payload", "status", "attempts", "error", "received_at",
-                           "updated_at", "processed_at"), _event_lines(SCALE_EVENTS, failed_at, failed_payloads, SCALE_USERS))
+                           "updated_at", "processed_at", "dispatch"), _event_lines(SCALE_EVENTS, failed_at, failed_payloads, SCALE_USERS))
     timings["events_s"] = time.monotonic() - started
     stack.sql("ANALYZE")
     return timings

@@ -42,6 +42,7 @@ TEST_ENV = {
 }
 
 from app import db, migrations  # noqa: E402
+from app.webhooks import endpoints  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.models import ALL_MODELS  # noqa: E402
 from simulate.stripe_api import FakeStripeAPI  # noqa: E402
@@ -114,6 +115,7 @@ def database(settings):
         bound.execute_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     else:
         migrations.migrate()
+    endpoints.forget_subscriptions()  # a fresh database has no endpoints, whatever the last test added
     yield bound
     if not bound.is_closed():
         bound.close()

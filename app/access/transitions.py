@@ -18,7 +18,7 @@ import peewee
 
 from app import inbox, metrics
 from app.clock import iso, utcnow
-from app.db import for_update, transaction
+from app.db import database, for_update, transaction
 from app.access import rules
 from app.models import EntitlementState, EntitlementTransition, Grant, Reminder, User
 from app.plans import Catalogue
@@ -51,11 +51,17 @@ def _catalogue() -> Catalogue | None:
     return rules.current()
 
 
-def sync(user_id: int, entitlement: str, *, reason: str = "revoked", now: datetime | None = None) -> list[EntitlementTransition]:
-    """Write the transitions that the grants' change implies (inside the caller's transaction); returns them."""
+def sync(
+    user_id: int, entitlement: str, *, reason: str = "revoked", now: datetime | None = None, locked_user: User | None = None
+) -> list[EntitlementTransition]:
+    """Write the transitions that the grants' change implies (inside the caller's transaction); returns them.
+
+    `locked_user`: the user row, already locked by the caller's transaction (a grant takes that lock).
+    """
     now = now or utcnow()
-    with transaction():
-        user = for_update(User.select().where(User.id == user_id)).get()
+    # Inside a caller's transaction no savepoint of its own: a failure here must undo the grant change too.
+    with transaction() if not database.in_transaction() else contextlib.nullcontext():
+        user = locked_user or for_update(User.select().where(User.id == user_id)).get()
         state = for_update(
             EntitlementState.select().where((EntitlementState.user == user_id) & (EntitlementState.entitlement == entitlement))
         ).first()
@@ -117,15 +123,15 @@ def _write(
     )
     metrics.entitlement_transitions.labels(kind=kind).inc()
     _announce(row, user)
-    skip_stale_reminders(user.id, entitlement, None if kind == ENDED else end)
     catalogue = _catalogue()
+    spec = catalogue.entitlement(entitlement) if catalogue is not None else None
+    if catalogue is None or (spec is not None and spec.remind_days):
+        skip_stale_reminders(user.id, entitlement, None if kind == ENDED else end)
     if catalogue is None:
         # No catalogue here: a worker, which has one, takes the transition to its consumers.
         hand_off_after_commit([i for i in [_event(f"t{row.id}", "transition", row, user)] if i is not None])
-    else:
-        spec = catalogue.entitlement(entitlement)
-        if spec is not None:
-            record_consumers(row, user, spec, now)
+    elif spec is not None:
+        record_consumers(row, user, spec, now)
     return row
 
 

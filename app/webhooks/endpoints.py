@@ -1,6 +1,8 @@
 """Webhook endpoints: added with a fresh signing secret (shown once), listed without it, removed."""
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -51,6 +53,7 @@ def add(url: str, events: list[str] | None = None) -> AddedEndpoint:
     secret = new_secret()
     with transaction():
         row = WebhookEndpoint.create(url=url, secret=secret, events=events)
+    forget_subscriptions()
     return AddedEndpoint(row, secret)
 
 
@@ -59,9 +62,25 @@ def live() -> list[WebhookEndpoint]:
     return list(WebhookEndpoint.select().where(WebhookEndpoint.removed_at.is_null()).order_by(WebhookEndpoint.id))
 
 
+# Every grant asks which endpoints take its messages; the answer is kept this long in each process,
+# so an endpoint added elsewhere receives the messages of changes made from a second after it.
+SUBSCRIBED_FOR_SECONDS = 1.0
+_live_cache: tuple[float, list[WebhookEndpoint]] | None = None
+
+
 def subscribed(type_: str) -> list[WebhookEndpoint]:
     """Live endpoints that receive messages of this type."""
-    return [row for row in live() if row.events is None or type_ in row.events]
+    global _live_cache
+    now = time.monotonic()
+    if _live_cache is None or now - _live_cache[0] > SUBSCRIBED_FOR_SECONDS:
+        _live_cache = (now, live())
+    return [row for row in _live_cache[1] if row.events is None or type_ in row.events]
+
+
+def forget_subscriptions() -> None:
+    """Read the endpoints afresh at the next `subscribed()` (after this process added or removed one)."""
+    global _live_cache
+    _live_cache = None
 
 
 def find(endpoint_id: int) -> WebhookEndpoint | None:
@@ -81,6 +100,7 @@ def remove(endpoint_id: int) -> WebhookEndpoint | None:
             (WebhookDelivery.endpoint == row.id) & (WebhookDelivery.status == "pending")
         ).execute()
         row.removed_at = now
+    forget_subscriptions()
     return row
 
 
