@@ -45,11 +45,7 @@ def user(telegram_id: str):
           content:
             application/json:
               schema: {$ref: "#/components/schemas/UserSummary"}
-        "400":
-          description: not a Telegram user id (`user_invalid`)
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Error"}
+        "400": {$ref: "#/components/responses/UserInvalid"}
         "401": {$ref: "#/components/responses/ApiKeyRefused"}
         "404":
           description: a user the service has never seen (`unknown_user`)
@@ -85,11 +81,7 @@ def check(telegram_id: str, entitlement: str):
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Entitlement"}
-        "400":
-          description: not a Telegram user id (`user_invalid`)
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Error"}
+        "400": {$ref: "#/components/responses/UserInvalid"}
         "401": {$ref: "#/components/responses/ApiKeyRefused"}
     """
     return jsonify(backend_api.check(backend_api.telegram_id(telegram_id), entitlement))

@@ -185,6 +185,9 @@ RESPONSES = {
                              "(`token_missing`, `token_invalid`, `token_expired`, `user_unknown`)"),
     "ApiKeyRefused": _error("a missing or wrong API key (`api_key_invalid`)"),
     "PayloadTooLarge": _error("the body is larger than `MAX_BODY_BYTES` (`payload_too_large`)"),
+    "StripeFailed": _error("Stripe refused or could not be reached (`stripe_error`)"),
+    "StripeNotConfigured": _error("no `STRIPE_SECRET_KEY` (`stripe_not_configured`)"),
+    "UserInvalid": _error("not a Telegram user id (`user_invalid`)"),
 }
 
 

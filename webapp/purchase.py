@@ -147,16 +147,8 @@ def checkout():
               schema: {$ref: "#/components/schemas/Error"}
         "401": {$ref: "#/components/responses/SessionRefused"}
         "413": {$ref: "#/components/responses/PayloadTooLarge"}
-        "502":
-          description: Stripe refused or could not be reached (`stripe_error`)
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Error"}
-        "503":
-          description: no `STRIPE_SECRET_KEY` (`stripe_not_configured`)
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Error"}
+        "502": {$ref: "#/components/responses/StripeFailed"}
+        "503": {$ref: "#/components/responses/StripeNotConfigured"}
     """
     user = _signed_in_user()
     plan = requested_plan(stars=False)
@@ -193,16 +185,8 @@ def portal():
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Error"}
-        "502":
-          description: Stripe refused or could not be reached (`stripe_error`)
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Error"}
-        "503":
-          description: no `STRIPE_SECRET_KEY` (`stripe_not_configured`)
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Error"}
+        "502": {$ref: "#/components/responses/StripeFailed"}
+        "503": {$ref: "#/components/responses/StripeNotConfigured"}
     """
     user = _signed_in_user()
     client = _stripe()
@@ -251,11 +235,7 @@ def success():
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Error"}
-        "503":
-          description: no `STRIPE_SECRET_KEY` (`stripe_not_configured`)
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Error"}
+        "503": {$ref: "#/components/responses/StripeNotConfigured"}
     """
     session_id = request.args.get("session_id", "")
     if not session_id.startswith("cs_"):
