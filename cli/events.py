@@ -128,7 +128,7 @@ def replay(
     results: dict[int, str] = {}
     with Progress(
         TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=errors, transient=as_json or not verbose, disable=len(found) < 2,
+        console=errors, transient=as_json, disable=len(found) < 2,
     ) as progress, _quiet_handlers(unless=verbose):
         task = progress.add_task("replay", total=len(found))
         for event_id in [i for i in ids if i in found]:
