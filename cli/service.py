@@ -146,7 +146,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         healthy = False
     if settings.embedded_broker:
         # The in-memory broker lives inside `entitle run`; this process's own copy says nothing.
-        report["broker"] = {"state": "embedded", "kind": "embedded in `entitle run`"}
+        report["broker"] = {"state": "embedded", "kind": "the worker runs inside `entitle run`"}
     else:
         runtime = context.runtime()
         broker = runtime.broker

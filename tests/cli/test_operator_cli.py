@@ -71,7 +71,7 @@ def test_status_exits_1_when_a_broker_is_configured_and_no_worker_is_alive(cli, 
 def test_status_in_embedded_mode_does_not_report_its_own_in_memory_broker(cli, env):
     result = cli("status", "--json", BROKER_URL="", REDIS_URL="")
     report = json.loads(result.stdout)
-    assert report["broker"] == {"state": "embedded", "kind": "embedded in `entitle run`"}
+    assert report["broker"] == {"state": "embedded", "kind": "the worker runs inside `entitle run`"}
     assert report["workers"]["state"] == "none (embedded)"
     assert result.exit_code == 0
 
