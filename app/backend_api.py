@@ -55,9 +55,9 @@ class GrantRequest:
     until: datetime | None
     reason: str | None
 
-    def fingerprint(self) -> dict:
-        """What a retry with the same Idempotency-Key must repeat."""
-        return {"entitlement": self.entitlement, "days": self.days, "until": iso(self.until), "reason": self.reason}
+    def fingerprint(self, user_id: int) -> dict:
+        """What a retry with the same Idempotency-Key must repeat, the user included."""
+        return {"user": user_id, "entitlement": self.entitlement, "days": self.days, "until": iso(self.until), "reason": self.reason}
 
 
 def parse_grant(body: dict, known: set[str], now: datetime | None = None) -> GrantRequest:
@@ -115,20 +115,22 @@ def grant(user_id: int, request: GrantRequest, *, key: ApiKey, idempotency_key: 
     reference = f"key{key.id}:{idempotency_key or uuid.uuid4().hex}"
     existing = entitlements.find_grant(SOURCE, reference)
     if existing is not None:
-        return Granted(_same_request(existing, request), False)
+        return Granted(_same_request(existing, request, user_id), False)
     user = users.ensure_user(user_id)
-    detail = {"api_key": key.id, "reason": request.reason, "request": request.fingerprint()}
+    detail = {"api_key": key.id, "reason": request.reason, "request": request.fingerprint(user_id)}
     result = entitlements.grant(user, request.entitlement, source=SOURCE, reference=reference, days=request.days,
                                 until=request.until, actor=f"api:{key.name}", detail=detail)
     if not result.created:
-        return Granted(_same_request(result.grant, request), False)
+        return Granted(_same_request(result.grant, request, user_id), False)
     return Granted(result.grant, True)
 
 
-def _same_request(existing: Grant, request: GrantRequest) -> Grant:
-    entry = LedgerEntry.get_or_none((LedgerEntry.source == SOURCE) & (LedgerEntry.reference == existing.reference))
+def _same_request(existing: Grant, request: GrantRequest, user_id: int) -> Grant:
+    entry = LedgerEntry.get_or_none(
+        (LedgerEntry.source == SOURCE) & (LedgerEntry.reference == existing.reference) & LedgerEntry.action.in_(("grant", "extend"))
+    )
     first = (entry.detail or {}).get("request") if entry is not None else None
-    if first is not None and first != request.fingerprint():
+    if first is None or first != request.fingerprint(user_id):
         raise Refused(409, "idempotency_key_reused", "this Idempotency-Key was used for a different grant request")
     return existing
 

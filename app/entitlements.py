@@ -215,6 +215,9 @@ def _close_gap(user_id: int, entitlement: str, now: datetime) -> None:
 
 
 def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke") -> list[Grant]:
+    # The users first, in id order, as `grant` and `revoke_payment` take them: grant rows are locked only after.
+    for user_id in sorted({row.user_id for row in grants}):
+        for_update(User.select(User.id).where(User.id == user_id)).get()
     now = utcnow()
     revoked = []
     for row in grants:

@@ -35,7 +35,7 @@ class Expiry(Middleware):
 
         while not self._stop.is_set():
             try:
-                with connection(), rules.using(self.runtime.catalogue()):
+                with connection(), rules.using(self.runtime.catalogue_if_readable()):
                     expiry.run_once(hand_off=self.runtime.enqueue)
             except Exception:
                 log.exception("expiry check failed; trying again later")

@@ -124,8 +124,11 @@ class Runtime:
     def run_inline(self, event_id: int) -> str:
         """Process one event in this process (no broker), as a final attempt; returns its status."""
         try:
+            # No hand-off from here: this process's broker dies with it, so what the event records
+            # waits, undispatched, for the sweeper of the process that runs the workers.
+            context = Context(self.settings, self.plans)
             with access_rules.using(self.catalogue_if_readable()):
-                return inbox.process(event_id, handlers=self.handlers, context=self.context, final_attempt=True)
+                return inbox.process(event_id, handlers=self.handlers, context=context, final_attempt=True)
         except Exception:
             return "failed"
 

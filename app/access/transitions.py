@@ -58,13 +58,15 @@ def sync(
 
     `locked_user`: the user row, already locked by the caller's transaction (a grant takes that lock).
     """
-    now = now or utcnow()
     # Inside a caller's transaction no savepoint of its own: a failure here must undo the grant change too.
     with transaction() if not database.in_transaction() else contextlib.nullcontext():
         user = locked_user or for_update(User.select().where(User.id == user_id)).get()
         state = for_update(
             EntitlementState.select().where((EntitlementState.user == user_id) & (EntitlementState.entitlement == entitlement))
         ).first()
+        # The time once the locks are ours: a caller's `now` from before them (the expiry job's pass)
+        # could predate a renewal committed meanwhile and end what that renewal just extended.
+        now = max(now, utcnow()) if now is not None else utcnow()
         if state is None:
             state = _new_state(user_id, entitlement, now)
         holds, end = _held_end(user_id, entitlement, now)
@@ -193,11 +195,12 @@ _collector = threading.local()
 @contextlib.contextmanager
 def collecting_hand_offs():
     """Collect the ids of events recorded inside this block, to hand off once the caller has committed."""
+    outer = getattr(_collector, "ids", None)
     _collector.ids = ids = []
     try:
         yield ids
     finally:
-        _collector.ids = None
+        _collector.ids = outer
 
 
 def hand_off_after_commit(event_ids: list[int]) -> None:

@@ -70,8 +70,10 @@ def due(limit: int = BATCH) -> list[int]:
     )
     query = (
         WebhookDelivery.select(WebhookDelivery.id)
+        .join(WebhookEndpoint)
         .where(
             (WebhookDelivery.status == PENDING)
+            & WebhookEndpoint.removed_at.is_null()  # written in the second a removal takes to reach every process
             & (WebhookDelivery.next_attempt_at <= now)
             & (WebhookDelivery.claimed_until.is_null() | (WebhookDelivery.claimed_until < now))
             & ~peewee.fn.EXISTS(ahead)
@@ -94,6 +96,7 @@ def claim(delivery_id: int, settings: Settings) -> Attempt | None:
             & (WebhookDelivery.status == PENDING)
             & (WebhookDelivery.next_attempt_at <= now)
             & (WebhookDelivery.claimed_until.is_null() | (WebhookDelivery.claimed_until < now))
+            & WebhookDelivery.endpoint.in_(WebhookEndpoint.select(WebhookEndpoint.id).where(WebhookEndpoint.removed_at.is_null()))
         ).execute()
         if not taken:
             return None

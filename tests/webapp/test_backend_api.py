@@ -139,3 +139,14 @@ def test_a_grant_made_through_the_api_reaches_the_operators_webhook_endpoint(cli
     assert message["type"] == "entitlement.started"
     assert (message["data"]["user"], message["data"]["entitlement"], message["data"]["active"]) == (4343, "premium", True)
     assert message["data"]["expires_at"] == granted.get_json()["expires_at"]
+
+
+def test_an_idempotency_key_used_for_one_user_is_refused_for_another(client, api_key):
+    headers = {**auth(api_key), "Idempotency-Key": "promo-shared"}
+    body = {"entitlement": "premium", "days": 7}
+    assert client.post("/api/v1/users/5001/grants", headers=headers, json=body).status_code == 201
+
+    other = client.post("/api/v1/users/5002/grants", headers=headers, json=body)
+
+    assert other.status_code == 409 and other.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert client.get("/api/v1/users/5002/entitlements/premium", headers=auth(api_key)).get_json()["active"] is False

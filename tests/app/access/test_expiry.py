@@ -49,3 +49,25 @@ def test_a_short_grant_expires_and_is_removed_once_with_two_worker_processes(env
     ended = list(EntitlementTransition.select().where(EntitlementTransition.kind == "ended"))
     assert [(t.reason, t.entitlement) for t in ended] == [("expired", "premium")]
     assert Event.select().where(Event.type == "chat_remove").count() == 2
+
+
+def test_an_expiry_pass_that_began_before_a_renewal_does_not_end_it(database):
+    from datetime import timedelta
+
+    from app import entitlements, users
+    from app.access import expiry
+    from app.clock import utcnow
+    from app.models import EntitlementState
+
+    user = users.ensure_user(7301)
+    entitlements.grant(user, "premium", source="manual", reference="short", until=utcnow() + timedelta(seconds=0.3))
+    time.sleep(0.5)
+    pass_started = utcnow()  # the job read its time and the states due, then the renewal committed
+    entitlements.grant(user, "premium", source="manual", reference="renewal", days=30)
+
+    expiry.expire_due(now=pass_started)
+
+    kinds = [t.kind for t in EntitlementTransition.select().order_by(EntitlementTransition.sequence)]
+    assert kinds == ["started", "ended", "started"]
+    state = EntitlementState.get((EntitlementState.user == user.id) & (EntitlementState.entitlement == "premium"))
+    assert state.holding and state.ends_at is not None

@@ -101,3 +101,19 @@ def test_concurrent_payments_of_one_user_get_distinct_increasing_sequences(datab
     # Sequence follows commit order, so the message numbered last carries the final summary.
     last = json.loads(max(rows, key=lambda r: r.sequence).body)
     assert last["data"]["entitlements"] == entitlements.summary(user)
+
+
+def test_an_endpoint_removed_by_another_process_gets_nothing_more(database):
+    from app.clock import utcnow
+    from app.models import WebhookEndpoint
+    from app.webhooks import delivery
+
+    added = endpoints.add("https://backend.example/hooks", list(PAYMENT_TYPES))
+    assert endpoints.subscribed("payment.succeeded")  # this process has the endpoints in hand now
+    # Another process removes it; this one still holds the list it read a moment ago.
+    WebhookEndpoint.update(removed_at=utcnow()).where(WebhookEndpoint.id == added.row.id).execute()
+
+    user = users.ensure_user(7006)
+    entitlements.grant(user, "premium", source="telegram", reference="charge-after-removal", days=1)
+
+    assert delivery.due() == []
