@@ -117,7 +117,7 @@ def redeliver(
         for i in sorted(found):
             console.print(f"delivery {i} queued again", highlight=False)
     if missing:
-        fail(f"no webhook deliver{'y' if len(missing) == 1 else 'ies'} {', '.join(map(str, missing))}")
+        fail(f"no webhook deliver{'y' if len(missing) == 1 else 'ies'} {', '.join(map(str, missing))} to an endpoint still in use")
 
 
 @app.command("test")

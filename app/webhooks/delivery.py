@@ -182,10 +182,13 @@ def pump_once(settings: Settings, senders: ThreadPoolExecutor | None = None) -> 
 
 
 def redeliver(delivery_ids: list[int]) -> list[WebhookDelivery]:
-    """Put deliveries back in line with a fresh schedule (the same `webhook-id`); returns those found."""
+    """Put deliveries to live endpoints back in line with a fresh schedule (the same `webhook-id`); returns those found."""
     now = utcnow()
     with transaction():
-        rows = list(WebhookDelivery.select().where(WebhookDelivery.id.in_(delivery_ids)))
+        rows = list(
+            WebhookDelivery.select().join(WebhookEndpoint)
+            .where(WebhookDelivery.id.in_(delivery_ids) & WebhookEndpoint.removed_at.is_null())
+        )
         _requeue([row.id for row in rows], now)
     return rows
 

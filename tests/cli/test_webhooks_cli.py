@@ -54,6 +54,12 @@ def test_remove_stops_sending_and_an_unknown_id_exits_1(cli, receiver):
     [row] = json.loads(cli("webhooks", "deliveries", "--json").stdout)
     assert (row["status"], row["last_error"]) == ("failed", "endpoint removed")
     assert cli("webhooks", "remove", str(endpoint_id)).exit_code == 1
+    # Nothing of a removed endpoint goes out again, by id or with --failed.
+    again = cli("webhooks", "redeliver", str(row["id"]))
+    assert again.exit_code == 1 and "to an endpoint still in use" in again.stderr
+    assert "0 failed deliveries queued again" in cli("webhooks", "redeliver", "--failed").stdout
+    [after] = json.loads(cli("webhooks", "deliveries", "--json").stdout)
+    assert after["status"] == "failed"
 
 
 def test_deliveries_filter_by_endpoint_and_status(cli, receiver):
