@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from simulate.serving import Served
 from simulate.stripe_api import FakeStripeAPI
 from simulate.telegram_api import FakeTelegramAPI
 
@@ -61,7 +62,7 @@ class SandboxError(Exception):
         self.status = status
 
 
-class Sandbox:
+class Sandbox(Served):
     """Both stand-ins behind one threaded HTTP server on `host:port` (0: a free port)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, bot_token: str = BOT_TOKEN,
@@ -78,39 +79,10 @@ class Sandbox:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> "Sandbox":
-        """Listen and serve in a background thread; raises OSError when the port is taken."""
-        if self._server is None:
-            handler = type("_BoundHandler", (_Handler,), {"sandbox": self})
-            self._server = _Server((self.host, self.port), handler)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="entitle-sandbox", daemon=True)
-            self._thread.start()
-        return self
+    thread_name = "entitle-sandbox"
 
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-                self._thread = None
-
-    def __enter__(self) -> "Sandbox":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base address of both APIs, e.g. `http://127.0.0.1:8001`."""
-        if self._server is None:
-            raise RuntimeError("the sandbox is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def _make_server(self) -> ThreadingHTTPServer:
+        return _Server((self.host, self.port), type("_BoundHandler", (_Handler,), {"sandbox": self}))
 
     def environment(self) -> dict[str, str]:
         """The variables that point the service and the CLI at this sandbox."""

@@ -47,6 +47,7 @@ from requests.structures import CaseInsensitiveDict
 from app.stripe import objects
 from app.stripe.client import make_client
 from simulate import stripe_events as events
+from simulate.serving import Served
 
 __all__ = ["Call", "FakeStripeAPI", "StripeErrorResponse", "decode_form"]
 
@@ -242,7 +243,7 @@ class _Failure:
 _Handler = Callable[[re.Match, dict, Call], tuple[int, Any]]
 
 
-class FakeStripeAPI:
+class FakeStripeAPI(Served):
     """A threaded Stripe API on 127.0.0.1 that keeps the objects created through it.
 
     `on_request`, when set, is called with each request's `Call` on the thread serving it, before
@@ -306,38 +307,10 @@ class FakeStripeAPI:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> "FakeStripeAPI":
-        """Listen on a free port of 127.0.0.1 in a background thread."""
-        if self._server is None:
-            handler = type("_BoundHandler", (_RequestHandler,), {"api": self})
-            self._server = _Server(("127.0.0.1", 0), handler)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-stripe-api", daemon=True
-            )
-            self._thread.start()
-        return self
+    thread_name = "fake-stripe-api"
 
-    def stop(self) -> None:
-        """Stop listening and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> "FakeStripeAPI":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base address to give stripe-python (`http://127.0.0.1:<port>`)."""
-        if self._server is None:
-            raise RuntimeError("FakeStripeAPI is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def _make_server(self) -> ThreadingHTTPServer:
+        return _Server(("127.0.0.1", 0), type("_BoundHandler", (_RequestHandler,), {"api": self}))
 
     def client(self, **kwargs: Any) -> stripe.StripeClient:
         """A `make_client` client for this server, with its accepted key and no retries unless asked."""

@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from simulate.serving import Served
+
 
 __all__ = ["Call", "FakeTelegramAPI"]
 
@@ -102,7 +104,7 @@ class _APIError(Exception):
         self.parameters = parameters
 
 
-class FakeTelegramAPI:
+class FakeTelegramAPI(Served):
     """A threaded HTTP server on 127.0.0.1 that speaks the Bot API methods entitle uses."""
 
     def __init__(self, token: str | None = None, *, username: str = "entitle_test_bot", known_charges_only: bool = False) -> None:
@@ -125,45 +127,13 @@ class FakeTelegramAPI:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> "FakeTelegramAPI":
-        """Listen on a free port and serve in a background thread."""
-        if self._server is not None:
-            return self
+    thread_name = "fake-telegram-api"
+
+    def _make_server(self) -> ThreadingHTTPServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.api = self  # type: ignore[attr-defined]
-        self._server = server
-        # A short poll interval so stop() returns at once instead of after up to half a second.
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-telegram-api", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "FakeTelegramAPI":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base address to use as `TELEGRAM_API_URL`, e.g. `http://127.0.0.1:PORT`."""
-        if self._server is None:
-            raise RuntimeError("FakeTelegramAPI is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return server
 
     # -- what tests read and arrange -----------------------------------------------------
 

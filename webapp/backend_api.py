@@ -34,11 +34,7 @@ def user(telegram_id: str):
       tags: [backend]
       security: [{apiKey: []}]
       parameters:
-        - name: telegram_id
-          in: path
-          required: true
-          description: the Telegram user id
-          schema: {type: integer, minimum: 1, maximum: 9007199254740991, examples: [42]}
+        - TelegramId  # components.parameters
       responses:
         "200":
           description: the user and what they hold now
@@ -65,11 +61,7 @@ def check(telegram_id: str, entitlement: str):
       tags: [backend]
       security: [{apiKey: []}]
       parameters:
-        - name: telegram_id
-          in: path
-          required: true
-          description: the Telegram user id
-          schema: {type: integer, minimum: 1, maximum: 9007199254740991, examples: [42]}
+        - TelegramId  # components.parameters
         - name: entitlement
           in: path
           required: true
@@ -96,11 +88,7 @@ def grant(telegram_id: str):
       tags: [backend]
       security: [{apiKey: []}]
       parameters:
-        - name: telegram_id
-          in: path
-          required: true
-          description: the Telegram user id
-          schema: {type: integer, minimum: 1, maximum: 9007199254740991, examples: [42]}
+        - TelegramId  # components.parameters
         - name: Idempotency-Key
           in: header
           required: false

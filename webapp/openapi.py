@@ -191,6 +191,12 @@ RESPONSES = {
 }
 
 
+PARAMETERS = {
+    "TelegramId": ("path", {"name": "telegram_id", "required": True, "description": "the Telegram user id",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 9007199254740991, "examples": [42]}}),
+}
+
+
 def build_description(app: Flask) -> dict:
     """The OpenAPI 3.1 description of every described route of `app`, as a dict."""
     spec = APISpec(
@@ -207,6 +213,8 @@ def build_description(app: Flask) -> dict:
         spec.components.response(name, response)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)
+    for name, (location, parameter) in PARAMETERS.items():
+        spec.components.parameter(name, location, parameter)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint not in UNDESCRIBED_ENDPOINTS:
             spec.path(view=app.view_functions[rule.endpoint], app=app)
