@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from simulate.serving import Served
+from simulate.serving import Served, send_json
 from simulate.stripe_api import FakeStripeAPI
 from simulate.telegram_api import FakeTelegramAPI
 
@@ -206,14 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             body = self.rfile.read(length) if length else b""
             status, payload, extra = self.sandbox.answer(method, self.path, self.headers, body)
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, payload, extra)
         if self.sandbox.log is not None:
             self.sandbox.log(f"{method} {_masked(self.path)} {status}")
 

@@ -1,8 +1,22 @@
 """What the stand-ins share: one HTTP server served in a background thread, with `with`, and its address."""
 from __future__ import annotations
 
+import json
 import threading
-from http.server import ThreadingHTTPServer
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: object, headers: Mapping[str, str] = {}) -> None:
+    """Answer a request with a JSON body and any extra headers."""
+    data = json.dumps(payload).encode("utf-8")
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 class Served:

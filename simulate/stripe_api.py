@@ -47,7 +47,7 @@ from requests.structures import CaseInsensitiveDict
 from app.stripe import objects
 from app.stripe.client import make_client
 from simulate import stripe_events as events
-from simulate.serving import Served
+from simulate.serving import Served, send_json
 
 __all__ = ["Call", "FakeStripeAPI", "StripeErrorResponse", "decode_form"]
 
@@ -1141,14 +1141,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         status, payload, extra = self.api._handle_request(method, self.path, body, self.headers)
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, payload, extra)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._respond("GET")
