@@ -16,7 +16,8 @@ FORGET_CALLS_EVERY = 60.0
 
 
 def sandbox(
-    port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help="The port both APIs share (0: a free one)."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", envvar="SANDBOX_PORT", min=0, max=65535,
+                             help="The port both APIs share (0: a free one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on."),
     as_json: bool = typer.Option(False, "--json", help="Print the variables as one JSON line, nothing else on stdout."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not log each request on stderr."),

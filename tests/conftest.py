@@ -47,15 +47,24 @@ from app.config import load_settings  # noqa: E402
 from app.models import ALL_MODELS  # noqa: E402
 from simulate.stripe_api import FakeStripeAPI  # noqa: E402
 from simulate.telegram_api import FakeTelegramAPI  # noqa: E402
+from tests.support import processes  # noqa: E402
 
 
 def pytest_sessionfinish(session, exitstatus):
+    processes.end_all()
     if _own_redis is not None:
         _own_redis.stop()
 
 
 def pytest_report_header(config):
     return [f"database: {DATABASE_URL.split('@')[-1] or 'sqlite (a file per test)'}", f"redis: {REDIS_URL}"]
+
+
+@pytest.fixture(autouse=True)
+def no_process_left():
+    """Whatever a test started with tests.support.processes and did not end is ended after it (its signal, then SIGKILL)."""
+    yield
+    processes.end_all()
 
 
 @pytest.fixture

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
-import time
 
 import pytest
 import requests
 
 from tests.conftest import ROOT
+from simulate.redis_server import free_port
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 README = (ROOT / "README.md").read_text()
@@ -32,13 +32,13 @@ TELEGRAM = _blocks(_section("Try it locally without Telegram"))
 STRIPE = _blocks(_section("Try it without a Stripe account"))
 
 
-def _port_free(port: int) -> bool:
+def _listening(port: int) -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _shell(script: str, cwd, env, **kwargs):
-    return subprocess.Popen(["bash", "-c", script], cwd=cwd, env=env, start_new_session=True, text=True, **kwargs)
+    return processes.start(["bash", "-c", script], cwd=cwd, env=env, text=True, **kwargs)
 
 
 @pytest.fixture
@@ -49,22 +49,46 @@ def newcomer_dir(tmp_path):
     return tmp_path
 
 
-def test_the_readme_try_it_locally_commands_work_as_written(newcomer_dir):
-    assert len(TELEGRAM) == 3 and len(STRIPE) == 1, "the README's try-it-locally sections changed shape"
+@pytest.fixture
+def newcomer_env():
+    """A newcomer's shell: none of the suite's settings, and the ports the README's commands honour set to free ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "BROKER_", "REDIS_", "ENTITLE_", "PORT", "PUBLIC_", "SANDBOX_"))}
+    env.update(PORT=str(free_port()), SANDBOX_PORT=str(free_port()))
+    return env
+
+
+@pytest.fixture
+def default_ports_taken():
+    """Ports 8000 and 8001 held, as `make run` and `entitle sandbox` hold them in another shell (or already held)."""
+    held = []
     for port in (8000, 8001):
-        assert _port_free(port), f"the README's commands use port {port}, which something else holds"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "BROKER_", "REDIS_", "ENTITLE_", "PORT", "PUBLIC_"))}
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+            held.append(sock)
+        except OSError:  # something already listens there: just as well
+            sock.close()
+    yield
+    for sock in held:
+        sock.close()
+
+
+def test_the_readme_try_it_locally_commands_work_as_written(newcomer_dir, newcomer_env, default_ports_taken):
+    assert len(TELEGRAM) == 3 and len(STRIPE) == 1, "the README's try-it-locally sections changed shape"
+    env = newcomer_env
+    port, sandbox_port = int(env["PORT"]), int(env["SANDBOX_PORT"])
     sandbox_shell, service_shell = TELEGRAM[0], TELEGRAM[1]
     exports = "\n".join(line for line in service_shell.splitlines() if line.startswith("export "))
     sandbox = _shell(sandbox_shell, newcomer_dir, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     service = None
     try:
-        wait_for(lambda: not _port_free(8001), timeout=30, message="the sandbox")
+        wait_for(lambda: _listening(sandbox_port), timeout=30, message="the sandbox")
         service = _shell(service_shell, newcomer_dir, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
         def up():
             try:
-                return requests.get("http://127.0.0.1:8000/healthz", timeout=1).status_code == 200
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
             except requests.ConnectionError:
                 assert service.poll() is None, service.stdout.read()
                 return False
@@ -85,10 +109,6 @@ def test_the_readme_try_it_locally_commands_work_as_written(newcomer_dir):
         assert "pi_" in said and "refund" in said and "revoked" in said
     finally:
         for proc in (service, sandbox):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-        time.sleep(0.2)
+            if proc is not None:
+                processes.end(proc)
+    assert not _listening(port) and not _listening(sandbox_port), "a README process outlived its shell"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
 from simulate.redis_server import free_port
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 BUMP = "from app import metrics; metrics.entitlements_granted.labels(source='telegram').inc({n}); metrics.events_processed.labels(provider='stripe', result='processed').inc()"
@@ -44,8 +46,8 @@ def test_a_dramatiq_worker_opens_no_port_and_its_metrics_reach_the_metrics_route
     port = free_port()  # where Dramatiq's own exporter would listen (its default is 0.0.0.0:9191)
     worker_env = {**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(directory),
                   "dramatiq_prom_host": "127.0.0.1", "dramatiq_prom_port": str(port)}
-    worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "workers.main", "-p", "1", "-t", "1"], cwd=ROOT, env=worker_env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = processes.start([sys.executable, "-m", "dramatiq", "workers.main", "-p", "1", "-t", "1"], cwd=ROOT, env=worker_env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stop_signal=signal.SIGTERM)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     try:
         broker.get_actor("process_event").send(987654321)  # no such row: dropped, but counted by Dramatiq
@@ -55,6 +57,5 @@ def test_a_dramatiq_worker_opens_no_port_and_its_metrics_reach_the_metrics_route
             assert not listening(port)
             time.sleep(0.1)
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        processes.end(worker)
     assert 'actor_name="process_event"' in text

@@ -10,13 +10,14 @@ import uuid
 from app.config import load_settings
 from tests.support.chaos import all_granted, clean, payments_for, post, tally
 from tests.conftest import ROOT
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 
 def start_worker(worker_env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
+    return processes.start(
         [sys.executable, "-m", "dramatiq", "workers.main", "--processes", "1", "--threads", "2"],
-        cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stop_signal=signal.SIGTERM,
     )
 
 
@@ -45,9 +46,8 @@ def test_payments_survive_a_sigkilled_worker_and_are_granted_once_after_the_rest
         wait_for(lambda: all_granted(deliveries), timeout=60, message="every payment granted after the restart")
     finally:
         for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(20)
+            if proc is not None:
+                processes.end(proc)
         app.extensions["entitle"].broker.flush_all()
     assert statuses == [200] * 40
     assert tally(deliveries, statuses) == clean(40)

@@ -14,9 +14,10 @@ import uuid
 import requests
 
 from simulate.redis_server import free_port
-from tests.cli.test_sandbox_cli import run, stop
+from tests.cli.test_sandbox_cli import run
 from tests.cli.test_service import clean_env, entitle
 from tests.conftest import REDIS_URL
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 
@@ -30,10 +31,10 @@ def test_the_runbook_from_payment_to_refund_and_a_stopped_worker(sandbox, tmp_pa
     env = clean_env(tmp_path, **sandbox, PUBLIC_URL=f"http://127.0.0.1:{port}", BROKER_URL=REDIS_URL,
                     BROKER_NAMESPACE=f"entitle-runbook-{uuid.uuid4().hex[:8]}")
     assert run(env, tmp_path, "db", "migrate").returncode == 0
-    web = subprocess.Popen(entitle("run", "--port", str(port)), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    worker = subprocess.Popen(entitle("worker", "--processes", "1", "--threads", "2"), cwd=tmp_path, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    web = processes.start(entitle("run", "--port", str(port)), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    worker = processes.start(entitle("worker", "--processes", "1", "--threads", "2"), cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stop_signal=signal.SIGTERM)
     try:
         def up():
             try:
@@ -75,7 +76,7 @@ def test_the_runbook_from_payment_to_refund_and_a_stopped_worker(sandbox, tmp_pa
     finally:
         # As `kill PID` stops it: Dramatiq's main process passes the signal on and its workers stop cleanly.
         worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        worker.wait(30)  # (its group is SIGKILLed after the test should anything outlive it)
         stopped_at = time.monotonic()
         try:
             wait_for(lambda: run(env, tmp_path, "status").returncode == 1, timeout=60, interval=1,
@@ -83,4 +84,4 @@ def test_the_runbook_from_payment_to_refund_and_a_stopped_worker(sandbox, tmp_pa
             assert time.monotonic() - stopped_at < 60
             assert "0 alive" in " ".join(run(env, tmp_path, "status").stdout.split())
         finally:
-            stop(web)
+            processes.end(web)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 
 import pytest
@@ -10,20 +9,10 @@ import requests
 
 from simulate.redis_server import free_port
 from tests.cli.test_service import clean_env, entitle
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 NAMES = ("TELEGRAM_API_URL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "STRIPE_API_BASE", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
-
-
-def stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out or ""
 
 
 @pytest.fixture
@@ -33,8 +22,8 @@ def service(tmp_path, sandbox):
     env = clean_env(tmp_path, **sandbox, PUBLIC_URL=f"http://127.0.0.1:{port}")
     env.pop("JWT_SECRET_KEY", None)
     subprocess.run(entitle("db", "migrate"), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
-    proc = subprocess.Popen(entitle("run", "--port", str(port)), cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = processes.start(entitle("run", "--port", str(port)), cwd=tmp_path, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def healthy():
         try:
@@ -47,7 +36,7 @@ def service(tmp_path, sandbox):
         wait_for(healthy, timeout=30, message="entitle run to answer")
         yield env
     finally:
-        stop(proc)
+        processes.end(proc)
 
 
 def run(env, tmp_path, *args: str) -> subprocess.CompletedProcess:

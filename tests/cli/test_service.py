@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import requests
 
 from tests.conftest import REDIS_URL, ROOT
 from simulate.redis_server import free_port
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 
@@ -28,8 +28,8 @@ def entitle(*args) -> list[str]:
 
 def test_run_serves_healthz_on_sqlite_with_the_embedded_worker(tmp_path):
     port = free_port()
-    proc = subprocess.Popen(entitle("run", "--port", str(port)), cwd=tmp_path, env=clean_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = processes.start(entitle("run", "--port", str(port)), cwd=tmp_path, env=clean_env(tmp_path),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def healthy():
             try:
@@ -42,8 +42,7 @@ def test_run_serves_healthz_on_sqlite_with_the_embedded_worker(tmp_path):
         assert response.status_code == 200
         assert response.json() == {"database": "ok", "broker": "ok", "workers": "ok"}
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
+        out = processes.end(proc)
     assert f"http://127.0.0.1:{port}" in out
     assert "embedded" in out and "run.db" in out
     assert (tmp_path / "run.db").exists()
@@ -127,8 +126,8 @@ def test_run_serves_an_edited_plans_file_without_a_restart(tmp_path):
     plans_file = tmp_path / "plans.toml"
     plans_file.write_text((ROOT / "plans.toml").read_text())
     port = free_port()
-    proc = subprocess.Popen(entitle("run", "--port", str(port)), cwd=tmp_path, env=clean_env(tmp_path, PLANS_FILE=str(plans_file), PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = processes.start(entitle("run", "--port", str(port)), cwd=tmp_path, env=clean_env(tmp_path, PLANS_FILE=str(plans_file), PYTHONPATH=str(ROOT)),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def plan_keys():
         try:
@@ -152,5 +151,4 @@ def test_run_serves_an_edited_plans_file_without_a_restart(tmp_path):
         after = wait_for(lambda: (keys := plan_keys()) and "gold" in keys and keys, timeout=10, message="the new plan served")
         assert after == before | {"gold"}
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
+        processes.end(proc)

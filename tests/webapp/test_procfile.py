@@ -11,6 +11,7 @@ import requests
 
 from tests.conftest import ROOT
 from simulate.redis_server import free_port
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 
@@ -27,7 +28,8 @@ def test_release_then_web_serve_healthz_and_metrics_under_gunicorn(env, tmp_path
     assert set(commands) == {"release", "web", "worker"}
     release = subprocess.run(["bash", "-c", commands["release"]], cwd=ROOT, env=run_env, capture_output=True, text=True)
     assert release.returncode == 0, release.stderr
-    web = subprocess.Popen(["bash", "-c", commands["web"]], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    web = processes.start(["bash", "-c", commands["web"]], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          stop_signal=signal.SIGTERM)
     try:
         def healthz():
             try:
@@ -49,8 +51,7 @@ def test_release_then_web_serve_healthz_and_metrics_under_gunicorn(env, tmp_path
         assert metrics.status_code == 200
         assert "miniapp_sessions_total 0.0" in metrics.text
     finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        web.wait(20)
+        processes.end(web)
 
 
 def test_web_start_clears_metrics_files_of_processes_that_are_gone(env, tmp_path):
@@ -61,13 +62,13 @@ def test_web_start_clears_metrics_files_of_processes_that_are_gone(env, tmp_path
     run_env = {**os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": "1", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     run_env["PATH"] = f"{os.path.dirname(sys.executable)}:{run_env['PATH']}"
     subprocess.run(["bash", "-c", procfile()["release"]], cwd=ROOT, env=run_env, check=True, capture_output=True)
-    web = subprocess.Popen(["bash", "-c", procfile()["web"]], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    web = processes.start(["bash", "-c", procfile()["web"]], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          stop_signal=signal.SIGTERM)
     try:
         wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz", web), timeout=30, message="gunicorn to answer")
         assert not (metrics_dir / "counter_999999999.db").exists()
     finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        web.wait(20)
+        processes.end(web)
 
 
 def _get(url: str, proc: subprocess.Popen):
@@ -93,8 +94,8 @@ def test_honcho_runs_the_documented_local_recipe_and_a_payment_is_granted(env, d
     run_env["PATH"] = f"{os.path.dirname(sys.executable)}:{run_env['PATH']}"
     release = subprocess.run(["honcho", "start", "release"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=120)
     assert release.returncode == 0, release.stdout + release.stderr
-    stack = subprocess.Popen(["honcho", "start", "web", "worker"], cwd=ROOT, env=run_env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    stack = processes.start(["honcho", "start", "web", "worker"], cwd=ROOT, env=run_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stop_signal=signal.SIGTERM)
     try:
         def healthy():
             answered = _get(f"http://127.0.0.1:{port}/healthz", stack)
@@ -117,5 +118,4 @@ def test_honcho_runs_the_documented_local_recipe_and_a_payment_is_granted(env, d
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         assert 'entitlements_granted_total{source="telegram"} 1.0' in metrics  # counted by the worker process
     finally:
-        os.killpg(stack.pid, signal.SIGTERM)
-        stack.wait(20)
+        processes.end(stack)

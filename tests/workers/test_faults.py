@@ -16,6 +16,7 @@ from app.models import Event, Grant
 from tests.conftest import ROOT
 from tests.support.slow_handlers import TABLES
 from workers.runtime import build_runtime
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 
@@ -24,9 +25,9 @@ def all_processed(n: int) -> bool:
 
 
 def start_worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
+    return processes.start(
         [sys.executable, "-m", "dramatiq", "tests.support.slow_worker", "--processes", "1", "--threads", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stop_signal=signal.SIGTERM,
     )
 
 
@@ -49,11 +50,9 @@ def test_a_worker_killed_mid_message_loses_nothing_and_grants_once(env, database
         try:
             wait_for(lambda: all_processed(12), timeout=90, message="every event processed after the restart")
         finally:
-            os.killpg(second.pid, signal.SIGTERM)
-            second.wait(20)
+            processes.end(second)
     finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+        processes.end(first, signal.SIGKILL)
         runtime.broker.flush_all()
     for i in range(12):
         assert Grant.select().where(Grant.reference == f"kill-{i}").count() == 1

@@ -14,13 +14,14 @@ from app.telegram import payments
 from simulate import telegram_updates as updates
 from tests.support.telegram import SECRET, TOKEN
 from tests.conftest import ROOT, make_runtime
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 
 def start_worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
+    return processes.start(
         [sys.executable, "-m", "dramatiq", "workers.main", "--processes", "1", "--threads", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stop_signal=signal.SIGTERM,
     )
 
 
@@ -45,9 +46,9 @@ def test_two_workers_pick_up_a_missed_payment_within_the_interval_once(env, data
                  message="later routine runs")
     finally:
         for process in started:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)
         for process in started:
-            process.wait(20)
+            processes.end(process)
         make_runtime(settings).broker.flush_all()
 
     assert Event.select().where(Event.external_id == charge_id).count() == 1

@@ -12,20 +12,21 @@ from app.config import load_settings
 from app.models import EntitlementTransition, Event
 from tests.support.access import CHAT_A, CHAT_B
 from tests.conftest import ROOT, make_runtime
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 
 def start_worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
+    return processes.start(
         [sys.executable, "-m", "dramatiq", "workers.main", "--processes", "1", "--threads", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stop_signal=signal.SIGTERM,
     )
 
 
 def test_a_short_grant_expires_and_is_removed_once_with_two_worker_processes(env, cli, telegram_api):
     namespace = f"entitle-expiry-{uuid.uuid4().hex[:8]}"
     worker_env = {**os.environ, **env, "BROKER_NAMESPACE": namespace, "PYTHONPATH": str(ROOT)}
-    processes = [start_worker(worker_env), start_worker(worker_env)]
+    workers = [start_worker(worker_env), start_worker(worker_env)]
     try:
         granted = cli("entitlements", "grant", "42", "premium", "--days", "0.0001")  # 8.6 seconds
         assert granted.exit_code == 0, granted.output
@@ -37,10 +38,10 @@ def test_a_short_grant_expires_and_is_removed_once_with_two_worker_processes(env
         assert time.monotonic() - started < 60
         time.sleep(3)  # both workers run the expiry job several times meanwhile
     finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait(20)
+        for process in workers:
+            process.send_signal(signal.SIGTERM)  # (Dramatiq's main process passes it on)
+        for process in workers:
+            processes.end(process)
         make_runtime(load_settings(environ=worker_env, env_file="/none")).broker.flush_all()
 
     bans = telegram_api.calls_to("banChatMember")
