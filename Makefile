@@ -31,8 +31,9 @@ run: $(VENV)/.installed-run
 	$(BIN)/entitle db migrate
 	$(BIN)/entitle run
 
-## The whole suite (a throwaway Redis is started when REDIS_URL is not set).
+## The import contracts (setup.cfg), then the whole suite (a throwaway Redis is started when REDIS_URL is not set).
 test: $(VENV)/.installed-test
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## The database-facing tests on SQLite, whatever DATABASE_URL says.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import peewee
 
@@ -12,7 +12,8 @@ from app import metrics
 from app.clock import iso, utcnow
 from app.db import for_update, lock_payment, transaction
 from app.models import Grant, LedgerEntry, User
-from app.webhooks import outbox
+# The reads of what a user holds are part of this service's surface too.
+from app.holdings import active_grants, current_end, end_for, is_active, summary  # noqa: F401
 
 if TYPE_CHECKING:
     from app.plans import Plan
@@ -52,71 +53,27 @@ class PaymentReversed(Exception):
     """The payment was refunded or disputed before it was granted, so it never grants."""
 
 
-def _transitions():
-    # Imported when first used: transitions record inbox events, and the inbox imports this module.
-    from app.access import transitions
+@dataclass
+class Hooks:
+    """What hangs off an entitlement change, called inside the change's transaction; wired by `app.composition`.
 
-    return transitions
+    `holding_changed(user_id, entitlement, *, now, locked_user, revoke_reason)`: the user's holding may have
+    changed (transitions); `revoke_reason` says why, when grants were revoked. `payment_granted(user, grant, detail)` and `payment_reversed(user, data, entitlement)`: a
+    payment granted or was taken back (the operator's backend hears of it).
+    """
 
+    holding_changed: Callable[..., object] | None = None
+    payment_granted: Callable[..., object] | None = None
+    payment_reversed: Callable[..., object] | None = None
 
-def _is_active(grant: Grant, now: datetime) -> bool:
-    return grant.revoked_at is None and grant.starts_at <= now and (grant.ends_at is None or grant.ends_at > now)
-
-
-def active_grants(user: User, entitlement: str | None = None, now: datetime | None = None) -> list[Grant]:
-    """Grants of a user that hold now."""
-    now = now or utcnow()
-    query = Grant.select().where(
-        (Grant.user == user)
-        & Grant.revoked_at.is_null()
-        & (Grant.starts_at <= now)
-        & (Grant.ends_at.is_null() | (Grant.ends_at > now))
-    )
-    if entitlement:
-        query = query.where(Grant.entitlement == entitlement)
-    return list(query.order_by(Grant.starts_at))
+    def wired(self) -> "Hooks":
+        """These hooks, or an error naming the missing composition (a change must never skip what hangs off it)."""
+        if self.holding_changed is None or self.payment_granted is None or self.payment_reversed is None:
+            raise RuntimeError("the entitlement hooks are not wired: call app.composition.wire() first")
+        return self
 
 
-def current_end(user: User, entitlement: str, now: datetime | None = None) -> datetime | None:
-    """When the entitlement's unbroken run of grants from now ends (None: not held; datetime.max: lifetime)."""
-    now = now or utcnow()
-    grants = Grant.select().where(
-        (Grant.user == user)
-        & (Grant.entitlement == entitlement)
-        & Grant.revoked_at.is_null()
-        & (Grant.ends_at.is_null() | (Grant.ends_at > now))
-    ).order_by(Grant.starts_at)
-    return _run_end(grants, now)
-
-
-def end_for(telegram_id: int, entitlement: str, now: datetime | None = None) -> datetime | None:
-    """`current_end` by Telegram id, in one indexed query (the backend's hot check); None also for a user never seen."""
-    now = now or utcnow()
-    grants = (
-        Grant.select(Grant.starts_at, Grant.ends_at)
-        .join(User)
-        .where(
-            (User.telegram_id == telegram_id)
-            & (Grant.entitlement == entitlement)
-            & Grant.revoked_at.is_null()
-            & (Grant.ends_at.is_null() | (Grant.ends_at > now))
-        )
-        .order_by(Grant.starts_at)
-    )
-    return _run_end(grants, now)
-
-
-def _run_end(grants, now: datetime) -> datetime | None:
-    """The end of the unbroken run of `grants` (ordered by start) that covers `now`."""
-    end: datetime | None = None
-    for grant in grants:
-        cover_from = end or now
-        if grant.starts_at > cover_from:
-            break
-        if grant.ends_at is None:
-            return datetime.max
-        end = max(end or now, grant.ends_at)
-    return end
+hooks = Hooks()
 
 
 def grant(
@@ -139,6 +96,7 @@ def grant(
     of what the user already holds when `stack` is true, so a second purchase extends.
     Neither: a lifetime grant.
     """
+    wired = hooks.wired()
     with transaction():
         # Serialises a user's grants, so two payments at once cannot both stack on the same end.
         for_update(User.select(User.id).where(User.id == user.id)).get()
@@ -185,8 +143,8 @@ def grant(
             detail={"actor": actor, "plan": plan, "starts_at": iso(starts_at), "ends_at": iso(ends_at), **(detail or {})},
         )
         if source in PAYMENT_SOURCES:
-            outbox.emit("payment.succeeded", user, _payment_data(row, detail), entitlement=entitlement)
-        _transitions().sync(user.id, entitlement, now=now, locked_user=user)
+            wired.payment_granted(user, row, _payment_data(row, detail))
+        wired.holding_changed(user.id, entitlement, now=now, locked_user=user, revoke_reason=None)
     metrics.entitlements_granted.labels(source=source).inc()
     return GrantResult(row, True)
 
@@ -215,6 +173,7 @@ def _close_gap(user_id: int, entitlement: str, now: datetime) -> None:
 
 
 def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke") -> list[Grant]:
+    wired = hooks.wired()
     # The users first, in id order, as `grant` and `revoke_payment` take them: grant rows are locked only after.
     for user_id in sorted({row.user_id for row in grants}):
         for_update(User.select(User.id).where(User.id == user_id)).get()
@@ -240,7 +199,7 @@ def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke"
             revoked.append(row)
     for user_id, entitlement in sorted({(row.user_id, row.entitlement) for row in revoked}):
         _close_gap(user_id, entitlement, now)
-        _transitions().sync(user_id, entitlement, reason=_transitions().end_reason(reason), now=now)
+        wired.holding_changed(user_id, entitlement, now=now, locked_user=None, revoke_reason=reason)
     return revoked
 
 
@@ -286,7 +245,7 @@ def revoke_payment(
         )
         if payer is not None and reason in REVERSALS:
             refunded = {"source": source, "reference": reference, "reason": REVERSALS[reason], "revoked": len(revoked)}
-            outbox.emit("payment.refunded", payer, refunded, entitlement=found.entitlement if found is not None else None)
+            hooks.wired().payment_reversed(payer, refunded, found.entitlement if found is not None else None)
     return revoked
 
 
@@ -342,17 +301,6 @@ def record(user: User | None, action: str, *, source: str, reference: str | None
     LedgerEntry.create(user=user, action=action, entitlement=entitlement, source=source, reference=reference, detail=detail)
 
 
-def summary(user: User, now: datetime | None = None) -> list[dict]:
-    """What a user holds now: each entitlement with its end (None for lifetime)."""
-    now = now or utcnow()
-    keys = sorted({g.entitlement for g in active_grants(user, now=now)})
-    result = []
-    for key in keys:
-        end = current_end(user, key, now)
-        result.append({"entitlement": key, "active": True, "expires_at": None if end == datetime.max else iso(end)})
-    return result
-
-
 def grant_to_dict(row: Grant, now: datetime | None = None) -> dict:
     """A grant as JSON, with whether it holds now."""
     now = now or utcnow()
@@ -360,7 +308,7 @@ def grant_to_dict(row: Grant, now: datetime | None = None) -> dict:
         "id": row.id,
         "user": row.user.telegram_id,
         "entitlement": row.entitlement,
-        "active": _is_active(row, now),
+        "active": is_active(row, now),
         "starts_at": iso(row.starts_at),
         "expires_at": iso(row.ends_at),
         "source": row.source,

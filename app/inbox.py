@@ -16,7 +16,6 @@ from app import metrics
 from app.clock import utcnow
 from app.config import Settings
 from app.db import for_update, transaction
-from app.entitlements import PaymentReversed
 from app.models import Event, EventLog, EventStatus
 from app.plans import Catalogue, PlanFile
 from app.redact import redact
@@ -120,9 +119,15 @@ class PermanentError(Exception):
     """Raised by a handler when retrying cannot help; the row is marked failed at once."""
 
 
-# What a handler may raise to say the event needs nothing done: the row is marked ignored.
-# A payment refunded or disputed before it granted is one, for every provider.
-IGNORED = (Ignore, PaymentReversed)
+# What a handler may raise to say the event needs nothing done: the row is marked ignored. The
+# composition root adds the services' own (a payment refunded or disputed before it granted).
+IGNORED: tuple[type[Exception], ...] = (Ignore,)
+
+
+def ignore_also(*exceptions: type[Exception]) -> None:
+    """Mark rows whose handler raises one of these as ignored rather than failed."""
+    global IGNORED
+    IGNORED = tuple(dict.fromkeys((*IGNORED, *exceptions)))
 
 
 def _log(event_id: int, action: str, detail: str | None = None) -> None:

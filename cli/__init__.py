@@ -1,12 +1,7 @@
 """The `entitle` command line for operators."""
 from __future__ import annotations
 
-import os
-
-# A CLI run is not one of the processes `/metrics` aggregates: its counters stay in memory, so
-# it leaves no file in the shared directory (prometheus-client reads the variable at import).
-# `entitle worker` hands the directory on to the workers it starts.
-METRICS_DIR = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+from cli.metrics_dir import METRICS_DIR  # noqa: F401  (first: before anything imports prometheus-client)
 
 import typer  # noqa: E402
 

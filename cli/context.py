@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 
-from app import db
+from app import composition, db
 from app.config import ConfigError, Settings, load_settings
 from cli.output import fail
 
@@ -19,12 +19,13 @@ def settings() -> Settings:
 
 
 def database() -> None:
-    """Bind the configured database, or exit 1 saying why."""
+    """Bind the configured database (the core composed), or exit 1 saying why."""
     if db.database.obj is None:
         try:
             db.bind(settings().database_url)
         except ValueError as exc:
             fail(str(exc))
+    composition.wire()
 
 
 def ready_database() -> None:

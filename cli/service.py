@@ -74,7 +74,7 @@ def worker(
         fail(str(exc))
     if settings.embedded_broker:
         fail("BROKER_URL (or REDIS_URL) is not set: the worker runs inside `entitle run`")
-    from cli import METRICS_DIR
+    from cli.metrics_dir import METRICS_DIR
 
     if METRICS_DIR:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR

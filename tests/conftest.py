@@ -41,7 +41,7 @@ TEST_ENV = {
     "ENTITLE_ENV": "test",
 }
 
-from app import db, migrations  # noqa: E402
+from app import composition, db, migrations  # noqa: E402
 from app.webhooks import endpoints  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.models import ALL_MODELS  # noqa: E402
@@ -116,6 +116,7 @@ def settings(env):
 def database(settings):
     """A bound, migrated, empty database."""
     bound = db.bind(settings.database_url)
+    composition.wire()
     if db.is_postgres():
         if _needs_reset():
             bound.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")

@@ -9,7 +9,7 @@ from app import inbox, metrics
 from app.models import Event, EventStatus
 from app.stripe import SOURCE
 from app.stripe.client import key_livemode
-from app.stripe.objects import event_subject
+from app.stripe.customers import event_subject
 from app.stripe.signature import SignatureError, verify_webhook
 from webapp.context import runtime, settings
 from webapp.errors import error_response

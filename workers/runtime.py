@@ -18,7 +18,7 @@ from typing import Mapping
 
 import dramatiq
 
-from app import db, inbox
+from app import composition, db, inbox
 from app import stripe as stripe_provider
 from app import telegram as telegram_provider
 from app.config import Settings
@@ -37,7 +37,7 @@ from workers.sweeper import Sweeper
 log = logging.getLogger(__name__)
 
 PROVIDER_TABLES: Mapping[str, Table] = {
-    telegram_provider.SOURCE: telegram_handlers.HANDLERS,
+    telegram_provider.SOURCE: {**telegram_handlers.HANDLERS, **access_handlers.TELEGRAM_HANDLERS},
     stripe_provider.SOURCE: stripe_handlers.HANDLERS,
     access_handlers.PROVIDER: access_handlers.HANDLERS,
 }
@@ -154,9 +154,10 @@ def declare_actors(runtime: Runtime) -> list[dramatiq.Actor]:
 
 
 def build_runtime(settings: Settings, *, tables: Mapping[str, Table] = PROVIDER_TABLES) -> Runtime:
-    """The runtime for these settings: the database bound (not connected), the plan file, the tables and a broker with its actors."""
+    """The runtime for these settings: the database bound (not connected), the core composed, the plan file, the tables and a broker with its actors."""
     if db.database.obj is None:
         db.bind(settings.database_url)
+    composition.wire()
     runtime = Runtime(settings, PlanFile(settings.plans_file), Handlers(tables), build_broker(settings))
     runtime.broker.add_middleware(Sweeper(runtime))
     # Ends are checked as often as lost work is swept, between 1 and 10 seconds.

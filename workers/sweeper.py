@@ -11,16 +11,27 @@ from __future__ import annotations
 import logging
 import threading
 
+from typing import Protocol
+
+import dramatiq
 from dramatiq.middleware import Middleware
 
-from typing import TYPE_CHECKING
-
 from app import inbox
+from app.config import Settings
 from app.db import connection
 from app.models import Event
 
-if TYPE_CHECKING:
-    from workers.runtime import Runtime
+
+class Runtime(Protocol):
+    """What the sweeper needs of `workers.runtime.Runtime` (which builds the sweeper, so is not imported here)."""
+
+    settings: Settings
+    handlers: inbox.Handlers
+    broker: dramatiq.Broker
+
+    def queues(self) -> tuple[str, ...]: ...
+
+    def hand_off(self, event: Event, *, expect: Event | None = None) -> bool: ...
 
 log = logging.getLogger(__name__)
 

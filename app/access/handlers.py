@@ -11,6 +11,7 @@ from app import inbox, metrics
 from app.inbox import Context
 from app.access import chats, transitions
 from app.access.transitions import PROVIDER
+from app.telegram.handlers import SESSIONS
 from app.clock import utcnow
 from app.models import EntitlementState, EntitlementTransition, Event, Grant, Reminder, User
 
@@ -158,3 +159,9 @@ HANDLERS: inbox.Table = {
     "reminder": inbox.handler(reminder, transactional=False),
 }
 """What transitions set off: invites into and removals from chats, and reminders (all on `events`)."""
+
+TELEGRAM_HANDLERS: inbox.Table = {
+    # Someone waiting at a chat's door: answered beside replies to people.
+    "chat_join_request": inbox.handler(chat_join_request, queue=SESSIONS, transactional=False),
+}
+"""The Telegram updates this package answers, added to Telegram's table by the composition root."""

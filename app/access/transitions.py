@@ -20,6 +20,7 @@ from app import inbox, metrics
 from app.clock import iso, utcnow
 from app.db import database, for_update, transaction
 from app.access import rules
+from app.holdings import current_end
 from app.models import EntitlementState, EntitlementTransition, Grant, Reminder, User
 from app.plans import Catalogue
 
@@ -38,8 +39,6 @@ def end_reason(revoke_reason: str) -> str:
 
 def _held_end(user_id: int, entitlement: str, now: datetime) -> tuple[bool, datetime | None]:
     """(holds now, end) from the grants; a lifetime hold has end None."""
-    from app.entitlements import current_end
-
     end = current_end(user_id, entitlement, now)
     if end is None:
         return False, None

@@ -123,7 +123,7 @@ def _subject(provider: str, payload: dict) -> int | None:
         from app.telegram.shapes import subject_of
 
         return subject_of(payload)
-    from app.stripe.objects import event_subject
+    from app.stripe.customers import event_subject
 
     return event_subject(payload)
 

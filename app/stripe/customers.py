@@ -8,11 +8,11 @@ import stripe
 
 from app.db import transaction
 from app.models import User
-from app.stripe.objects import METADATA_KEY, expandable_id
+from app.stripe.objects import METADATA_KEY, expandable_id, payer_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METADATA_KEY", "ensure_customer", "idempotency_key", "link_customer", "user_for_customer"]
+__all__ = ["METADATA_KEY", "ensure_customer", "idempotency_key", "link_customer", "user_for_customer", "event_subject"]
 
 
 def idempotency_key(user: User) -> str:
@@ -52,3 +52,15 @@ def user_for_customer(customer) -> User | None:
     """The user a Stripe customer (id or object) belongs to, or None."""
     customer_id = expandable_id(customer)
     return User.get_or_none(User.stripe_customer_id == customer_id) if customer_id else None
+
+
+def event_subject(event: dict) -> int | None:
+    """The Telegram user a Stripe event is about: the payer its object names, else its customer's user."""
+    obj = (event.get("data") or {}).get("object")
+    if not isinstance(obj, dict):
+        return None
+    payer = payer_of(obj)
+    if payer is not None:
+        return payer
+    user = user_for_customer(expandable_id(obj.get("customer")))
+    return user.telegram_id if user is not None else None

@@ -140,17 +140,3 @@ def payer_of(obj: Any) -> int | None:
         if text:
             return int(text) if text.isdigit() else None
     return None
-
-
-def event_subject(event: dict) -> int | None:
-    """The Telegram user a Stripe event is about: the payer its object names, else its customer's user."""
-    obj = (event.get("data") or {}).get("object")
-    if not isinstance(obj, dict):
-        return None
-    payer = payer_of(obj)
-    if payer is not None:
-        return payer
-    from app.stripe.customers import user_for_customer
-
-    user = user_for_customer(expandable_id(obj.get("customer")))
-    return user.telegram_id if user is not None else None

@@ -16,7 +16,6 @@ from telebot.apihelper import ApiException, ApiTelegramException
 from app import entitlements, inbox, metrics, timeline, users
 from app.clock import from_timestamp
 from app.config import Settings
-from app.access import handlers as access_handlers
 from app.db import for_update
 from app.inbox import Context
 from app.models import Event
@@ -140,7 +139,6 @@ HANDLERS: inbox.Table = {
     "refunded_payment": inbox.handler(refunded_payment),
     "command": inbox.handler(command, queue=SESSIONS, transactional=False),
     "send_message": inbox.handler(send_message, queue=SESSIONS, transactional=False),
-    # Someone waiting at a chat's door: answered beside replies to people.
-    "chat_join_request": inbox.handler(access_handlers.chat_join_request, queue=SESSIONS, transactional=False),
 }
-"""Telegram's event types and how the inbox runs each (payments on `events`, replies on `sessions`)."""
+"""Telegram's event types and how the inbox runs each (payments on `events`, replies on `sessions`); chat join
+requests are added from `app.access.handlers` where the tables are composed."""

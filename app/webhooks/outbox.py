@@ -11,6 +11,7 @@ import uuid
 
 import peewee
 
+from app import holdings
 from app.clock import iso, utcnow
 from app.db import database
 from app.models import User, WebhookDelivery, WebhookEndpoint, WebhookMessage, WebhookSequence
@@ -53,9 +54,7 @@ def ping(endpoint: WebhookEndpoint) -> WebhookDelivery:
 
 
 def _data(user: User, extra: dict, entitlement: str | None, sequence: int) -> dict:
-    from app import entitlements  # the core imports this module to emit from its own transactions
-
-    holds = entitlements.summary(user)
+    holds = holdings.summary(user)
     held = next((h for h in holds if h["entitlement"] == entitlement), None)
     computed = {"entitlement": entitlement, "active": held is not None, "expires_at": held["expires_at"] if held else None}
     return {**computed, **extra, "user": user.telegram_id, "sequence": sequence, "entitlements": holds}
