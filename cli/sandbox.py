@@ -30,6 +30,7 @@ def sandbox(
         box = Sandbox(host, port, log=log).start()
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    _price_card_plans(box)
     stop = threading.Event()
     # Ctrl-C and a terminating signal both stop it cleanly (SIGINT too, since a shell starts a
     # background job with SIGINT ignored).
@@ -44,6 +45,17 @@ def sandbox(
     finally:
         box.stop()
     errors.print("sandbox stopped; what it held is gone", highlight=False)
+
+
+def _price_card_plans(box) -> None:
+    """Give the card plans of PLANS_FILE a price at the Stripe stand-in, so the Mini App shows one."""
+    from app.config import ConfigError, load_settings
+    from app.plans import Catalogue, PlanError
+
+    try:
+        box.add_plan_prices(Catalogue.from_file(load_settings().plans_file))
+    except (PlanError, ConfigError) as exc:
+        errors.print(f"[yellow]warning:[/] no card prices at the Stripe stand-in: {exc}", highlight=False, soft_wrap=True)
 
 
 def _announce(variables: dict[str, str], url: str, as_json: bool) -> None:

@@ -50,6 +50,8 @@ STRIPE_SECRET_KEY = "sk_test_entitle_sandbox_local_only"
 TELEGRAM_WEBHOOK_SECRET = "sandbox-telegram-webhook-secret"
 STRIPE_WEBHOOK_SECRET = "whsec_sandbox_stripe_webhook_secret_local_only"
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# What a simulated Checkout charges (`stripe_events.checkout_session`), so the Mini App's card price agrees with it.
+SIMULATED_CARD_AMOUNT = 500
 _BOT_PATH = re.compile(r"^/bot[^/]+/")
 _TELEGRAM_CHARGES = re.compile(r"^/_sandbox/bot(?P<token>[^/]+)/charges$")
 
@@ -115,6 +117,17 @@ class Sandbox(Served):
         if isinstance(entry.get("payment_intent"), Mapping):
             self.stripe.put_payment_intent(entry["payment_intent"])
         self.stripe.put_checkout_session(session, prices=prices)
+
+    def add_plan_prices(self, plans: Iterable[Any]) -> int:
+        """Give each card plan's `stripe_price` a USD Price of what `simulate stripe checkout` charges, unless it has one; how many were added."""
+        added = 0
+        for plan in plans:
+            if not plan.stripe_price or plan.stripe_price in self.stripe.prices:
+                continue
+            interval = "month" if plan.stripe_mode == "subscription" else None
+            self.stripe.put_price(price_id=plan.stripe_price, unit_amount=SIMULATED_CARD_AMOUNT, currency="usd", interval=interval)
+            added += 1
+        return added
 
     def summary(self) -> dict[str, Any]:
         """How much each stand-in holds."""

@@ -70,7 +70,7 @@ SCHEMAS: dict[str, dict] = {
     "Plan": {
         "type": "object",
         "required": ["key", "title", "entitlement", "description", "days", "stars", "stars_subscription",
-                     "stripe_price", "stripe_mode", "sold_for_stars", "sold_by_card"],
+                     "stripe_price", "stripe_mode", "sold_for_stars", "sold_by_card", "card_price"],
         "properties": {
             "key": {"type": "string"},
             "title": {"type": "string"},
@@ -83,6 +83,21 @@ SCHEMAS: dict[str, dict] = {
             "stripe_mode": {"type": "string", "enum": ["payment", "subscription"]},
             "sold_for_stars": {"type": "boolean"},
             "sold_by_card": {"type": "boolean"},
+            "card_price": {
+                "anyOf": [{"$ref": "#/components/schemas/CardPrice"}, {"type": "null"}],
+                "description": "the Stripe Price as Stripe has it; null: not sold by card, or Stripe cannot be read now",
+            },
+        },
+    },
+    "CardPrice": {
+        "type": "object",
+        "required": ["amount", "currency", "formatted", "interval", "interval_count"],
+        "properties": {
+            "amount": {"type": "integer", "description": "in the currency's minor unit, as Stripe counts it (499 usd is $4.99)"},
+            "currency": {"type": "string", "description": "ISO 4217, lowercase, as Stripe gives it"},
+            "formatted": {"type": "string", "description": "the amount written for the payer's language, e.g. `$4.99`, `4,99 €`"},
+            "interval": {**NULLABLE_STRING, "description": "`day`, `week`, `month` or `year` for a recurring price; null: one-off"},
+            "interval_count": {"type": "integer", "description": "how many intervals between charges"},
         },
     },
     "Grant": {

@@ -99,6 +99,16 @@ def test_a_simulated_card_payment_is_granted_and_refunded_through_the_sandbox(se
     assert grant["active"] is False and grant["revoked_at"] is not None
 
 
+def test_the_mini_app_shows_card_prices_read_from_the_sandbox(service):
+    plans = requests.get(f"{service['PUBLIC_URL']}/api/plans?lang=en", timeout=5).json()["plans"]
+    prices = {plan["key"]: plan["card_price"] for plan in plans}
+
+    # What a simulated checkout charges, as the sandbox's Stripe stand-in answers each plan's price.
+    assert prices["premium_week"] == {"amount": 500, "currency": "usd", "formatted": "$5.00", "interval": None, "interval_count": 1}
+    assert prices["premium_month"]["formatted"] == "$5.00" and prices["premium_month"]["interval"] == "month"
+    assert prices["supporter_lifetime"] is None
+
+
 def test_simulate_stripe_checkout_prints_the_payment_intent_to_refund(service, tmp_path):
     paid = run(service, tmp_path, "simulate", "stripe", "checkout", "--user-id", "43", "--plan", "premium_week")
     assert paid.returncode == 0, paid.stderr

@@ -16,6 +16,7 @@ import pytest
 from app import entitlements, users
 from app.models import User
 from app.telegram.initdata import sign_init_data
+from tests.support.stripe import stripe_env
 
 pytestmark = pytest.mark.browser
 
@@ -62,7 +63,14 @@ STAND_IN = """
   });
   window.Telegram = { WebApp: {
     initData: %(init_data)s,
-    initDataUnsafe: {},
+    initDataUnsafe: (function (raw) {
+      // Like the real script: initData's fields, with user, receiver and chat parsed.
+      var fields = {};
+      new URLSearchParams(raw).forEach(function (value, key) {
+        fields[key] = /^(user|receiver|chat)$/.test(key) ? JSON.parse(value) : value;
+      });
+      return fields;
+    })(%(init_data)s),
     version: "8.0",
     platform: "tdesktop",
     colorScheme: "dark",
@@ -81,10 +89,12 @@ STAND_IN = """
 
 
 @pytest.fixture
-def env(env):
+def env(env, stripe_api):
     env["TELEGRAM_BOT_TOKEN"] = TOKEN
-    # Any key makes the page offer cards; the checkout endpoint is answered in the browser.
-    env["STRIPE_SECRET_KEY"] = "sk_test_browser"
+    # The card prices come from the Stripe stand-in; the checkout endpoint is answered in the browser.
+    env.update(stripe_env(stripe_api))
+    stripe_api.put_price(price_id="price_premium_month", unit_amount=499, currency="usd", interval="month")
+    stripe_api.put_price(price_id="price_premium_week", unit_amount=1990, currency="eur", interval=None)
     return env
 
 
@@ -162,8 +172,8 @@ def open_app(browser, live_server):
         mini_app.close()
 
 
-def fresh_init_data(auth_date: float | None = None) -> str:
-    return sign_init_data(TOKEN, user=USER, auth_date=int(auth_date or time.time()), chat_type="sender")
+def fresh_init_data(auth_date: float | None = None, **user) -> str:
+    return sign_init_data(TOKEN, user={**USER, **user}, auth_date=int(auth_date or time.time()), chat_type="sender")
 
 
 def test_the_page_signs_in_shows_entitlements_and_buys(open_app):
@@ -187,7 +197,9 @@ def test_the_page_signs_in_shows_entitlements_and_buys(open_app):
     month = page.locator('li[data-plan="premium_month"]')
     assert month.locator(".buy-stars").get_attribute("aria-label") == "Pay 250 Telegram Stars per month"
     assert month.locator(".buy-stars .star").count() == 1
-    assert month.locator(".buy-card").inner_text() == "Subscribe by card"
+    # Card prices as Stripe has them, in the payer's language.
+    assert month.locator(".buy-card").inner_text() == "Subscribe by card · $4.99 / month"
+    assert page.locator('li[data-plan="premium_week"] .buy-card').inner_text() == "Pay by card · €19.90"
     lifetime = page.locator('li[data-plan="supporter_lifetime"]')
     assert lifetime.locator(".buy-stars").get_attribute("aria-label") == "Pay 1000 Telegram Stars"
     assert lifetime.locator(".buy-card").count() == 0
@@ -224,6 +236,18 @@ def test_the_page_signs_in_shows_entitlements_and_buys(open_app):
     assert mini_app.telegram("openLink") == [CHECKOUT_URL]
 
     mini_app.screenshot("miniapp-after-purchase.png")
+    assert mini_app.errors == []
+
+
+def test_card_prices_are_written_in_the_payers_language(open_app):
+    mini_app = open_app(fresh_init_data(language_code="de"))
+    page = mini_app.page
+
+    page.locator("#content").wait_for(state="visible")
+    week = page.locator('li[data-plan="premium_week"] .buy-card').inner_text()
+    month = page.locator('li[data-plan="premium_month"] .buy-card').inner_text()
+    assert week.replace("\xa0", " ") == "Pay by card · 19,90 €"
+    assert month.replace("\xa0", " ") == "Subscribe by card · 4,99 $ / month"
     assert mini_app.errors == []
 
 

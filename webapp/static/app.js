@@ -144,6 +144,18 @@
     if (per) button.appendChild(document.createTextNode(per));
   }
 
+  // "Pay by card · $4.99", "Subscribe by card · 4,99 € / month"; without a price Stripe gave, no amount.
+  function cardLabel(plan) {
+    var label = plan.stripe_mode === "subscription" ? "Subscribe by card" : "Pay by card";
+    var price = plan.card_price;
+    if (!price) return label;
+    label += " · " + price.formatted;
+    if (price.interval) {
+      label += price.interval_count > 1 ? " / " + price.interval_count + " " + price.interval + "s" : " / " + price.interval;
+    }
+    return label;
+  }
+
   function renderPlans() {
     var root = $("plans");
     root.replaceChildren();
@@ -170,7 +182,7 @@
         actions.appendChild(stars);
       }
       if (plan.sold_by_card && payments.card !== false) {
-        var card = element("button", "button secondary buy-card", plan.stripe_mode === "subscription" ? "Subscribe by card" : "Pay by card");
+        var card = element("button", "button secondary buy-card", cardLabel(plan));
         card.type = "button";
         card.addEventListener("click", function () { buyByCard(plan); });
         actions.appendChild(card);
@@ -276,6 +288,13 @@
     refreshUntilChanged();
   }
 
+  // Card prices come written for the payer's language: Telegram's, else the browser's.
+  function languageQuery() {
+    var user = tg.initDataUnsafe && tg.initDataUnsafe.user;
+    var language = (user && user.language_code) || navigator.language || "";
+    return /^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$/.test(language) ? "?lang=" + encodeURIComponent(language) : "";
+  }
+
   // --- Start -----------------------------------------------------------------------------
 
   function failureMessage(error) {
@@ -285,7 +304,7 @@
 
   function load() {
     show("loading");
-    Promise.all([signIn(), request("GET", "/api/plans")])
+    Promise.all([signIn(), request("GET", "/api/plans" + languageQuery())])
       .then(function (results) {
         plans = results[1].plans || [];
         renderUser(results[0].user);
