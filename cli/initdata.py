@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from app.telegram.initdata import REASONS, Explanation, InitDataError, explain, sign_init_data
+from app.telegram.initdata import LIKELY_CAUSES, REASONS, Explanation, InitDataError, explain, sign_init_data
 from cli import context
 from cli.output import console, fail, print_json
 
@@ -66,7 +66,7 @@ def debug(
         max_age=max_age,
     )
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "likely_cause": LIKELY_CAUSES.get(result.reason) if result.reason else None})
     else:
         console.print(_render(result))
     raise typer.Exit(0 if result.valid else 1)
@@ -105,6 +105,8 @@ def _render(result: Explanation) -> Group:
         if result.reason in REASONS:
             verdict.append(f" — {REASONS[result.reason]}")
     parts = [Panel(verdict, expand=False)]
+    if not result.valid and result.reason in LIKELY_CAUSES:
+        parts.append(Text.assemble(("likely cause: ", "bold"), LIKELY_CAUSES[result.reason]))
 
     if result.fields:
         fields = Table(title="Fields", title_justify="left", header_style="bold", show_lines=False)

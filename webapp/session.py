@@ -1,19 +1,22 @@
 """`POST /api/session` turns Telegram initData into a session token; `GET /api/me` reads it back."""
 from __future__ import annotations
 
+import json
+import logging
 import time
 
 from flask import Blueprint, jsonify, request
 from flask_jwt_extended import create_access_token, get_jwt_identity, jwt_required
 
 from app import entitlements, metrics
-from app.telegram.initdata import InitDataError, verify_init_data
+from app.telegram.initdata import LIKELY_CAUSES, InitDataError, parse_init_data, verify_init_data
 from app.users import ensure_user, find_user, profile_from_telegram, user_to_dict
 from webapp.body import json_object, raw_body
 from webapp.context import settings
 from webapp.errors import ApiError
 
 bp = Blueprint("session", __name__)
+log = logging.getLogger(__name__)
 
 TMA_SCHEME = "tma"
 
@@ -117,6 +120,7 @@ def _sign_in() -> dict:
     try:
         data = verify_init_data(raw, config.telegram_bot_token, max_age=config.initdata_max_age)
     except InitDataError as exc:
+        _log_refusal(exc, raw)
         raise ApiError(401, exc.reason, exc.message) from None
     if data.user is None:
         raise ApiError(401, "user_missing", "initData carries no user; open the Mini App from the bot")
@@ -130,6 +134,23 @@ def _sign_in() -> dict:
         # Which buy buttons the page shows: Stars need only the bot token, cards need Stripe.
         "payments": {"stars": True, "card": bool(config.stripe_secret_key)},
     }
+
+
+def _log_refusal(exc: InitDataError, raw: str) -> None:
+    """The technical reason for the operator (the page shows the payer plain words); never the initData itself."""
+    log.warning(
+        "Mini App sign-in refused for %s: %s (%s); likely cause: %s. `entitle initdata debug` with the page's initData shows every check",
+        _claimed_user(raw), exc.reason, exc.message, LIKELY_CAUSES.get(exc.reason, "unknown"),
+    )
+
+
+def _claimed_user(raw: str) -> str:
+    """Who the refused initData says it is (unverified), for the log."""
+    try:
+        user = json.loads(parse_init_data(raw).get("user", ""))
+        return f"user {int(user['id'])} (unverified)"
+    except (InitDataError, ValueError, TypeError, KeyError):
+        return "an unreadable initData"
 
 
 def _init_data_from_request() -> str:

@@ -47,6 +47,22 @@ REASONS: dict[str, str] = {
     "token_missing": "no bot token to check initData against",
 }
 
+# What usually causes each refusal, for the operator reading the log or `entitle initdata debug`.
+LIKELY_CAUSES: dict[str, str] = {
+    "malformed": "the page sent something other than Telegram.WebApp.initData, or it was cut or re-encoded on the way",
+    "hash_missing": "the page sent initDataUnsafe or a hand-made string instead of Telegram.WebApp.initData",
+    "hash_mismatch": "TELEGRAM_BOT_TOKEN is not the token of the bot that opened the app (or the token was revoked "
+                     "in @BotFather), or the initData was changed",
+    "expired": "the payer kept the app open longer than INITDATA_MAX_AGE; reopening it from the bot gives a fresh one",
+    "auth_date_missing": "the initData was not made by Telegram",
+    "auth_date_invalid": "the initData was not made by Telegram",
+    "from_future": "this server's clock is behind (check NTP)",
+    "user_invalid": "the initData was not made by Telegram",
+    "signature_missing": "the initData is older than Bot API 8.0 or not made by Telegram",
+    "signature_invalid": "--bot-id is not the id of the bot that opened the app, or the wrong --environment",
+    "token_missing": "TELEGRAM_BOT_TOKEN is not set",
+}
+
 
 class InitDataError(Exception):
     """initData failed a check; `.reason` is a stable code, `.message` is for humans."""

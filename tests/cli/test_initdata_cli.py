@@ -192,6 +192,16 @@ def test_usage_errors_exit_2(debug, args, env):
     assert debug(signed(), *args, **env).exit_code == 2
 
 
+def test_debug_names_the_likely_cause_the_payer_never_sees(debug):
+    shown = debug(one_byte_changed(signed()))
+    as_json = debug(one_byte_changed(signed()), "--json")
+
+    said = " ".join(shown.stdout.split())
+    assert shown.exit_code == 1 and "likely cause: TELEGRAM_BOT_TOKEN is not the token of the bot that opened the app" in said
+    assert json.loads(as_json.stdout)["likely_cause"].startswith("TELEGRAM_BOT_TOKEN is not the token")
+    assert json.loads(debug(signed(), "--json").stdout)["likely_cause"] is None
+
+
 def test_sign_prints_an_init_data_that_verifies(cli):
     result = cli("initdata", "sign", "--user-id", "424242", "--username", "@dev", TELEGRAM_BOT_TOKEN=TOKEN)
 

@@ -118,6 +118,28 @@ def test_init_data_signed_with_another_bot_is_refused(client):
     assert response.get_json()["error"]["code"] == "hash_mismatch"
 
 
+def test_a_refused_sign_in_logs_the_technical_reason_for_the_operator(client, caplog):
+    raw = sign_init_data("7000000002:AAAnotherBotsTokenEntirely_abcdefghijk", user=USER)
+
+    assert sign_in(client, raw).status_code == 401
+
+    [line] = [r.getMessage() for r in caplog.records if r.name == "webapp.session"]
+    assert f"user {USER['id']} (unverified)" in line and "hash_mismatch" in line
+    assert "TELEGRAM_BOT_TOKEN is not the token of the bot that opened the app" in line
+    assert "entitle initdata debug" in line
+    # Never the initData itself (its hash is a credential while it is fresh).
+    assert raw not in line and raw.rsplit("hash=", 1)[1] not in line
+
+
+def test_a_stale_sign_in_logs_why_and_the_unreadable_one_too(client, caplog):
+    assert sign_in(client, signed(auth_date=time.time() - MAX_AGE - 60)).status_code == 401
+    assert sign_in(client, "garbage").status_code == 401
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "webapp.session"]
+    assert "expired" in lines[0] and "INITDATA_MAX_AGE" in lines[0]
+    assert "an unreadable initData" in lines[1]
+
+
 @pytest.mark.parametrize(
     "kwargs, code",
     [
