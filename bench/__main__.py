@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): every benchmark, its tables on stdout, raw figures in bench/results/.
 
 With BENCH_WRITE_DOCS=1 the tables also replace the generated sections of docs/BENCHMARKS.md.
-BENCH_ONLY=initdata,ingest,e2e,scale,reconcile picks benchmarks; BENCH_FULL=1 runs the issue's full sizes.
+BENCH_ONLY=initdata,statements,ingest,e2e,scale,reconcile picks benchmarks; BENCH_FULL=1 runs the issue's full sizes.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from bench import config, e2e, ingest, initdata_bench, reconcile_bench, report, scale
+from bench import config, e2e, ingest, initdata_bench, reconcile_bench, report, scale, statements
 from bench.services import Stack
 
 DOC = config.ROOT / "docs" / "BENCHMARKS.md"
@@ -23,7 +23,7 @@ def _emit(marker: str, title: str, text: str, write: bool) -> None:
 
 def main() -> int:
     """Run the chosen benchmarks against PostgreSQL + Redis with gunicorn and Dramatiq as separate processes."""
-    only = set(filter(None, os.environ.get("BENCH_ONLY", "initdata,ingest,e2e,scale").split(",")))
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "initdata,statements,ingest,e2e,scale").split(",")))
     write = os.environ.get("BENCH_WRITE_DOCS") == "1"
     started = time.monotonic()
     info = report.machine()
@@ -34,12 +34,15 @@ def main() -> int:
     if "initdata" in only:
         results["initdata"] = initdata_bench.run()
         _emit("initdata", "initData verification", initdata_bench.render(results["initdata"]), write)
+    if "statements" in only:
+        results["statements"] = statements.run()
+        _emit("statements", "Statements per webhook and per payment", statements.render(results["statements"]), write)
     if "reconcile" in only:
         results["reconcile"] = reconcile_bench.run()
         _emit("reconcile", "Reconciliation with the Star ledger", reconcile_bench.render(results["reconcile"]), write)
     if not only & {"ingest", "e2e", "scale"}:
         return _finish(results, info, started, write, name="-".join(sorted(only)))
-    stack = Stack("entitle_bench")
+    stack = Stack(config.DATABASE)
     try:
         stack.start(app="bench.bench_app:create_app()", workers=False)
         if "ingest" in only:
@@ -50,6 +53,7 @@ def main() -> int:
                               if ingest.available(stack.url, ingest.SCENARIOS[name][0]))
             results["e2e"] = e2e.run(stack, providers)
             _emit("e2e", "End to end", e2e.render(results["e2e"]), write)
+            _emit("cpu", "CPU per unit of work", e2e.render_cpu(results["e2e"], results.get("ingest")), write)
         if "scale" in only:
             results["scale"] = scale.run(stack)
             _emit("scale", "Scale", scale.render(results["scale"]), write)

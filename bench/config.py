@@ -12,6 +12,7 @@ FULL = os.environ.get("BENCH_FULL") == "1"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE_URL = os.environ.get("BENCH_PG_BASE_URL", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+DATABASE = os.environ.get("BENCH_DATABASE", "entitle_bench")  # a name of its own when several benches share a server
 
 # Secrets of the benchmark's own service: long and random-looking, so production mode accepts them.
 BOT_TOKEN = "7000000001:AAbenchbenchbenchbenchbenchbenchbench"

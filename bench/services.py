@@ -49,6 +49,7 @@ class Stack:
     """Everything one benchmark or fault scenario runs against, started and stopped as processes."""
 
     def __init__(self, database: str = "entitle_bench", broker_url: str | None = None, **extra_env: str):
+        self.database = database
         self.database_url = ensure_database(database)
         self.namespace = f"entitle-bench-{uuid.uuid4().hex[:8]}"
         self.broker_url = broker_url or config.REDIS_URL
