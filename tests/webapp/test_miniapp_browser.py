@@ -56,7 +56,7 @@ PORTAL_URL = "https://billing.stripe.com/p/session/test_browser"
 STAND_IN = """
 (function () {
   var theme = %(theme)s;
-  var calls = window.__telegram = { ready: 0, openInvoice: [], openLink: [], invoiceCallbacks: [] };
+  var calls = window.__telegram = { ready: 0, close: 0, openInvoice: [], openLink: [], invoiceCallbacks: [] };
   // Like the real script: every themeParams key becomes a --tg-theme-* CSS variable.
   Object.keys(theme).forEach(function (key) {
     document.documentElement.style.setProperty("--tg-theme-" + key.replace(/_/g, "-"), theme[key]);
@@ -76,6 +76,7 @@ STAND_IN = """
     colorScheme: "dark",
     themeParams: theme,
     ready: function () { calls.ready += 1; },
+    close: function () { calls.close += 1; },
     expand: function () {},
     onEvent: function () {},
     offEvent: function () {},
@@ -115,7 +116,7 @@ def browser():
 class MiniApp:
     """A page opened as Telegram would open it, with every call the page makes to the outside recorded."""
 
-    def __init__(self, browser, base: str, init_data: str):
+    def __init__(self, browser, base: str, init_data: str, before_open=None):
         self.context = browser.new_context(viewport={"width": 420, "height": 900}, device_scale_factor=1)
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
@@ -134,6 +135,8 @@ class MiniApp:
         self.page.route(f"{base}/api/invoice", lambda route: self._answer(route, {"link": INVOICE_LINK}))
         self.page.route(f"{base}/api/checkout", lambda route: self._answer(route, {"url": CHECKOUT_URL, "id": "cs_test_browser"}))
         self.page.route(f"{base}/api/portal", lambda route: self._answer(route, {"url": PORTAL_URL}))
+        if before_open:
+            before_open(self.page)
         self.page.goto(f"{base}/app")
 
     def _answer(self, route, body: dict, status: int = 200) -> None:
@@ -326,12 +329,57 @@ def test_outside_telegram_the_page_says_to_open_it_there(open_app):
     assert mini_app.errors == []
 
 
-def test_a_stale_init_data_shows_an_error_with_a_way_out(open_app):
+JARGON = ("initData", "hash", "token", "bot token", "401", "expired")
+
+
+def test_a_stale_sign_in_says_in_plain_words_to_reopen_the_app_and_closes_it(open_app):
     mini_app = open_app(fresh_init_data(auth_date=time.time() - 3600))
 
     failed = mini_app.page.locator("#failed")
     failed.wait_for(state="visible")
-    assert "open it again from the bot" in failed.inner_text()
-    assert failed.locator("#retry").is_visible()
+    said = failed.inner_text()
+    assert "This page was open too long" in said and "Close the app and open it again from the bot." in said
+    assert not [word for word in JARGON if word in said]
+    # Trying again cannot help; closing can.
+    assert failed.locator("#retry").is_hidden()
     mini_app.screenshot("miniapp-sign-in-failed.png")
+    failed.locator("#close").click()
+    assert mini_app.telegram("close") == 1
     assert mini_app.errors == []
+
+
+def test_a_sign_in_for_another_bot_shows_no_jargon(open_app, caplog):
+    other_bot = sign_init_data("7000000005:AAAnotherBotsTokenEntirely_abcdefghijk", user=USER, chat_type="sender")
+    mini_app = open_app(other_bot)
+
+    failed = mini_app.page.locator("#failed")
+    failed.wait_for(state="visible")
+    said = failed.inner_text()
+    assert "We could not confirm your Telegram account" in said and "open it again from the bot" in said
+    assert not [word for word in JARGON if word in said]
+    assert failed.get_attribute("data-reason") == "hash_mismatch"
+    assert failed.locator("#close").is_visible() and failed.locator("#retry").is_hidden()
+    # The operator reads the technical reason in the log.
+    assert "hash_mismatch" in caplog.text and "TELEGRAM_BOT_TOKEN is not the token" in caplog.text
+    assert mini_app.errors == []
+
+
+def test_a_lost_connection_offers_to_try_again(browser, live_server):
+    # The first sign-in never reaches the server; the second does.
+    attempts = []
+
+    def flaky(route):
+        attempts.append(route.request.url)
+        route.abort() if len(attempts) == 1 else route.continue_()
+
+    mini_app = MiniApp(browser, live_server, fresh_init_data(), before_open=lambda page: page.route(f"{live_server}/api/session", flaky))
+    try:
+        failed = mini_app.page.locator("#failed")
+        failed.wait_for(state="visible")
+        assert "No connection" in failed.inner_text()
+        failed.locator("#retry").click()
+        mini_app.page.locator("#content").wait_for(state="visible")
+        assert mini_app.page.locator("#user-name").inner_text() == "Grace Hopper"
+        assert len(attempts) == 2
+    finally:
+        mini_app.close()

@@ -297,9 +297,35 @@
 
   // --- Start -----------------------------------------------------------------------------
 
-  function failureMessage(error) {
-    if (error.code === "expired") return "This session is too old. Close the app and open it again from the bot.";
-    return error.message;
+  var REOPEN = "Close the app and open it again from the bot.";
+
+  // What a payer reads when sign-in fails: plain words and the one thing that helps. The technical
+  // reason goes to the server's log (and `entitle initdata debug`), never to the payer.
+  function failure(error) {
+    if (error.code === "network") {
+      return { title: "No connection", message: "Check your internet connection, then try again.", retry: true };
+    }
+    if (error.code === "telegram_not_configured") {
+      return { title: "Not open yet", message: "This app is not ready to take payments yet. Please come back later.", retry: false };
+    }
+    if (error.status >= 500 || error.status === 429) {
+      return { title: "Something went wrong on our side", message: "Please try again in a moment.", retry: true };
+    }
+    if (error.code === "expired") {
+      return { title: "This page was open too long", message: "For your safety, sign-in expires after a while. " + REOPEN, retry: false };
+    }
+    return { title: "We could not confirm your Telegram account", message: REOPEN, retry: false };
+  }
+
+  function showFailure(error) {
+    var said = failure(error);
+    $("failed-title").textContent = said.title;
+    $("failed-message").textContent = said.message;
+    $("retry").hidden = !said.retry;
+    // Closing is the way out unless trying again can help.
+    $("close").classList.toggle("secondary", said.retry);
+    $("failed").dataset.reason = error.code || String(error.status || "");
+    show("failed");
   }
 
   function load() {
@@ -312,10 +338,7 @@
         renderPlans();
         show("content");
       })
-      .catch(function (error) {
-        $("failed-message").textContent = failureMessage(error);
-        show("failed");
-      });
+      .catch(showFailure);
   }
 
   function start() {
@@ -326,6 +349,7 @@
     tg.ready();
     if (tg.expand) tg.expand();
     $("retry").addEventListener("click", load);
+    $("close").addEventListener("click", function () { tg.close(); });
     $("manage-card").addEventListener("click", manageCard);
     document.addEventListener("visibilitychange", returned);
     if (tg.onEvent) tg.onEvent("activated", returned);
