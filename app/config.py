@@ -74,6 +74,7 @@ class Settings:
     stripe_api_base: str | None = None
     jwt_secret_key: str = field(default="", repr=False)
     jwt_access_token_minutes: int = 15
+    join_paywall_seconds: float = 600.0
     initdata_max_age: int = 900
     plans_file: str = "plans.toml"
     public_url: str = DEFAULT_PUBLIC_URL
@@ -207,6 +208,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         stripe_api_base=(get("STRIPE_API_BASE") or "").rstrip("/") or None,
         jwt_secret_key=get("JWT_SECRET_KEY") or "",
         jwt_access_token_minutes=_number(env, "JWT_ACCESS_TOKEN_MINUTES", 15),
+        join_paywall_seconds=_number(env, "JOIN_PAYWALL_SECONDS", 600.0, float, 1),
         initdata_max_age=_number(env, "INITDATA_MAX_AGE", 900),
         plans_file=get("PLANS_FILE") or "plans.toml",
         public_url=(get("PUBLIC_URL") or f"http://127.0.0.1:{_number(env, 'PORT', 8000)}").rstrip("/"),

@@ -77,7 +77,10 @@ entitlement_transitions = Bounded(
 )
 chat_access = Bounded(
     Counter("chat_access", "Telegram chat access actions, by action and result.", ["action", "result"]),
-    action=frozenset({"invite", "approve", "decline", "remove", "reminder", "audit"}),
+    action=frozenset({
+        "invite", "approve", "decline", "remove", "reminder", "audit", "query_approved", "query_declined", "query_queued",
+        "paywall_shown", "paywall_paid", "emoji_status",
+    }),
     result=frozenset({"ok", "skipped", "admin", "failed", "retry", "not_configured"}),
 )
 # What reconciliation found in a provider's ledger that the inbox lacked: Stars payments and refunds, Stripe event types.

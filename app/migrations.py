@@ -94,6 +94,18 @@ def _event_subject() -> None:
         migrate(migrator.add_column(table, "subject", Event.subject))  # with its index (the field has index=True)
 
 
+def _join_queries() -> None:
+    from app.models import JoinQuery
+
+    database.create_tables([JoinQuery], safe=True)
+
+
+def _emoji_status_access() -> None:
+    from app.models import EmojiStatusAccess
+
+    database.create_tables([EmojiStatusAccess], safe=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -106,6 +118,8 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "outgoing webhooks", _webhooks),
     Migration(11, "reconciliation with the providers' ledgers", _reconcile_state),
     Migration(12, "event subject", _event_subject),
+    Migration(21, "chat join requests decided at the door", _join_queries),
+    Migration(22, "emoji status access", _emoji_status_access),
 ]
 
 

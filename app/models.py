@@ -281,3 +281,36 @@ class ReconcileState(BaseModel):
 
 
 ALL_MODELS.append(ReconcileState)
+
+
+class JoinQuery(BaseModel):
+    """A chat join request Telegram handed to the bot to decide (`query_id`), and what became of it."""
+
+    query_id = peewee.CharField(max_length=128, unique=True)
+    chat = peewee.BigIntegerField()
+    chat_title = peewee.CharField(max_length=256, null=True)
+    telegram_id = peewee.BigIntegerField(index=True)
+    user_chat_id = peewee.BigIntegerField(null=True)
+    # approved | declined | queued (answered at the door) | paywall (the Mini App is open, waiting for a payment)
+    # | paid (approved once the payment was granted) | invited (the query had expired: an invite link was sent)
+    # | unpaid (the paywall timed out; `answer` says what was sent) | failed (the answer could not be sent)
+    state = peewee.CharField(max_length=16)
+    answer = peewee.CharField(max_length=16, null=True)  # approve | decline | queue, as sent to Telegram
+    note = peewee.CharField(max_length=300, null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField(null=True)  # a paywall left unpaid is answered `unpaid_join` from then
+    decided_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("state", "expires_at"), False),)
+
+
+class EmojiStatusAccess(BaseModel):
+    """A user's answer to the Mini App's request to let the bot set their emoji status."""
+
+    telegram_id = peewee.BigIntegerField(unique=True)
+    allowed = peewee.BooleanField(default=False)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+ALL_MODELS += [JoinQuery, EmojiStatusAccess]

@@ -124,9 +124,13 @@ class EntitlementSpec:
     title: str
     chats: tuple[int, ...] = ()
     remind_days: tuple[int, ...] = ()
+    unpaid_join: str = "decline"  # what a join request whose requester left the paywall unpaid gets: decline | queue
+    emoji_status: str | None = None  # a custom emoji id its holders may wear as their emoji status until the end
 
 
 _MAX_CHAT_ID = 2**53
+UNPAID_JOIN = ("decline", "queue")
+_EMOJI_ID = re.compile(r"^[0-9]{1,32}$")
 
 
 def _check_entitlement(path: Path, key: str, raw: object) -> EntitlementSpec:
@@ -135,9 +139,10 @@ def _check_entitlement(path: Path, key: str, raw: object) -> EntitlementSpec:
         raise PlanError(f"{where}: the entitlement key must be lowercase letters, digits, '_' or '-'")
     if not isinstance(raw, dict):
         raise PlanError(f"{where}: must be a table")
-    unknown = set(raw) - {"title", "chats", "remind_days"}
+    known = {"title", "chats", "remind_days", "unpaid_join", "emoji_status"}
+    unknown = set(raw) - known
     if unknown:
-        raise PlanError(f"{where}: unknown field {sorted(unknown)[0]!r} (known: chats, remind_days, title)")
+        raise PlanError(f"{where}: unknown field {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
     title = raw.get("title", key)
     if not isinstance(title, str) or not title:
         raise PlanError(f"{where}: 'title' must be a non-empty string")
@@ -156,7 +161,16 @@ def _check_entitlement(path: Path, key: str, raw: object) -> EntitlementSpec:
     for day in days:
         if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 365:
             raise PlanError(f"{where}: remind_days value {day!r} must be a whole number of days from 1 to 365")
-    return EntitlementSpec(key=key, title=title, chats=tuple(chats), remind_days=tuple(sorted(set(days), reverse=True)))
+    unpaid_join = raw.get("unpaid_join", "decline")
+    if unpaid_join not in UNPAID_JOIN:
+        raise PlanError(f"{where}: 'unpaid_join' must be one of {', '.join(UNPAID_JOIN)}")
+    emoji = raw.get("emoji_status")
+    if emoji is not None and (not isinstance(emoji, str) or not _EMOJI_ID.match(emoji)):
+        raise PlanError(f"{where}: 'emoji_status' must be a custom emoji id, a string of digits such as \"5368324170671202286\"")
+    return EntitlementSpec(
+        key=key, title=title, chats=tuple(chats), remind_days=tuple(sorted(set(days), reverse=True)),
+        unpaid_join=unpaid_join, emoji_status=emoji,
+    )
 
 
 def load_entitlements(path: str | Path) -> dict[str, EntitlementSpec]:

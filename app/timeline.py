@@ -61,7 +61,7 @@ def customer_timeline(telegram_id: int) -> Timeline | None:
     if user is None:
         return None
     rows = LedgerEntry.select().where(LedgerEntry.user == user.id).order_by(LedgerEntry.at, LedgerEntry.id)
-    lines = [_line(row) for row in rows] + _webhook_lines(user) + _event_lines(user)
+    lines = [_line(row) for row in rows] + _webhook_lines(user) + _event_lines(user) + _join_lines(user)
     return Timeline(user, sorted(lines, key=lambda line: line.at))  # stable: the ledger's own order holds
 
 
@@ -75,6 +75,8 @@ def note_message(telegram_id: int, text: str, what: str) -> None:
 
 # Chat access as the inbox ran it: invites, removals, join requests.
 ACCESS_TYPES = {"chat_invite": "invite", "chat_remove": "removal", "chat_join_request": "join request"}
+# Decided at the door: the join query's own line tells what became of it.
+_OWN_LINES = ("chat_join_query",)
 
 
 def _event_lines(user: User) -> list[Line]:
@@ -82,6 +84,8 @@ def _event_lines(user: User) -> list[Line]:
     lines = []
     for event in Event.select().where(Event.subject == user.telegram_id).order_by(Event.id):
         chat = ACCESS_TYPES.get(event.type)
+        if event.type in _OWN_LINES and event.status == EventStatus.PROCESSED:
+            continue
         if chat is None and (event.status == EventStatus.PROCESSED or event.provider == "access"):
             continue  # its grant, refund or message has a line of its own; the rest of access is bookkeeping
         if chat is not None:
@@ -93,6 +97,17 @@ def _event_lines(user: User) -> list[Line]:
             kind = "event"
         lines.append(Line(event.received_at, kind, event.provider, event.external_id, None, summary[:300], {"event": event.id}))
     return lines
+
+
+def _join_lines(user: User) -> list[Line]:
+    """The user's join requests that a chat handed to the bot, and what became of each."""
+    from app.access import join_queries
+
+    return [
+        Line(row.created_at, "chat", "telegram", f"join:{row.chat}", None, join_queries.summary(row)[:300],
+             {"chat": row.chat, "state": row.state, "answer": row.answer})
+        for row in join_queries.for_user(user.telegram_id)
+    ]
 
 
 def _webhook_lines(user: User) -> list[Line]:

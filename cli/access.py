@@ -84,15 +84,32 @@ def audit(
             rows.append(_check(bot, spec, chat, user, fix))
             progress.advance(task)
     _count(rows)
+    held = _held_join_requests(specs)
     if as_json:
-        print_json(rows)
+        print_json(rows + held)
     elif not rows:
         console.print("no known users in any configured chat")
     else:
         console.print(table("Chat access", ["entitlement", "chat", "user", "status", "holds", "verdict"],
                             [(r["entitlement"], r["chat"], r["user"], r["status"], "yes" if r["holds"] else "no", r["verdict"]) for r in rows]))
+    if held and not as_json:
+        console.print(table("Join requests held at the paywall", ["entitlement", "chat", "user", "waiting"],
+                            [(r["entitlement"], r["chat"], r["user"], r["detail"]) for r in held]))
     if any(r["verdict"] in ("should_leave", "error") for r in rows):
         raise typer.Exit(1)
+
+
+def _held_join_requests(specs) -> list[dict]:
+    """Join requests of these entitlements' chats waiting at the paywall, as audit rows (verdict `held`)."""
+    from app.access import join_queries
+    from app.clock import iso
+
+    chats = {chat: spec.key for spec in specs for chat in spec.chats}
+    return [
+        {"entitlement": chats[row.chat], "chat": row.chat, "user": row.telegram_id, "status": "join request at the paywall",
+         "holds": False, "verdict": "held", "detail": f"since {iso(row.created_at)}; unpaid at {iso(row.expires_at)}"}
+        for row in join_queries.pending() if row.chat in chats
+    ]
 
 
 def _count(rows: list[dict]) -> None:

@@ -37,7 +37,7 @@ _METHODS = (
     "refundStarPayment", "editUserStarSubscription", "setWebhook", "getWebhookInfo",
     "deleteWebhook", "answerCallbackQuery",
     "createChatInviteLink", "approveChatJoinRequest", "declineChatJoinRequest", "banChatMember", "unbanChatMember",
-    "getChatMember", "getStarTransactions",
+    "getChatMember", "getStarTransactions", "answerChatJoinRequestQuery", "sendChatJoinRequestWebApp", "setUserEmojiStatus",
 )
 _CANONICAL = {name.lower(): name for name in _METHODS}
 
@@ -55,6 +55,9 @@ _REQUIRED = {
     "banChatMember": ("chat_id", "user_id"),
     "unbanChatMember": ("chat_id", "user_id"),
     "getChatMember": ("chat_id", "user_id"),
+    "answerChatJoinRequestQuery": ("chat_join_request_query_id", "result"),
+    "sendChatJoinRequestWebApp": ("chat_join_request_query_id", "web_app_url"),
+    "setUserEmojiStatus": ("user_id",),
 }
 
 # What a chat member's status says about membership (https://core.telegram.org/bots/api#chatmember).
@@ -118,6 +121,7 @@ class FakeTelegramAPI(Served):
         self._calls: list[Call] = []
         self._failures: dict[str, _Failure] = {}
         self._responses: dict[str, Any] = {}
+        self._answered_queries: set[str] = set()
         self._webhook: dict[str, Any] = {}
         self._members: dict[tuple[int, int], str] = {}
         self._message_ids = itertools.count(1)
@@ -208,6 +212,7 @@ class FakeTelegramAPI(Served):
             self._webhook.clear()
             self._members.clear()
             self._star_transactions.clear()
+            self._answered_queries.clear()
             self.token_seen = None
 
     # -- the Star ledger -----------------------------------------------------------------
@@ -416,6 +421,26 @@ class FakeTelegramAPI(Served):
         return True
 
     def _result_declineChatJoinRequest(self, token: str, params: dict[str, str]) -> bool:
+        return True
+
+    def _result_answerChatJoinRequestQuery(self, token: str, params: dict[str, str]) -> bool:
+        if params["result"] not in ("approve", "decline", "queue"):
+            raise _APIError(400, "Bad Request: result must be one of approve, decline or queue")
+        with self._lock:
+            # A query is answered once; Telegram refuses the query id after that.
+            if params["chat_join_request_query_id"] in self._answered_queries:
+                raise _APIError(400, "Bad Request: QUERY_ID_INVALID")
+            self._answered_queries.add(params["chat_join_request_query_id"])
+        return True
+
+    def _result_sendChatJoinRequestWebApp(self, token: str, params: dict[str, str]) -> bool:
+        if params["chat_join_request_query_id"] in self._answered_queries:
+            raise _APIError(400, "Bad Request: QUERY_ID_INVALID")
+        if not params["web_app_url"].startswith(("https://", "http://")):
+            raise _APIError(400, "Bad Request: web app URL is invalid")
+        return True
+
+    def _result_setUserEmojiStatus(self, token: str, params: dict[str, str]) -> bool:
         return True
 
     def _result_banChatMember(self, token: str, params: dict[str, str]) -> bool:

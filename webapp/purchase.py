@@ -49,7 +49,8 @@ def _stripe_failed(exc: stripe.StripeError, doing: str) -> ApiError:
     return ApiError(502, "stripe_error", f"Stripe could not {doing} just now; try again in a moment")
 
 
-def _signed_in_user() -> User:
+def signed_in_user() -> User:
+    """The user of the request's session token; 401 when they no longer exist."""
     identity = get_jwt_identity()
     user = find_user(int(identity)) if isinstance(identity, str) and identity.isdigit() else None
     if user is None:
@@ -150,7 +151,7 @@ def checkout():
         "502": {$ref: "#/components/responses/StripeFailed"}
         "503": {$ref: "#/components/responses/StripeNotConfigured"}
     """
-    user = _signed_in_user()
+    user = signed_in_user()
     plan = requested_plan(stars=False)
     client = _stripe()
     try:
@@ -188,7 +189,7 @@ def portal():
         "502": {$ref: "#/components/responses/StripeFailed"}
         "503": {$ref: "#/components/responses/StripeNotConfigured"}
     """
-    user = _signed_in_user()
+    user = signed_in_user()
     client = _stripe()
     try:
         session = create_portal_session(client, settings(), user)

@@ -7,8 +7,14 @@ import logging
 from flask import Blueprint, jsonify, request
 from telebot import types
 
-from app import metrics
+import peewee
+
+from app import inbox, metrics
+from app.access import join_queries
+from app.models import JoinQuery
 from app.telegram import SOURCE, commands, payments, shapes
+from app.telegram.client import NotConfigured, client_for, describe_error
+from webapp import paywall
 from webapp.body import json_object
 from webapp.context import catalogue, runtime, settings
 from webapp.errors import ApiError
@@ -50,6 +56,43 @@ def _pre_checkout(query: types.PreCheckoutQuery):
         log.info("pre-checkout %s declined: %s", query.id, decision.reason)
     # Telegram runs a method call returned as the webhook answer: the query is answered within this request.
     return jsonify(decision.answer(query.id))
+
+
+def _join_query(data: dict, request_: types.ChatJoinRequest):
+    """Decide a join query in this request (Telegram waits 10 s for the answer); record it in the inbox first."""
+    recorded = inbox.record(SOURCE, f"joinq:{request_.query_id}", "chat_join_query", data, subject=request_.from_user.id)
+    if not recorded.created:
+        if recorded.should_enqueue:
+            runtime().enqueue(recorded.event.id)
+        row = JoinQuery.get_or_none(JoinQuery.query_id == request_.query_id)
+        return jsonify({"ok": True, "status": "duplicate", "event": recorded.event.id, "decision": row.state if row else None})
+    try:
+        bot = client_for(settings())
+    except NotConfigured:
+        bot = None
+    try:
+        door = join_queries.open_query(
+            settings(), catalogue(), bot, request_, lambda row: paywall.launch_url(settings(), row),
+        )
+        decision = door.decision
+    except peewee.DatabaseError as exc:
+        # Too slow to decide in time: the request goes to the chat's queue, where a worker decides it as a plain join request.
+        log.warning("join query %s not decided at the door (%s); queued for the workers", request_.query_id, type(exc).__name__)
+        decision = _queue_now(bot, request_.query_id)
+    runtime().enqueue(recorded.event.id)
+    return jsonify({"ok": True, "status": "recorded", "event": recorded.event.id, "decision": decision})
+
+
+def _queue_now(bot, query_id: str) -> str:
+    if bot is None:
+        return "failed"
+    try:
+        bot.answer_chat_join_request_query(query_id, join_queries.QUEUE)
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the worker takes it from the chat's queue
+        log.warning("join query %s not answered: %s", query_id, describe_error(exc))
+        return "failed"
+    metrics.chat_access.labels(action="query_queued", result="ok").inc()
+    return "queued"
 
 
 def _accept(external_id: str, type_: str, data: dict):
@@ -111,6 +154,8 @@ def webhook():
         return _pre_checkout(update.pre_checkout_query)
     if update.chat_join_request is not None:
         request_ = update.chat_join_request
+        if request_.query_id:
+            return _join_query(data, request_)
         return _accept(f"join:{request_.chat.id}:{request_.from_user.id}:{request_.date}", "chat_join_request", data)
     message = update.message
     if message is not None:

@@ -87,5 +87,9 @@ def queue_due_reminders(now: datetime | None = None, *, hand_off: HandOff | None
 
 def run_once(now: datetime | None = None, *, hand_off: HandOff | None = None) -> tuple[int, int]:
     """One pass of the job: (expiries ended, reminders queued); the events it records go to `hand_off`."""
+    from app.access import join_queries
+
     now = now or utcnow()
-    return expire_due(now, hand_off=hand_off), queue_due_reminders(now, hand_off=hand_off)
+    ended, reminded = expire_due(now, hand_off=hand_off), queue_due_reminders(now, hand_off=hand_off)
+    join_queries.queue_unpaid(now, hand_off)
+    return ended, reminded

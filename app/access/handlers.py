@@ -9,11 +9,11 @@ from telebot.apihelper import ApiException
 
 from app import inbox, metrics
 from app.inbox import Context
-from app.access import chats, transitions
+from app.access import chats, emoji_status, join_queries, transitions
 from app.access.transitions import PROVIDER
 from app.telegram.handlers import SESSIONS
 from app.clock import utcnow
-from app.models import EntitlementState, EntitlementTransition, Event, Grant, Reminder, User
+from app.models import EntitlementState, EntitlementTransition, Event, Grant, JoinQuery, Reminder, User
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ def chat_invite(event: Event, context: Context) -> None:
     if not transitions.holds(user.id, data["entitlement"]):
         raise inbox.Ignore(f"user {user.telegram_id} no longer holds {data['entitlement']}; no invite")
     chat = int(data["chat"])
+    # A payer who came through the chat's paywall is let in by answering their waiting join request.
+    if _chat_call(event, chat, "paywall_paid", join_queries.approve_paid, bot, user.telegram_id, chat):
+        chats.tell(bot, user.telegram_id, f"{_title(context, data['entitlement'])}: you are in. Welcome!", "paywall")
+        return
     link = _chat_call(event, chat, "invite", chats.create_invite, bot, chat, chats.invite_name(user.first_name, user.telegram_id))
     text = f"{_title(context, data['entitlement'])}: ask to join with this link, and you are let in at once.\n{link}"
     if not chats.tell(bot, user.telegram_id, text, "invite"):
@@ -152,16 +156,52 @@ def transition(event: Event, context: Context) -> None:
     transitions.skip_stale_reminders(row.user_id, row.entitlement, state.ends_at if state is not None and state.holding else None)
 
 
+def emoji_status_change(event: Event, context: Context) -> None:
+    """Set, move or remove an entitlement's emoji status after a transition of its holder."""
+    data = event.payload
+    spec = context.catalogue.entitlement(data["entitlement"])
+    if spec is None or not spec.emoji_status:
+        raise inbox.Ignore(f"{data['entitlement']} has no emoji status")
+    bot = chats.client(context.settings)
+    user = _user(data["user"])
+    done = _chat_call(event, 0, "emoji_status", emoji_status.on_transition, bot, user, spec, data.get("kind"), data.get("reason"))
+    metrics.chat_access.labels(action="emoji_status", result="ok" if done != "skipped" else "skipped").inc()
+
+
+def join_unpaid(event: Event, context: Context) -> None:
+    """Answer a paywall its requester left unpaid, as the chat's entitlement says (`unpaid_join`)."""
+    row = JoinQuery.get_or_none(JoinQuery.id == event.payload["join_query"])
+    if row is None:
+        raise inbox.Ignore("the join request no longer exists")
+    bot = chats.client(context.settings)
+    answer = _chat_call(event, row.chat, "query_declined", join_queries.answer_unpaid, bot, context.catalogue, row)
+    if answer is None:
+        raise inbox.Ignore(f"the join request was already {JoinQuery.get_by_id(row.id).state}")
+
+
 HANDLERS: inbox.Table = {
     "transition": inbox.handler(transition),
+    "emoji_status": inbox.handler(emoji_status_change, transactional=False),
+    "join_unpaid": inbox.handler(join_unpaid, transactional=False),
     "chat_invite": inbox.handler(chat_invite, transactional=False),
     "chat_remove": inbox.handler(chat_remove, transactional=False),
     "reminder": inbox.handler(reminder, transactional=False),
 }
 """What transitions set off: invites into and removals from chats, and reminders (all on `events`)."""
 
+def chat_join_query(event: Event, context: Context) -> None:
+    """Finish a join query the webhook could not decide in time: it waits in the chat's queue, decided as a plain join request."""
+    request = types.Update.de_json(event.payload).chat_join_request
+    if request is None:
+        raise inbox.PermanentError("the update carries no chat_join_request")
+    if JoinQuery.get_or_none(JoinQuery.query_id == request.query_id) is not None:
+        return  # decided at the door; `customer show` tells how
+    chat_join_request(event, context)
+
+
 TELEGRAM_HANDLERS: inbox.Table = {
     # Someone waiting at a chat's door: answered beside replies to people.
     "chat_join_request": inbox.handler(chat_join_request, queue=SESSIONS, transactional=False),
+    "chat_join_query": inbox.handler(chat_join_query, queue=SESSIONS, transactional=False),
 }
 """The Telegram updates this package answers, added to Telegram's table by the composition root."""

@@ -153,6 +153,8 @@ def record_consumers(row: EntitlementTransition, user: User, spec, now: datetime
         ids += [_event(f"t{row.id}:invite:{chat}", "chat_invite", row, user, chat=chat) for chat in spec.chats]
     elif row.kind == ENDED:
         ids += [_event(f"t{row.id}:remove:{chat}", "chat_remove", row, user, chat=chat) for chat in spec.chats]
+    if spec.emoji_status:
+        ids.append(_event(f"t{row.id}:emoji", "emoji_status", row, user))
     if row.kind != ENDED and row.ends_at is not None:
         for days in spec.remind_days:
             due = row.ends_at - timedelta(days=days)

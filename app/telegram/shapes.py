@@ -166,6 +166,8 @@ def _chat_join_request(update: dict) -> None:
     _user(request, "from", where, required=True)
     _integer(request, "user_chat_id", where, low=1, high=MAX_ID, what="a Telegram chat id")
     _integer(request, "date", where, low=0, high=MAX_TIMESTAMP, required=True, what="a Unix time (an integer)")
+    _string(request, "query_id", where, max_len=128, non_empty=True)
+    _string(chat, "title", f"{where}.chat", max_len=256)
 
 
 def check_update(update: Any) -> None:
