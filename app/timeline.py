@@ -6,7 +6,7 @@ from datetime import datetime
 
 from app.clock import iso
 from app.db import transaction
-from app.models import Event, EventStatus, LedgerEntry, User
+from app.models import Event, EventStatus, JoinQuery, LedgerEntry, User
 from app.users import find_user
 
 PAYMENT_SOURCES = ("telegram", "stripe")
@@ -99,15 +99,24 @@ def _event_lines(user: User) -> list[Line]:
     return lines
 
 
+# What became of a join request a chat handed to the bot, by its state.
+_JOIN_OUTCOMES = {
+    "approved": "approved at the door (a holder)", "declined": "declined", "queued": "left to the chat's admins",
+    "paywall": "paywall shown, waiting for a payment", "paid": "approved after the payment",
+    "invited": "paid after the request closed; an invite link was sent", "failed": "not answered",
+}
+
+
 def _join_lines(user: User) -> list[Line]:
     """The user's join requests that a chat handed to the bot, and what became of each."""
-    from app.access import join_queries
-
-    return [
-        Line(row.created_at, "chat", "telegram", f"join:{row.chat}", None, join_queries.summary(row)[:300],
-             {"chat": row.chat, "state": row.state, "answer": row.answer})
-        for row in join_queries.for_user(user.telegram_id)
-    ]
+    lines = []
+    rows = JoinQuery.select().where(JoinQuery.telegram_id == user.telegram_id).order_by(JoinQuery.created_at, JoinQuery.id)
+    for row in rows:
+        outcome = f"left unpaid; answered {row.answer}" if row.state == "unpaid" else _JOIN_OUTCOMES.get(row.state, row.state)
+        summary = f"join request to chat {row.chat}: {outcome}" + (f" ({row.note})" if row.note else "")
+        lines.append(Line(row.created_at, "chat", "telegram", f"join:{row.chat}", None, summary[:300],
+                          {"chat": row.chat, "state": row.state, "answer": row.answer}))
+    return lines
 
 
 def _webhook_lines(user: User) -> list[Line]:

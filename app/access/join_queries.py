@@ -222,19 +222,3 @@ def answer_unpaid(bot: telebot.TeleBot, catalogue: Catalogue, row: JoinQuery) ->
 def pending(limit: int = 200) -> list[JoinQuery]:
     """Join queries the service is holding: paywalls waiting for a payment, oldest first."""
     return list(JoinQuery.select().where(JoinQuery.state == PAYWALL).order_by(JoinQuery.created_at).limit(limit))
-
-
-def for_user(telegram_id: int) -> list[JoinQuery]:
-    """A user's join queries, oldest first."""
-    return list(JoinQuery.select().where(JoinQuery.telegram_id == telegram_id).order_by(JoinQuery.created_at, JoinQuery.id))
-
-
-def summary(row: JoinQuery) -> str:
-    """One line for `customer show`: the chat and what became of the request."""
-    what = {
-        "approved": "approved at the door (a holder)", "declined": "declined", "queued": "left to the chat's admins",
-        "paywall": "paywall shown, waiting for a payment", "paid": "approved after the payment",
-        "invited": "paid after the request closed; an invite link was sent", "failed": "not answered",
-        "unpaid": f"left unpaid; answered {row.answer}",
-    }.get(row.state, row.state)
-    return f"join request to chat {row.chat}: {what}" + (f" ({row.note})" if row.note else "")
