@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
@@ -88,6 +89,9 @@ class Settings:
     sweep_after: float = 15.0
     sweep_lost_after: float = 30.0
     prometheus_multiproc_dir: str | None = None
+    redis_url: str | None = None
+    metrics_host: str = ""
+    metrics_host_ttl: float = 60.0
     metrics_token: str | None = field(default=None, repr=False)
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
     webhook_timeout: float = 10.0
@@ -132,7 +136,7 @@ class Settings:
                     shown[name] = f"(not set; development secret in {self.jwt_secret_file})"
                 else:
                     shown[name] = mask(value)
-            elif name in ("DATABASE_URL", "BROKER_URL"):
+            elif name in ("DATABASE_URL", "BROKER_URL", "REDIS_URL"):
                 shown[name] = mask_url(value) if value else "(embedded)"
             else:
                 shown[name] = "" if value is None else str(value)
@@ -222,12 +226,20 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         sweep_after=_number(env, "SWEEP_AFTER", 15.0, float, 0.01),
         sweep_lost_after=_number(env, "SWEEP_LOST_AFTER", 30.0, float, 0.01),
         prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR"),
+        redis_url=get("REDIS_URL") or _redis_only(get("BROKER_URL")),
+        metrics_host=get("DYNO") or socket.gethostname(),
+        metrics_host_ttl=_number(env, "METRICS_HOST_TTL", 60.0, float, 1),
         metrics_token=get("METRICS_TOKEN"),
         webhook_retry_schedule=_schedule(get("WEBHOOK_RETRY_SCHEDULE")),
         webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 10.0, float, 0.01),
         webhook_poll_interval=_number(env, "WEBHOOK_POLL_INTERVAL", 1.0, float, 0.01),
         reconcile_interval=_number(env, "RECONCILE_INTERVAL", 900.0, float, 0),
     )
+
+
+def _redis_only(url: str | None) -> str | None:
+    """The broker URL when it names a Redis server (which then also carries the hosts' metrics)."""
+    return url if url and url.startswith(("redis://", "rediss://", "unix://")) else None
 
 
 def _schedule(raw: str | None) -> tuple[float, ...]:

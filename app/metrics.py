@@ -3,13 +3,13 @@
 prometheus-client writes one file per process into that directory and fails if it is
 missing; this module creates nothing. The Procfile's lines make it, `workers.main` makes it
 before it imports anything, and `/metrics` makes it when no process has written there yet.
+`app.host_metrics` serves these samples labelled with their host, beside other hosts' (docs/SCALING.md).
 """
 from __future__ import annotations
 
-import os
 from typing import Collection
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram
 
 OTHER = "other"
 
@@ -89,18 +89,3 @@ reconcile_found = Bounded(
     Counter("reconcile_found", "Ledger entries reconciliation found missing from the inbox, by provider and kind.", ["provider", "kind"]),
     provider=frozenset({"telegram", "stripe"}), kind=RECONCILE_KINDS,
 )
-
-
-def exposition() -> tuple[bytes, str]:
-    """The metrics text for `/metrics`, aggregated across processes in multiprocess mode."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        from prometheus_client import multiprocess
-
-        os.makedirs(directory, exist_ok=True)  # no process has written a sample yet
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    from prometheus_client import REGISTRY
-
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -35,6 +35,10 @@ def run(
     if settings.database_url.startswith("sqlite"):
         for m in migrations.migrate():
             console.print(f"applied migration {m.version:04d} {m.name}")
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from app.host_metrics import forget_gone_processes
+
+        forget_gone_processes(os.environ["PROMETHEUS_MULTIPROC_DIR"])  # an earlier run's counts are not added again
     runtime = context.runtime()
     try:
         app = create_app(runtime=runtime)

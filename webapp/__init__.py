@@ -14,6 +14,7 @@ from app.config import Settings, check_for_startup, load_settings
 from webapp.auth import init_auth
 from webapp.body import GuardedJSONProvider, buffer_unsized_body
 from webapp.errors import register_error_handlers
+from workers import metrics_relay
 from workers.runtime import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["entitle"] = runtime
+    # This host's metrics go to the shared Redis for the other hosts' `/metrics` (docs/SCALING.md).
+    app.extensions["entitle_host_metrics"] = metrics_relay.publish_from_this_process(settings)
     register_error_handlers(app)
     init_auth(app, settings)
 

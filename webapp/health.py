@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from app import db, heartbeats, metrics
+from app import db, heartbeats
 from webapp.context import runtime, settings
 from webapp.errors import ApiError
+from workers import metrics_relay
 from workers.broker import ping as ping_broker
 
 bp = Blueprint("health", __name__)
@@ -85,7 +86,7 @@ def prometheus_metrics():
               schema: {$ref: "#/components/schemas/Error"}
     """
     _check_metrics_token()
-    body, content_type = metrics.exposition()
+    body, content_type = metrics_relay.exposition(settings(), current_app.extensions.get("entitle_host_metrics"))
     return Response(body, content_type=content_type)
 
 

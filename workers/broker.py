@@ -11,6 +11,7 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 from app.config import Settings
 from workers.db_middleware import DatabaseConnection
 from workers.heartbeat import Heartbeat
+from workers.metrics_relay import PublishHostMetrics
 from workers.outbox import OutboxPump
 from workers.startup_check import StartupCheck
 
@@ -21,6 +22,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         StartupCheck(settings), CurrentMessage(), DatabaseConnection(), Heartbeat(),
     ]
     middleware.append(OutboxPump(settings))
+    middleware.append(PublishHostMetrics(settings))
     if settings.prometheus_multiproc_dir:
         middleware.append(_dramatiq_metrics(settings.prometheus_multiproc_dir))
     url = settings.broker_url

@@ -16,14 +16,14 @@ from tests.support import processes
 from tests.support.waiting import wait_for
 
 BUMP = "from app import metrics; metrics.entitlements_granted.labels(source='telegram').inc({n}); metrics.events_processed.labels(provider='stripe', result='processed').inc()"
-READ = "import sys; from app import metrics; sys.stdout.write(metrics.exposition()[0].decode())"
+READ = "import sys; from app import host_metrics, metrics; sys.stdout.write(host_metrics.exposition('host-a')[0].decode())"
 
 
 def run(code: str, env: dict) -> str:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def test_counters_from_separate_processes_add_up(tmp_path):
+def test_counters_from_separate_processes_of_one_host_add_up_under_its_host_label(tmp_path):
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     run(BUMP.format(n=2), env)
     run(BUMP.format(n=3), env)
@@ -32,8 +32,8 @@ def test_counters_from_separate_processes_add_up(tmp_path):
         for family in text_string_to_metric_families(run(READ, env))
         for s in family.samples
     }
-    assert samples[("entitlements_granted_total", (("source", "telegram"),))] == 5
-    assert samples[("events_processed_total", (("provider", "stripe"), ("result", "processed")))] == 2
+    assert samples[("entitlements_granted_total", (("host", "host-a"), ("source", "telegram")))] == 5
+    assert samples[("events_processed_total", (("host", "host-a"), ("provider", "stripe"), ("result", "processed")))] == 2
 
 
 def listening(port: int) -> bool:

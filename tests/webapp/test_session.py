@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import socket
 import time
 import uuid
 
@@ -184,7 +185,7 @@ def test_sessions_latency_and_failures_are_counted(client):
     assert sample("miniapp_session_failures_total", reason="hash_mismatch") == mismatches + 1
     assert sample("miniapp_session_failures_total", reason="expired") == expired + 1
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'miniapp_session_failures_total{reason="hash_mismatch"}' in text
+    assert f'miniapp_session_failures_total{{host="{socket.gethostname()}",reason="hash_mismatch"}}' in text
 
 
 # --- Using the token -----------------------------------------------------------------------
