@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from simulate.redis_server import free_port
 from simulate.telegram_updates import successful_payment_update
 from tests.conftest import ROOT
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 SECRET = "host-metrics-webhook-secret-0123"
@@ -42,10 +43,10 @@ class Host:
 
     def start(self) -> "Host":
         if self.with_worker:
-            self.processes["worker"] = subprocess.Popen(entitle("worker", "-p", "1", "-t", "2"), cwd=ROOT, env=self.env,
-                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.processes["web"] = subprocess.Popen(entitle("run", "--port", str(self.port)), cwd=ROOT, env=self.env,
-                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.processes["worker"] = processes.start(entitle("worker", "-p", "1", "-t", "2"), cwd=ROOT, env=self.env,
+                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes["web"] = processes.start(entitle("run", "--port", str(self.port)), cwd=ROOT, env=self.env,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.answering, timeout=60, message=f"{self.name}'s web process")
         return self
 
@@ -72,14 +73,8 @@ class Host:
     def stop(self, which: str | None = None) -> None:
         for role in [which] if which else list(self.processes):
             process = self.processes.pop(role, None)
-            if process is None:
-                continue
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            if process is not None:
+                processes.end(process)
 
 
 @pytest.fixture
