@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from urllib.parse import quote, urlencode
 from typing import Optional
 
 import typer
@@ -18,6 +19,8 @@ from cli.output import console, fail, print_json
 app = typer.Typer(help="Debug and sign Telegram Mini App initData.", no_args_is_help=True)
 
 USAGE = 2
+# The Bot API version a locally opened Mini App claims to run in (what telegram-web-app.js reads as `version`).
+LAUNCH_VERSION = "8.0"
 MARKS = {True: Text("✔ pass", style="green"), False: Text("✘ fail", style="bold red"), None: Text("– skip", style="dim")}
 
 
@@ -81,9 +84,13 @@ def sign(
     token: Optional[str] = typer.Option(
         None, "--token", help="Bot token to sign with (default: TELEGRAM_BOT_TOKEN). Never printed.", show_default=False
     ),
+    as_url: bool = typer.Option(
+        False, "--url", help="Print the Mini App's address (PUBLIC_URL/app) carrying it, to open signed in in any browser."
+    ),
 ) -> None:
     """Print an initData signed with the bot token, for local development (valid for INITDATA_MAX_AGE)."""
-    token = token if token is not None else context.settings().telegram_bot_token
+    settings = context.settings() if token is None or as_url else None
+    token = token if token is not None else settings.telegram_bot_token
     if not token:
         fail("no bot token: pass --token or set TELEGRAM_BOT_TOKEN", USAGE)
     user = {"id": user_id, "first_name": first_name, "language_code": language, "allows_write_to_pm": True}
@@ -94,7 +101,13 @@ def sign(
     except (InitDataError, ValueError) as exc:
         fail(str(exc), USAGE)
     # Plain stdout, not rich: a wrapped line would break the string for `$(entitle initdata sign …)`.
-    typer.echo(raw)
+    typer.echo(launch_url(settings.public_url, raw) if as_url else raw)
+
+
+def launch_url(public_url: str, init_data: str) -> str:
+    """The Mini App's address with initData in its fragment, where Telegram puts it when it opens the app."""
+    fragment = urlencode({"tgWebAppData": init_data, "tgWebAppVersion": LAUNCH_VERSION, "tgWebAppPlatform": "unknown"}, quote_via=quote)
+    return f"{public_url.rstrip('/')}/app#{fragment}"
 
 
 def _render(result: Explanation) -> Group:

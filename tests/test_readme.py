@@ -101,6 +101,7 @@ def test_the_readme_try_it_locally_commands_work_as_written(newcomer_dir, newcom
         said = " ".join(stars.stdout.split())
         assert "refunded" in said and "refund" in said and "revoked" in said
         assert '"access_token"' in stars.stdout and '"entitlement":"premium"' in stars.stdout.replace(" ", ""), "sign-in in the sandbox"
+        assert f"http://127.0.0.1:{port}/app#tgWebAppData=" in stars.stdout, "the signed-in Mini App's address"
 
         card = subprocess.run(["bash", "-e", "-c", f"{exports}\n{STRIPE[0]}"], cwd=newcomer_dir, env=env,
                               capture_output=True, text=True, timeout=120)

@@ -214,6 +214,20 @@ def test_sign_prints_an_init_data_that_verifies(cli):
     assert cli("initdata", "debug", raw, "--token", TOKEN).exit_code == 0
 
 
+def test_sign_url_prints_the_mini_apps_address_carrying_the_init_data(cli):
+    result = cli("initdata", "sign", "--user-id", "424242", "--url", TELEGRAM_BOT_TOKEN=TOKEN, PUBLIC_URL="https://pay.example/")
+
+    assert result.exit_code == 0
+    assert_no_secret(result)
+    url = result.stdout.strip()
+    base, _, fragment = url.partition("#")
+    assert base == "https://pay.example/app"
+    # Where Telegram puts them when it opens a Mini App, as telegram-web-app.js reads them.
+    launch = dict(parse_qsl(fragment))
+    assert set(launch) == {"tgWebAppData", "tgWebAppVersion", "tgWebAppPlatform"}
+    assert verify_init_data(launch["tgWebAppData"], TOKEN).user_id == 424242
+
+
 def test_sign_takes_the_token_option(cli):
     result = cli("initdata", "sign", "--user-id", "1", "--token", TOKEN, TELEGRAM_BOT_TOKEN="")
 

@@ -329,6 +329,41 @@ def test_outside_telegram_the_page_says_to_open_it_there(open_app):
     assert mini_app.errors == []
 
 
+def test_the_address_initdata_sign_prints_opens_the_app_signed_in_without_telegram(browser, live_server, cli):
+    user = users.ensure_user(USER["id"], first_name="Grace")
+    entitlements.grant(user, "premium", source="manual", reference="browser-test-preview", days=30)
+    signed = cli("initdata", "sign", "--user-id", str(USER["id"]), "--username", "grace", "--url", PUBLIC_URL=live_server)
+    assert signed.exit_code == 0, signed.stderr
+    url = signed.stdout.strip()
+
+    # A plain browser where telegram.org cannot be reached: the page's own fallback stands in for Telegram's script.
+    context = browser.new_context(viewport={"width": 420, "height": 900})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        asked_telegram: list[str] = []
+
+        def only_the_service(route):
+            if route.request.url.startswith(live_server):
+                route.continue_()
+            else:
+                asked_telegram.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_the_service)
+        page.goto(url)
+
+        page.locator("#content").wait_for(state="visible")
+        assert page.locator("#user-handle").inner_text() == "@grace"
+        assert "Active" in page.locator('li[data-entitlement="premium"]').inner_text()
+        assert page.locator('li[data-plan="premium_week"] .buy-card').inner_text() == "Pay by card · €19.90"
+        assert asked_telegram == ["https://telegram.org/js/telegram-web-app.js"]
+        assert errors == []
+    finally:
+        context.close()
+
+
 JARGON = ("initData", "hash", "token", "bot token", "401", "expired")
 
 
