@@ -258,6 +258,55 @@ def simulate_payment(
     console.print(f"see it: entitle entitlements list --user {user_id}", highlight=False)
 
 
+@simulate_app.command("join-request")
+def simulate_join_request(
+    user_id: int = typer.Option(..., "--user-id", min=1, help="The Telegram user asking to join."),
+    chat: int = typer.Option(..., "--chat", help="The chat's id (negative, as in plans.toml)."),
+    query: bool = typer.Option(False, "--query", help="As a chat that hands its join requests to the bot (a query_id to answer)."),
+    url: Optional[str] = typer.Option(None, "--url", help="The service's base address (default: PUBLIC_URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Ask to join a chat as Telegram reports it (a chat_join_request update); with --query, see the bot's decision."""
+    import secrets
+
+    from simulate import telegram_updates as updates
+
+    query_id = f"sim-{secrets.token_hex(8)}" if query else None
+    recorded = _post(_endpoint(url), updates.join_request_update(user_id, chat, query_id=query_id))
+    data = {"user": user_id, "chat": chat, "query_id": query_id, "event": recorded.get("event"), "status": recorded.get("status"),
+            "decision": recorded.get("decision"), "paywall_url": None}
+    if recorded.get("decision") == "paywall":
+        data["paywall_url"] = _paywall_url(query_id, user_id)
+    if as_json:
+        print_json(data)
+        return
+    if not query:
+        console.print(f"join request of user {user_id} to chat {chat} sent (event {data['event']}, {data['status']})", highlight=False)
+        return
+    console.print(f"join request {query_id} of user {user_id} to chat {chat}: {data['decision']}", highlight=False)
+    if data["paywall_url"]:
+        console.print(f"the paywall, signed in as user {user_id}, in any browser: {data['paywall_url']}", highlight=False, soft_wrap=True)
+    if data["decision"] == "failed":
+        raise typer.Exit(1)
+
+
+def _paywall_url(query_id: str, user_id: int) -> str | None:
+    """The Mini App URL the bot sent for this query, signed in as the requester (initData in its hash, as Telegram opens it)."""
+    from urllib.parse import quote
+
+    from app.models import JoinQuery
+    from app.telegram.initdata import sign_init_data
+    from webapp.paywall import launch_url
+
+    context.ready_database()
+    row = JoinQuery.get_or_none(JoinQuery.query_id == query_id)
+    settings = context.settings()
+    if row is None or not settings.telegram_bot_token:
+        return None
+    init_data = sign_init_data(settings.telegram_bot_token, user={"id": user_id, "first_name": f"User {user_id}"})
+    return f"{launch_url(settings, row)}#tgWebAppData={quote(init_data, safe='')}"
+
+
 @simulate_app.command("refund")
 def simulate_refund(
     charge_id: str = typer.Option(..., "--charge-id", help="The telegram_payment_charge_id to report refunded."),

@@ -130,3 +130,16 @@ def command_update(user_id: int, text: str) -> dict[str, Any]:
         length = len(command.encode("utf-16-le")) // 2
         content["entities"] = [{"offset": 0, "length": length, "type": "bot_command"}]
     return _message_update(user_id, **content)
+
+
+def join_request_update(user_id: int, chat_id: int, *, query_id: str | None = None, title: str = "Paid chat") -> dict[str, Any]:
+    """A `chat_join_request` update; with `query_id`, one a chat handed to the bot to decide (Bot API 10.1)."""
+    request: dict[str, Any] = {
+        "chat": {"id": chat_id, "type": "supergroup", "title": title},
+        "from": _user(user_id),
+        "user_chat_id": user_id,
+        "date": int(time.time()),
+    }
+    if query_id is not None:
+        request["query_id"] = query_id
+    return {"update_id": next(_update_ids), "chat_join_request": request}

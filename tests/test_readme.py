@@ -30,6 +30,7 @@ def _blocks(text: str) -> list[str]:
 
 TELEGRAM = _blocks(_section("Try it locally without Telegram"))
 STRIPE = _blocks(_section("Try it without a Stripe account"))
+DOOR = _blocks(_section("Try the paywall locally"))
 
 
 def _listening(port: int) -> bool:
@@ -108,6 +109,19 @@ def test_the_readme_try_it_locally_commands_work_as_written(newcomer_dir, newcom
         assert card.returncode == 0, card.stdout + card.stderr
         said = " ".join(card.stdout.split())
         assert "pi_" in said and "refund" in said and "revoked" in said
+
+        door = subprocess.run(["bash", "-e", "-c", f"{exports}\n{DOOR[0]}"], cwd=newcomer_dir, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert door.returncode == 0, door.stdout + door.stderr
+        said = " ".join(door.stdout.split())
+        assert ": paywall" in said and "/app?join=" in said and ": approved" in said
+
+        def approved_after_paying():
+            shown = subprocess.run(["bash", "-e", "-c", f"{exports}\nentitle customer show 2"], cwd=newcomer_dir, env=env,
+                                   capture_output=True, text=True, timeout=60)
+            return "approved after the payment" in " ".join(shown.stdout.split())
+
+        wait_for(approved_after_paying, timeout=60, message="the paywall's request approved once paid")
     finally:
         for proc in (service, sandbox):
             if proc is not None:
