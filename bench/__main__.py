@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): every benchmark, its tables on stdout, raw figures in bench/results/.
 
 With BENCH_WRITE_DOCS=1 the tables also replace the generated sections of docs/BENCHMARKS.md.
-BENCH_ONLY=initdata,statements,ingest,e2e,scale,reconcile picks benchmarks; BENCH_FULL=1 runs the issue's full sizes.
+BENCH_ONLY=initdata,statements,ingest,e2e,scale,reconcile,door picks benchmarks; BENCH_FULL=1 runs the issue's full sizes.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from bench import config, e2e, ingest, initdata_bench, reconcile_bench, report, scale, statements
+from bench import config, door, e2e, ingest, initdata_bench, reconcile_bench, report, scale, statements
 from bench.services import Stack
 
 DOC = config.ROOT / "docs" / "BENCHMARKS.md"
@@ -23,7 +23,7 @@ def _emit(marker: str, title: str, text: str, write: bool) -> None:
 
 def main() -> int:
     """Run the chosen benchmarks against PostgreSQL + Redis with gunicorn and Dramatiq as separate processes."""
-    only = set(filter(None, os.environ.get("BENCH_ONLY", "initdata,statements,ingest,e2e,scale").split(",")))
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "initdata,statements,ingest,door,e2e,scale").split(",")))
     write = os.environ.get("BENCH_WRITE_DOCS") == "1"
     started = time.monotonic()
     info = report.machine()
@@ -40,6 +40,9 @@ def main() -> int:
     if "reconcile" in only:
         results["reconcile"] = reconcile_bench.run()
         _emit("reconcile", "Reconciliation with the Star ledger", reconcile_bench.render(results["reconcile"]), write)
+    if "door" in only:
+        results["door"] = door.run()
+        _emit("door", "The chat door: answers Telegram waits for", door.render(results["door"]), write)
     if not only & {"ingest", "e2e", "scale"}:
         return _finish(results, info, started, write, name="-".join(sorted(only)))
     stack = Stack(config.DATABASE)

@@ -156,8 +156,9 @@ class Stack:
         deadline = time.monotonic() + 30
         while len(self.web_workers()) < workers and time.monotonic() < deadline:
             time.sleep(0.1)
+        # Warm every worker: the first /api/plans reads the card prices from Stripe (the fake) once per process.
         for _ in range(20):
-            if requests.get(f"{self.url}/api/plans", timeout=5).ok:
+            if requests.get(f"{self.url}/api/plans", timeout=60).ok:
                 break
             time.sleep(0.1)
 
