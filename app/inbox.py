@@ -15,7 +15,7 @@ import peewee
 from app import metrics
 from app.clock import utcnow
 from app.config import Settings
-from app.db import for_update, transaction
+from app.db import database, for_update, is_postgres, transaction
 from app.models import Event, EventLog, EventStatus
 from app.plans import Catalogue, PlanFile
 from app.redact import redact
@@ -145,15 +145,23 @@ class Recorded:
 
 def record(
     provider: str, external_id: str, type_: str, payload: dict, *, status: str = EventStatus.PENDING, note: str | None = None,
-    subject: int | None = None,
+    subject: int | None = None, handed_off: bool = False,
 ) -> Recorded:
     """Store an accepted delivery once per (provider, external id); `subject` is the Telegram user it is about.
+
+    `handed_off`: the caller sends the new row's message itself, with generation `BORN_GENERATION`
+    (and calls `dispatch_failed` if that send fails). On PostgreSQL the row is then born handed off
+    in one round trip (`INSERT … ON CONFLICT DO NOTHING RETURNING`); a duplicate takes the path below.
 
     A duplicate of a failed event is queued again with a fresh set of attempts; one of a
     pending event is queued only when its hand-off failed (otherwise its message is still
     on its way); a duplicate of a processed or ignored one changes nothing.
     """
     external_id = str(external_id)
+    if handed_off and status == EventStatus.PENDING and not note and is_postgres() and not database.in_transaction():
+        born = _insert_handed_off(provider, external_id, type_, payload, subject)
+        if born is not None:
+            return Recorded(born, True, True)
     # The common case is one INSERT in one short transaction; the row's own timestamps are its
     # first history line, so only a note needs a log row.
     try:
@@ -183,6 +191,23 @@ def record(
             return Recorded(event, False, False)
         _log(event.id, "duplicate", "still pending; queued again")
         return Recorded(event, False, True)
+
+
+BORN_GENERATION = 1
+"""The generation of a row born handed off: the message its recorder sends carries it."""
+
+
+def _insert_handed_off(provider: str, external_id: str, type_: str, payload: dict, subject: int | None) -> Event | None:
+    """Insert a new pending row already marked handed off, in one statement; None when the row exists."""
+    now = utcnow()
+    values = dict(
+        provider=provider, external_id=external_id, type=type_, payload=payload, status=EventStatus.PENDING,
+        subject=subject, received_at=now, updated_at=now, dispatch=BORN_GENERATION, dispatched_at=now,
+    )
+    inserted = list(Event.insert(**values).on_conflict_ignore().returning(Event.id).tuples().execute())
+    if not inserted:
+        return None
+    return Event(id=inserted[0][0], attempts=0, **values)
 
 
 def _reopen(event_id: int) -> None:

@@ -83,8 +83,13 @@ class Runtime:
 
     def accept(self, provider: str, external_id: str, type_: str, payload: dict, *, subject: int | None = None) -> inbox.Recorded:
         """Record a verified delivery (about the Telegram user `subject`) in the inbox and hand it to the workers when there is work to do."""
-        recorded = inbox.record(provider, external_id, type_, payload, subject=subject)
-        if recorded.should_enqueue:
+        recorded = inbox.record(provider, external_id, type_, payload, subject=subject, handed_off=True)
+        if recorded.created and recorded.event.dispatch == inbox.BORN_GENERATION:
+            try:
+                self._send(recorded.event, inbox.BORN_GENERATION)  # born handed off: its message goes now
+            except Exception as exc:
+                log.warning("could not enqueue event %s (%s); the sweeper will retry", recorded.event.id, type(exc).__name__)
+        elif recorded.should_enqueue:
             self.enqueue(recorded.event.id)
         return recorded
 
@@ -105,13 +110,17 @@ class Runtime:
         generation = inbox.dispatch(event.id, expect=expect)
         if generation is None:
             return False
+        self._send(event, generation)
+        return True
+
+    def _send(self, event: Event, generation: int) -> None:
+        """Send a handed-off row's message to the actor of its queue; a failed send leaves the row to the sweeper (and raises)."""
         queue = self.handlers.queue_for(event.provider, event.type)
         try:
             self.broker.get_actor(actor_name(queue)).send(event.id, generation)
         except Exception as exc:
             inbox.dispatch_failed(event.id, generation, type(exc).__name__)
             raise
-        return True
 
     def process(self, event_id: int, generation: int = 0) -> str:
         """Run one attempt of an event, as an actor does for a message of this generation."""
