@@ -7,7 +7,6 @@ queue and how it meets the transaction. Replies to people (commands, messages) g
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import requests
 from telebot import types
@@ -15,7 +14,6 @@ from telebot.apihelper import ApiException, ApiTelegramException
 
 from app import entitlements, inbox, metrics, timeline, users
 from app.clock import from_timestamp
-from app.config import Settings
 from app.db import for_update
 from app.inbox import Context
 from app.models import Event
@@ -23,8 +21,6 @@ from app.telegram import SOURCE, commands, payments, refunds
 from app.telegram.client import NotConfigured, client_for, describe_error
 
 SESSIONS = "sessions"
-
-log = logging.getLogger(__name__)
 
 
 def _message(event: Event) -> types.Message:
@@ -51,30 +47,21 @@ def outcomes():
         raise RuntimeError(describe_error(exc)) from None
 
 
-def notify(settings: Settings, chat_id: int, text: str, *, key: str) -> None:
-    """Send a message now; when Telegram cannot take it, leave it in the inbox to be sent again."""
-    try:
-        client_for(settings).send_message(chat_id, text)
-        timeline.note_message(chat_id, text, key.partition(":")[0])
-        return
-    except NotConfigured:
-        log.warning("TELEGRAM_BOT_TOKEN is not set; message %s not sent", key)
-        return
-    except ApiTelegramException as exc:
-        if exc.error_code in (400, 403):
-            log.warning("message %s not sent: %s", key, describe_error(exc))
-            return
-        reason = describe_error(exc)
-    except (ApiException, requests.RequestException) as exc:
-        reason = describe_error(exc)
-    # The sweeper hands this event to a worker, which sends the message again.
-    inbox.record(SOURCE, key, "send_message", {"chat_id": chat_id, "text": text}, note=f"first attempt failed: {reason}",
-                 subject=chat_id if chat_id > 0 else None)
+def write_message(context: Context, chat_id: int, text: str, *, key: str) -> None:
+    """Write a message to send into the inbox, in the caller's transaction; `send_message` sends it after the commit.
+
+    Its row is unique on `key`, so a payment handled twice writes one message; a send Telegram
+    cannot take is tried again like any event, and never touches the change it reports.
+    """
+    recorded = inbox.record(SOURCE, key, "send_message", {"chat_id": chat_id, "text": text},
+                            subject=chat_id if chat_id > 0 else None)
+    if recorded.should_enqueue and context.hand_off is not None:
+        event_id = recorded.event.id
+        inbox.after_commit(lambda: context.hand_off(event_id))
 
 
 def successful_payment(event: Event, context: Context) -> None:
     """Grant what a Stars payment bought, if it is what was invoiced, and thank the payer."""
-    settings = context.settings
     message = _message(event)
     payment = message.successful_payment
     if payment is None:
@@ -91,9 +78,8 @@ def successful_payment(event: Event, context: Context) -> None:
             f"{exc}; nothing was granted; refund it with `entitle refund telegram {charge_id}`"
         ) from None
     if done.created:
-        text, key = payments.confirmation_text(done), f"confirm:{charge_id}"
-        # After the commit: a slow Bot API call must not hold the grant's transaction open.
-        inbox.after_commit(lambda: notify(settings, message.chat.id, text, key=key))
+        # Written with the grant, sent after its commit: no Bot API call holds the grant's transaction open.
+        write_message(context, message.chat.id, payments.confirmation_text(done), key=f"confirm:{charge_id}")
 
 
 def refunded_payment(event: Event, context: Context) -> None:
@@ -129,9 +115,11 @@ def command(event: Event, context: Context) -> None:
 
 
 def send_message(event: Event, context: Context) -> None:
-    """Send a message whose first attempt failed."""
+    """Send a message the service wrote (a payment's thank-you), and keep it in the payer's timeline."""
+    chat_id, text = event.payload["chat_id"], event.payload["text"]
     with outcomes():
-        client_for(context.settings).send_message(event.payload["chat_id"], event.payload["text"])
+        client_for(context.settings).send_message(chat_id, text)
+    timeline.note_message(chat_id, text, event.external_id.partition(":")[0])
 
 
 HANDLERS: inbox.Table = {

@@ -257,8 +257,9 @@ def test_a_payment_delivered_three_times_at_once_grants_once_and_confirms_once(
 
     assert [a.status_code for a in answers] == [200, 200, 200]
     wait_until_done("stx-three-times")
+    wait_until_done("confirm:stx-three-times")
     worker.join()
-    assert Event.select().count() == 1
+    assert Event.select().where(Event.type == "successful_payment").count() == 1
     assert Grant.select().count() == 1
     (confirmation,) = telegram_api.calls_to("sendMessage")
     assert confirmation.params["chat_id"] == "42"

@@ -112,6 +112,11 @@ def test_a_confirmation_telegram_cannot_take_is_sent_again_and_the_grant_stands(
     wait_until_done("confirm:stx-later")
     sent = telegram_api.calls_to("sendMessage")
     assert len(sent) == 2 and sent[0].params == sent[1].params
+    # The message was retried alone: the payment ran once and its grant is as it was written.
+    confirm = Event.get(Event.external_id == "confirm:stx-later")
+    assert (confirm.type, confirm.status, confirm.attempts) == ("send_message", "processed", 2)
+    assert Event.get(Event.external_id == "stx-later").attempts == 1
+    assert Grant.get_by_id(grant.id).ends_at == grant.ends_at and Grant.select().count() == 1
 
 
 def test_a_payer_who_blocked_the_bot_still_gets_the_grant(client, worker, plans, telegram_api):
@@ -122,7 +127,8 @@ def test_a_payer_who_blocked_the_bot_still_gets_the_grant(client, worker, plans,
     assert grant.revoked_at is None
     worker.join()
     assert len(telegram_api.calls_to("sendMessage")) == 1
-    assert Event.select().where(Event.external_id == "confirm:stx-blocked").count() == 0
+    # Telegram's 403 is final: the message is ignored, not retried.
+    assert status_of("confirm:stx-blocked") == "ignored"
 
 
 def test_a_refund_handled_before_its_payment_keeps_the_payment_from_granting(client, database, worker, plans):
