@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from typing import NoReturn
 
 from app import composition, db
-from app.config import ConfigError, Settings, load_settings
+from app.config import ConfigError, Settings, load_settings, read_environment
 from cli.output import fail
 
 
@@ -98,3 +99,29 @@ def outcome_of(provider: str, external_id: str, timeout: float = 10.0) -> str | 
             time.sleep(0.2)
     except Exception:  # no schema here, or another database: the service's answer is all there is
         return None
+
+
+def service_url(url: str | None) -> str:
+    """The running service's base address: `--url` when given, else PUBLIC_URL (which follows PORT)."""
+    return (url or settings().public_url).rstrip("/")
+
+
+def where_the_address_comes_from(url_given: bool) -> str:
+    """Which setting chose the service address a command tried, and how to change it."""
+    if url_given:
+        return "that address is the --url given"
+    environment = read_environment()
+    if (environment.get("PUBLIC_URL") or "").strip():
+        return "that address comes from PUBLIC_URL (or pass --url)"
+    port = (environment.get("PORT") or "").strip()
+    if port:
+        return f"that address comes from PORT={port}, as PUBLIC_URL is not set (set PUBLIC_URL, or pass --url)"
+    return "neither PUBLIC_URL nor PORT is set, so the default port 8000 was tried (set PUBLIC_URL or PORT, or pass --url)"
+
+
+def unreachable(address: str, exc: Exception, url_given: bool) -> NoReturn:
+    """Exit 1 saying the service did not answer at `address`, which setting chose it, and what serves it."""
+    fail(
+        f"cannot reach {address} ({type(exc).__name__}); {where_the_address_comes_from(url_given)}. "
+        "Is the service running there (`make run`, `entitle run`, or the Procfile's web under honcho)?"
+    )

@@ -52,12 +52,15 @@ def metrics(
 ) -> None:
     """Show the service's own metrics."""
     config = context.settings()
-    url = metrics_url(url or config.public_url)
+    url_given = bool(url)
+    url = metrics_url(context.service_url(url))
     try:
         samples = read_metrics(url, config.metrics_token)
     except MetricsRefused as exc:
         hint = "METRICS_TOKEN is wrong" if config.metrics_token else "set METRICS_TOKEN to the service's token"
         fail(f"{url} answered {exc}: {hint}")
+    except requests.ConnectionError as exc:
+        context.unreachable(url, exc, url_given)
     except requests.RequestException as exc:
         fail(f"could not read {url}: {type(exc).__name__}")
     except ValueError:

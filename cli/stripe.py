@@ -129,7 +129,7 @@ def _answer(response: requests.Response):
         return response.text[:200]
 
 
-def _send(target: str, event: dict, secret: str) -> dict:
+def _send(target: str, event: dict, secret: str, url_given: bool) -> dict:
     body = json.dumps(event).encode()
     headers = {
         "Content-Type": "application/json; charset=utf-8",
@@ -139,8 +139,10 @@ def _send(target: str, event: dict, secret: str) -> dict:
     try:
         response = requests.post(target, data=body, headers=headers, timeout=10)
         status, answer = response.status_code, _answer(response)
+    except requests.ConnectionError as exc:
+        context.unreachable(target, exc, url_given)
     except requests.RequestException as exc:
-        status, answer = None, f"{type(exc).__name__}: cannot reach {target}"
+        status, answer = None, f"{type(exc).__name__}: {target} did not answer"
     return {"type": event["type"], "id": event["id"], "status": status, "answer": answer}
 
 
@@ -176,10 +178,10 @@ def simulate_checkout(
     plan = _plan_sold_by_card(settings, plan_key)
     payment = checkout_payment(user_id, plan, settings)
     in_sandbox = _tell_sandbox(settings, payment)
-    target = (url or settings.public_url).rstrip("/") + "/webhooks/stripe"
+    target = context.service_url(url) + "/webhooks/stripe"
     sent = []
     for event in checkout_events(payment, livemode=payment["session"]["livemode"]):
-        sent.append(_send(target, event, settings.stripe_webhook_secrets[0]))
+        sent.append(_send(target, event, settings.stripe_webhook_secrets[0], bool(url)))
         if sent[-1]["status"] is None:
             break
     ok = all(row["status"] == 200 for row in sent)

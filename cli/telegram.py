@@ -171,11 +171,13 @@ def webhook_info(as_json: bool = typer.Option(False, "--json", help="Machine-rea
 # -- entitle simulate telegram -------------------------------------------------------------
 
 
-def _post(endpoint: str, update: dict) -> dict:
+def _post(endpoint: str, update: dict, url_given: bool) -> dict:
     try:
         response = requests.post(endpoint, json=update, headers={SECRET_HEADER: _secret()}, timeout=15)
+    except requests.ConnectionError as exc:
+        context.unreachable(endpoint, exc, url_given)
     except requests.RequestException as exc:
-        fail(f"cannot reach {endpoint} ({type(exc).__name__}); is `entitle run` serving there?")
+        fail(f"{endpoint} did not answer ({type(exc).__name__})")
     try:
         body = response.json()
     except ValueError:
@@ -187,7 +189,7 @@ def _post(endpoint: str, update: dict) -> dict:
 
 
 def _endpoint(url: Optional[str]) -> str:
-    return f"{(url or context.settings().public_url).rstrip('/')}/webhooks/telegram"
+    return f"{context.service_url(url)}/webhooks/telegram"
 
 
 def _tell_sandbox(user_id: int, charge_id: str, stars: int, payload: str, subscription_period: int | None) -> bool:
@@ -229,7 +231,7 @@ def simulate_payment(
         fail(f"no plan {plan!r} sold for Telegram Stars (see `entitle plans list`)")
     endpoint = _endpoint(url)
     payload = payments.encode_payload(chosen.key, user_id)
-    answer = _post(endpoint, updates.pre_checkout_query_update(user_id, payload, chosen.stars))
+    answer = _post(endpoint, updates.pre_checkout_query_update(user_id, payload, chosen.stars), bool(url))
     if answer.get("method") != "answerPreCheckoutQuery" or answer.get("ok") is not True:
         fail(f"the service declined the checkout: {answer.get('error_message') or answer}")
     charge_id = updates.new_charge_id()
@@ -242,6 +244,7 @@ def simulate_payment(
             user_id, payload, chosen.stars, charge_id,
             subscription_expiration_date=expires, is_first_recurring=chosen.stars_subscription,
         ),
+        bool(url),
     )
     data = {"charge_id": charge_id, "user": user_id, "plan": chosen.key, "stars": chosen.stars,
             "pre_checkout": "approved", "event": recorded.get("event"), "status": recorded.get("status"),
@@ -328,7 +331,7 @@ def simulate_refund(
         user_id = int(message["from"]["id"])
         payment = message.get("successful_payment") or {}
         payload, amount = payment.get("invoice_payload", ""), payment.get("total_amount", 1)
-    recorded = _post(_endpoint(url), updates.refunded_payment_update(user_id, payload or "refund", amount, charge_id))
+    recorded = _post(_endpoint(url), updates.refunded_payment_update(user_id, payload or "refund", amount, charge_id), bool(url))
     data = {"charge_id": charge_id, "user": user_id, "event": recorded.get("event"), "status": recorded.get("status")}
     if as_json:
         print_json(data)

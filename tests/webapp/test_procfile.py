@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -80,43 +81,58 @@ def _get(url: str, proc: subprocess.Popen):
         return None
 
 
-def test_honcho_runs_the_documented_local_recipe_and_a_payment_is_granted(env, database, telegram_api, tmp_path):
-    """`honcho start release && honcho start web worker`, as the README says, with a real webhook and worker."""
-    from app.telegram.payments import encode_payload
-    from simulate.telegram_updates import successful_payment_update
+def readme_honcho_recipe() -> str:
+    """The README's honcho block, as a newcomer copies it."""
+    readme = (ROOT / "README.md").read_text()
+    at = readme.index("The whole Procfile on one machine")
+    return re.search(r"```sh\n(.*?)```", readme[at:], flags=re.S)[1]
 
+
+def test_honcho_runs_the_readme_recipe_on_port_and_links_and_payments_agree(env, database, telegram_api, tmp_path):
+    """The README's honcho recipe serves on PORT, the worker's links use the same address, and `simulate` finds it."""
     port = free_port()
     secret = "local-webhook-secret-0123456789"
-    run_env = {
-        **os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": "1", "WORKER_PROCESSES": "1", "WORKER_THREADS": "2",
+    shell_env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBLIC_URL", "PORT"))}
+    shell_env.update({
+        **env, "PORT": str(port), "WEB_CONCURRENCY": "1", "WORKER_PROCESSES": "1", "WORKER_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "TELEGRAM_WEBHOOK_SECRET": secret,
         "TELEGRAM_BOT_TOKEN": "123456:local-test-token-abcdefghij", "TELEGRAM_API_URL": telegram_api.url,
-    }
-    run_env["PATH"] = f"{os.path.dirname(sys.executable)}:{run_env['PATH']}"
-    release = subprocess.run(["honcho", "start", "release"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=120)
-    assert release.returncode == 0, release.stdout + release.stderr
-    stack = processes.start(["honcho", "start", "web", "worker"], cwd=ROOT, env=run_env, stdout=subprocess.PIPE,
+    })
+    shell_env["PATH"] = f"{os.path.dirname(sys.executable)}:{shell_env['PATH']}"
+    stack = processes.start(["bash", "-e", "-c", readme_honcho_recipe()], cwd=ROOT, env=shell_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, stop_signal=signal.SIGTERM)
     try:
         def healthy():
             answered = _get(f"http://127.0.0.1:{port}/healthz", stack)
             return answered and answered[0].status_code == 200 and answered[0]
 
-        assert wait_for(healthy, timeout=30, message="web and worker to be up").json() == {"database": "ok", "broker": "ok", "workers": "ok"}
-        update = successful_payment_update(777001, encode_payload("premium_week", 777001), 75, "honcho-charge-1")
-        answer = requests.post(f"http://127.0.0.1:{port}/webhooks/telegram", json=update, timeout=5,
-                               headers={"X-Telegram-Bot-Api-Secret-Token": secret})
-        assert answer.status_code == 200, answer.text
+        assert wait_for(healthy, timeout=60, message="web and worker to be up").json() == {"database": "ok", "broker": "ok", "workers": "ok"}
+
+        # A second shell, with the same PORT and no PUBLIC_URL, pays through the CLI.
+        paid = subprocess.run(["entitle", "simulate", "telegram", "payment", "--user-id", "777001", "--plan", "premium_week", "--json"],
+                              cwd=ROOT, env=shell_env, capture_output=True, text=True, timeout=60)
+        assert paid.returncode == 0, paid.stdout + paid.stderr
 
         def granted():
             listing = subprocess.run(["entitle", "entitlements", "list", "--user", "777001", "--json"], cwd=ROOT,
-                                     env=run_env, capture_output=True, text=True)
+                                     env=shell_env, capture_output=True, text=True)
             return [row for row in json.loads(listing.stdout or "[]") if row["active"]]
 
         rows = wait_for(granted, timeout=30, message="the worker to grant")
         assert [(r["entitlement"], r["source"]) for r in rows] == [("premium", "telegram")]
-        wait_for(lambda: telegram_api.calls_to("sendMessage"), timeout=15, message="the confirmation")
+
+        # The worker answers /start with the Mini App's address: where web listens, not the worker's own PORT.
+        answer = requests.post(f"http://127.0.0.1:{port}/webhooks/telegram", json=START, timeout=5,
+                               headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+        assert answer.status_code == 200, answer.text
+        [welcome] = wait_for(lambda: [c for c in telegram_api.calls_to("sendMessage") if "/app" in str(c.params.get("text"))],
+                             timeout=30, message="the answer to /start")
+        assert f"http://127.0.0.1:{port}/app" in welcome.params["text"]
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         assert f'entitlements_granted_total{{host="{socket.gethostname()}",source="telegram"}} 1.0' in metrics  # counted by the worker
     finally:
         processes.end(stack)
+
+
+START = {"update_id": 91, "message": {"message_id": 5, "date": 1700000000, "chat": {"id": 777001, "type": "private"},
+                                      "from": {"id": 777001, "is_bot": False, "first_name": "Ann"}, "text": "/start"}}
