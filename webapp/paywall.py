@@ -92,6 +92,32 @@ def paywall(token: str):
     return jsonify({"chat": {"id": row.chat, "title": row.chat_title}, "state": row.state, "plans": plans})
 
 
+@bp.get("/api/emoji-status")
+@jwt_required()
+def emoji_status_perks():
+    """Whether the signed-in user let the bot set their emoji status, and the perks they hold that would use it.
+    ---
+    get:
+      summary: The emoji-status perks of the signed-in user
+      tags: [mini app]
+      security: [{sessionToken: []}]
+      responses:
+        "200":
+          description: "`allowed` is null until the user answered; `perks` lists held entitlements with an emoji status"
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [allowed, perks]
+                properties:
+                  allowed: {type: [boolean, "null"]}
+                  perks: {type: array, items: {type: string}}
+        "401": {$ref: "#/components/responses/SessionRefused"}
+    """
+    user = signed_in_user()
+    return jsonify({"allowed": emoji_status.answer_of(user.telegram_id), "perks": emoji_status.held_perks(catalogue(), user)})
+
+
 @bp.post("/api/emoji-status")
 @jwt_required()
 def emoji_status_access():

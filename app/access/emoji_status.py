@@ -40,6 +40,17 @@ def allowed(telegram_id: int) -> bool:
     return row is not None and row.allowed
 
 
+def answer_of(telegram_id: int) -> bool | None:
+    """The user's answer to the permission request, None when never asked."""
+    row = EmojiStatusAccess.get_or_none(EmojiStatusAccess.telegram_id == telegram_id)
+    return None if row is None else row.allowed
+
+
+def held_perks(catalogue: Catalogue, user: User) -> list[str]:
+    """The entitlements with an emoji status that the user holds now."""
+    return [spec.key for spec in catalogue.entitlements.values() if spec.emoji_status and _held_end(user, spec.key)[0]]
+
+
 def _held_end(user: User, entitlement: str):
     state = EntitlementState.get_or_none((EntitlementState.user == user.id) & (EntitlementState.entitlement == entitlement))
     if state is None or not state.holding:

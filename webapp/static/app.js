@@ -7,6 +7,9 @@
   var plans = [];
   var entitlements = [];
   var awaitingCheckout = false;
+  // Opened by a chat's join request (sendChatJoinRequestWebApp): the paywall of that chat.
+  var joinToken = new URLSearchParams(location.search).get("join");
+  var paywall = null; // {chat: {id, title}, state, plans}
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -215,7 +218,9 @@
   }
 
   function invoiceClosed(status) {
-    if (status === "paid" || status === "pending") {
+    if (status === "paid" && paywall && !paywall.error) {
+      notify("Payment received — your request to join is being approved…");
+    } else if (status === "paid" || status === "pending") {
       notify(status === "paid" ? "Payment received — updating your access…" : "Payment is being processed…");
       if (tg.HapticFeedback) tg.HapticFeedback.notificationOccurred("success");
       refreshUntilChanged();
@@ -270,6 +275,7 @@
       return refresh().then(function (data) {
         if (JSON.stringify(data.entitlements) !== before) {
           notify("Your access is updated.");
+          if (joinToken) return sleep(1500).then(loadPaywall).then(renderPlans);
           return;
         }
         if (++attempt >= 8) {
@@ -335,10 +341,70 @@
         plans = results[1].plans || [];
         renderUser(results[0].user);
         renderEntitlements(results[0].entitlements);
+        return joinToken ? loadPaywall() : null;
+      })
+      .then(function () {
         renderPlans();
         show("content");
+        askForEmojiStatus();
       })
       .catch(showFailure);
+  }
+
+  // --- The chat door ---------------------------------------------------------------------
+
+  var PAYWALL_SAID = {
+    paywall: "Pay for one of these plans and your request to join is approved at once.",
+    paid: "You are in: your request to join was approved.",
+    approved: "You are in: your request to join was approved.",
+    invited: "You are in: the bot sent you a link to join.",
+  };
+
+  function loadPaywall() {
+    return authed("GET", "/api/paywall/" + encodeURIComponent(joinToken)).then(function (data) {
+      paywall = data;
+      // Only the plans that let the payer into this chat, with the card prices of /api/plans.
+      var priced = {};
+      plans.forEach(function (plan) { priced[plan.key] = plan; });
+      plans = (data.plans || []).map(function (plan) { return priced[plan.key] || plan; });
+      renderPaywall();
+    }, function (error) {
+      paywall = { error: error };
+      renderPaywall();
+    });
+  }
+
+  function renderPaywall() {
+    var box = $("paywall");
+    box.hidden = false;
+    $("plans-title").textContent = "Plans that open this chat";
+    if (paywall.error) {
+      $("paywall-title").textContent = "This invitation is not for you";
+      $("paywall-hint").textContent = "Ask to join the chat again from your own Telegram account.";
+      plans = [];
+      return;
+    }
+    var chat = (paywall.chat && paywall.chat.title) || "this chat";
+    $("paywall-title").textContent = "Join " + chat;
+    $("paywall-hint").textContent = PAYWALL_SAID[paywall.state] ||
+      "This request to join has ended. Ask to join the chat again to see the plans.";
+    if (paywall.state !== "paywall") plans = [];
+  }
+
+  // Entitlements may give an emoji status; ask once per session of the app, and never again after a no.
+  function askForEmojiStatus() {
+    if (typeof tg.requestEmojiStatusAccess !== "function") return;
+    var asked = "entitle-emoji-status-asked";
+    try {
+      if (sessionStorage.getItem(asked)) return;
+    } catch (e) { return; }
+    authed("GET", "/api/emoji-status").then(function (data) {
+      if (!data.perks || !data.perks.length || data.allowed === true) return;
+      try { sessionStorage.setItem(asked, "1"); } catch (e) { /* private mode: ask anyway, once here */ }
+      tg.requestEmojiStatusAccess(function (allowed) {
+        authed("POST", "/api/emoji-status", { allowed: !!allowed }).catch(function () {});
+      });
+    }).catch(function () {});
   }
 
   function start() {

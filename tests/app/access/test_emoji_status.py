@@ -44,6 +44,8 @@ def test_the_status_follows_the_grant_set_moved_and_cleared(client, app, worker,
     wait_all_done("emoji_status", 1)
     assert statuses(telegram_api, 42) == []  # not allowed yet: never set
 
+    asked = client.get("/api/emoji-status", headers=token_for(app, 42))
+    assert asked.get_json() == {"allowed": None, "perks": ["premium"]}  # the Mini App asks
     allowed = client.post("/api/emoji-status", json={"allowed": True}, headers=token_for(app, 42))
     assert allowed.status_code == 200 and allowed.get_json()["set"] == ["premium"]
     (first,) = statuses(telegram_api, 42)
@@ -70,6 +72,7 @@ def test_a_declined_permission_is_kept_and_nothing_is_set(client, app, worker, p
     users.ensure_user(43)
     refused = client.post("/api/emoji-status", json={"allowed": False}, headers=token_for(app, 43))
     assert refused.status_code == 200 and refused.get_json() == {"allowed": False, "set": []}
+    assert client.get("/api/emoji-status", headers=token_for(app, 43)).get_json()["allowed"] is False  # never asked again
     post_update(client, payment_update(43, plans.get("premium_week"), charge_id="stx-emoji-3"))
     wait_until_done("stx-emoji-3")
     wait_all_done("emoji_status", 1)
