@@ -9,12 +9,28 @@ import pytest
 import requests
 
 from tests.support.telegram import telegram_env
-from tests.webapp.test_miniapp_browser import TOKEN, USER, MiniApp, browser, fresh_init_data  # noqa: F401 (browser: a fixture)
+from tests.webapp.test_miniapp_browser import CHROMIUM, CHROMIUM_ARGS, TOKEN, USER, MiniApp, fresh_init_data
 
 pytestmark = pytest.mark.browser
 
 CHAT = -1001000000055
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium driven by Playwright (as the Mini App's browser test drives it)."""
+    import os
+
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs it")
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
 
 
 @pytest.fixture
@@ -44,12 +60,12 @@ def join_query(live_server: str, env: dict, user_id: int, query_id: str) -> dict
     return response.json()
 
 
-def test_a_strangers_join_request_opens_the_paywall_with_only_the_chats_plans(browser, live_server, env, telegram_api):  # noqa: F811
+def test_a_strangers_join_request_opens_the_paywall_with_only_the_chats_plans(chromium, live_server, env, telegram_api):
     assert join_query(live_server, env, USER["id"], "q-browser")["decision"] == "paywall"
     (call,) = telegram_api.calls_to("sendChatJoinRequestWebApp")
     token = parse_qs(urlsplit(call.params["web_app_url"]).query)["join"][0]
 
-    mini_app = MiniApp(browser, live_server, fresh_init_data())
+    mini_app = MiniApp(chromium, live_server, fresh_init_data())
     try:
         page = mini_app.page
         page.goto(f"{live_server}/app?join={token}")
@@ -66,12 +82,12 @@ def test_a_strangers_join_request_opens_the_paywall_with_only_the_chats_plans(br
         mini_app.close()
 
 
-def test_a_paywall_link_opened_by_another_user_shows_no_plans(browser, live_server, env, telegram_api):  # noqa: F811
+def test_a_paywall_link_opened_by_another_user_shows_no_plans(chromium, live_server, env, telegram_api):
     join_query(live_server, env, 4242, "q-browser-other")
     (call,) = telegram_api.calls_to("sendChatJoinRequestWebApp")
     token = parse_qs(urlsplit(call.params["web_app_url"]).query)["join"][0]
 
-    mini_app = MiniApp(browser, live_server, fresh_init_data())
+    mini_app = MiniApp(chromium, live_server, fresh_init_data())
     try:
         page = mini_app.page
         page.goto(f"{live_server}/app?join={token}")
