@@ -72,12 +72,24 @@ class HostsCollector:
         return list(merged.values())
 
 
-def exposition(host: str, others: Mapping[str, Iterable[Metric]] | None = None) -> tuple[bytes, str]:
-    """The text for `/metrics`: this host's metrics, read now, beside the snapshots of the `others`."""
+class Families:
+    """A collector of families built elsewhere (what the whole deploy shares, with no host label)."""
+
+    def __init__(self, families: Iterable[Metric]):
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        """The families as given."""
+        return self.families
+
+
+def exposition(host: str, others: Mapping[str, Iterable[Metric]] | None = None, shared: Iterable[Metric] = ()) -> tuple[bytes, str]:
+    """The text for `/metrics`: this host's metrics, read now, beside the snapshots of the `others`, then the `shared` families."""
     by_host = {name: families for name, families in (others or {}).items() if name != host}
     by_host[host] = local_families()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HostsCollector(by_host))
+    registry.register(Families(shared))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -7,7 +7,7 @@ import operator
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
 
 import peewee
@@ -547,6 +547,16 @@ def counts() -> dict[str, int]:
     result = {status: 0 for status in EventStatus.ALL}
     result.update({row.status: row.n for row in rows})
     return result
+
+
+def pending_by_provider() -> dict[str, tuple[int, datetime]]:
+    """For each provider with pending events: how many, and when the oldest of them arrived."""
+    rows = (
+        Event.select(Event.provider, peewee.fn.COUNT(Event.id).alias("n"), peewee.fn.MIN(Event.received_at).alias("oldest"))
+        .where(Event.status == EventStatus.PENDING)
+        .group_by(Event.provider)
+    )
+    return {row.provider: (row.n, Event.received_at.python_value(row.oldest)) for row in rows}
 
 
 def event_to_dict(event: Event, *, with_payload: bool = False) -> dict:

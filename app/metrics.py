@@ -24,6 +24,12 @@ STRIPE_EVENT_TYPES = frozenset(
 CURRENCIES = frozenset({"XTR"})
 
 
+def currency_code(value: object) -> str:
+    """A three-letter currency code as a label (lower case, as Stripe writes it), else `other`."""
+    text = str(value or "").lower()
+    return text if len(text) == 3 and text.isascii() and text.isalpha() else OTHER
+
+
 def known_or_other(value: object, known: Collection[str]) -> str:
     """The value as a label if it is one of `known`, else `other`: labels never carry unchecked input."""
     text = str(value)
@@ -49,6 +55,17 @@ telegram_payments = Counter("telegram_payments", "Telegram Stars payments by res
 telegram_payment_value = Bounded(
     Counter("telegram_payment_value", "Value of Telegram payments received.", ["currency"]), currency=CURRENCIES
 )
+stripe_payment_value = Counter(
+    "stripe_payment_value", "Value of Stripe payments granted, in the currency's minor unit as Stripe counts it.", ["currency"]
+)
+
+
+def count_stripe_payment(amount: object, currency: object) -> None:
+    """Add a granted Stripe payment's amount (minor units) to the revenue counter; a missing amount adds nothing."""
+    if isinstance(amount, int) and amount > 0:
+        stripe_payment_value.labels(currency=currency_code(currency)).inc(amount)
+
+
 miniapp_sessions = Counter("miniapp_sessions", "Mini App sessions issued.")
 miniapp_session_failures = Counter("miniapp_session_failures", "Mini App sign-ins refused, by reason.", ["reason"])
 miniapp_exchange_latency = Histogram(

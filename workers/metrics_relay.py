@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import redis
 from dramatiq.middleware import Middleware
@@ -55,15 +55,15 @@ def store_for(settings: Settings) -> HostMetricsStore | None:
     return HostMetricsStore(client, settings.broker_namespace, settings.metrics_host, settings.metrics_host_ttl)
 
 
-def exposition(settings: Settings, store: HostMetricsStore | None) -> tuple[bytes, str]:
-    """`/metrics`: this host's metrics and, when a Redis is shared, every other live host's, labelled by host."""
+def exposition(settings: Settings, store: HostMetricsStore | None, shared: Iterable = ()) -> tuple[bytes, str]:
+    """`/metrics`: this host's metrics and, when a Redis is shared, every other live host's, labelled by host; then `shared`."""
     others: Mapping[str, list] = {}
     if store is not None:
         try:
             others = store.others()
         except redis.RedisError as exc:  # this host's samples are still worth serving
             log.warning("other hosts' metrics unreadable: %s", type(exc).__name__)
-    return host_metrics.exposition(settings.metrics_host, others)
+    return host_metrics.exposition(settings.metrics_host, others, shared)
 
 
 class Publisher:

@@ -7,7 +7,7 @@ from typing import Any
 
 import stripe
 
-from app import entitlements
+from app import entitlements, metrics
 from app.entitlements import Fulfilment
 from app.config import Settings
 from app.db import transaction
@@ -205,4 +205,6 @@ def apply_session(paid: PaidSession) -> Fulfilment:
                 plan=plan.key,
                 detail={"checkout_session": session["id"]},
             )
+            if result.created:
+                metrics.count_stripe_payment(session.get("amount_total"), session.get("currency"))
     return Fulfilment(user, plan, result.grant, result.created)

@@ -13,7 +13,7 @@ from typing import Any
 
 import stripe
 
-from app import entitlements
+from app import entitlements, metrics
 from app.clock import from_timestamp
 from app.entitlements import GrantResult
 from app.models import Grant, User
@@ -135,6 +135,8 @@ def grant_paid_invoice(paid: PaidInvoice) -> GrantResult:
         subscription_id=paid.subscription["id"],
         detail={"invoice": paid.invoice["id"]},
     )
+    if result.created:
+        metrics.count_stripe_payment(paid.invoice.get("amount_paid"), paid.invoice.get("currency"))
     apply_subscription(paid.subscription)
     return result
 

@@ -75,6 +75,32 @@ def test_metrics_are_prometheus_text(client):
         assert f"# TYPE {name.removesuffix('_total')} counter" in text or f"# TYPE {name} counter" in text
 
 
+def test_metrics_show_health_queues_the_inbox_backlog_and_live_workers_once_for_the_deploy(client, worker, runtime):
+    from datetime import timedelta
+
+    from app import inbox
+    from app.clock import utcnow
+    from app.models import Event
+    from tests.support.metrics import metric
+
+    assert metric(client, "workers_alive") == 1
+    assert metric(client, "health_check_up", check="database") == 1
+    assert metric(client, "health_check_up", check="broker") == 1
+    assert metric(client, "inbox_pending_events", provider="stripe") == 0
+    worker.pause()
+    try:
+        recorded = inbox.record("stripe", "evt_waiting_for_the_metrics", "customer.created", {"id": "evt_waiting_for_the_metrics"})
+        Event.update(received_at=utcnow() - timedelta(seconds=90)).where(Event.id == recorded.event.id).execute()
+        runtime.enqueue(recorded.event.id)
+        assert metric(client, "inbox_pending_events", provider="stripe") == 1
+        assert 90 <= metric(client, "inbox_oldest_pending_age_seconds", provider="stripe") < 120
+        assert sum(metric(client, "queue_messages", queue=queue) for queue in runtime.queues()) == 1
+    finally:
+        worker.resume()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert [line for line in text.splitlines() if line.startswith("workers_alive")] == ["workers_alive 1.0"]  # no host label
+
+
 METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
 
 

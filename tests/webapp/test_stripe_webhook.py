@@ -208,6 +208,8 @@ def test_five_concurrent_deliveries_grant_once_and_a_refund_revokes(live_server,
     payment = event["data"]["object"]["payment_intent"]
     body, headers = signed(event)
     granted_before = sample("entitlements_granted_total", source="stripe")
+    session = event["data"]["object"]
+    revenue_before = sample("stripe_payment_value_total", currency=session["currency"])
     revoked_before = sample("entitlements_revoked_total", source="stripe", reason="refund")
     statuses: list[int] = []
 
@@ -228,6 +230,8 @@ def test_five_concurrent_deliveries_grant_once_and_a_refund_revokes(live_server,
     assert Event.select().count() == 1
     assert Grant.select().where(Grant.reference == payment).count() == 1
     assert sample("entitlements_granted_total", source="stripe") == granted_before + 1
+    assert session["amount_total"] > 0
+    assert sample("stripe_payment_value_total", currency=session["currency"]) == revenue_before + session["amount_total"]
 
     refund = events.event("charge.refunded", events.charge(payment_intent=payment, amount=500, amount_refunded=500))
     refund_body, refund_headers = signed(refund)
