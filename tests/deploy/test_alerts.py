@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from tests.deploy.promtool import PROMETHEUS_DIR, tool
+from tests.support.prometheus import PROMETHEUS_DIR, tool
 
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"

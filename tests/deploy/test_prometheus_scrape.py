@@ -11,7 +11,7 @@ import yaml
 from simulate.redis_server import free_port
 from simulate.telegram_updates import successful_payment_update
 from tests.conftest import ROOT
-from tests.deploy.promtool import PROMETHEUS_DIR, tool
+from tests.support.prometheus import PROMETHEUS_DIR, tool
 from tests.support import processes
 from tests.support.telegram import SECRET, telegram_env
 from tests.support.waiting import wait_for
