@@ -275,7 +275,7 @@ def simulate_join_request(
     from simulate import telegram_updates as updates
 
     query_id = f"sim-{secrets.token_hex(8)}" if query else None
-    recorded = _post(_endpoint(url), updates.join_request_update(user_id, chat, query_id=query_id))
+    recorded = _post(_endpoint(url), updates.join_request_update(user_id, chat, query_id=query_id), bool(url))
     data = {"user": user_id, "chat": chat, "query_id": query_id, "event": recorded.get("event"), "status": recorded.get("status"),
             "decision": recorded.get("decision"), "paywall_url": None}
     if recorded.get("decision") == "paywall":
