@@ -3,12 +3,15 @@
 Telegram's `telegram-web-app.js` is answered by a stand-in that carries initData signed with the
 test token and records `openInvoice` / `openLink`. `/api/invoice`, `/api/checkout` and `/api/portal`
 are answered in the browser too, so the test proves what the page sends to them, not how they charge.
+Card prices come from the Stripe stand-in. The screenshots of each state in light and dark themes are
+kept in docs/screenshots/; the others go to test-output/.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -35,20 +38,43 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
 TOKEN = "7000000004:AAHBrowserTestTokenForTheMiniAppPage_00"
 USER = {"id": 777002, "first_name": "Grace", "last_name": "Hopper", "username": "grace", "language_code": "en"}
-# Telegram Desktop's night theme, as telegram-web-app.js would pass it in themeParams.
-THEME = {
-    "bg_color": "#17212b",
-    "secondary_bg_color": "#232e3c",
-    "section_bg_color": "#232e3c",
-    "text_color": "#f5f5f5",
-    "hint_color": "#708499",
-    "link_color": "#6ab3f3",
-    "button_color": "#5288c1",
-    "button_text_color": "#ffffff",
-    "section_header_text_color": "#6ab3f3",
-    "accent_text_color": "#6ab2f2",
-    "destructive_text_color": "#ec3942",
+# Telegram Desktop's night theme, as telegram-web-app.js would pass it in themeParams
+# (https://docs.telegram-mini-apps.com/platform/theming), and a day theme like Telegram iOS's.
+THEMES = {
+    "dark": {
+        "bg_color": "#17212b",
+        "secondary_bg_color": "#232e3c",
+        "section_bg_color": "#17212b",
+        "header_bg_color": "#17212b",
+        "text_color": "#f5f5f5",
+        "hint_color": "#708499",
+        "subtitle_text_color": "#708499",
+        "link_color": "#6ab3f3",
+        "button_color": "#5288c1",
+        "button_text_color": "#ffffff",
+        "section_header_text_color": "#6ab3f3",
+        "accent_text_color": "#6ab2f2",
+        "destructive_text_color": "#ec3942",
+    },
+    "light": {
+        "bg_color": "#ffffff",
+        "secondary_bg_color": "#efeff4",
+        "section_bg_color": "#ffffff",
+        "header_bg_color": "#f8f8f8",
+        "text_color": "#000000",
+        "hint_color": "#8e8e93",
+        "subtitle_text_color": "#8e8e93",
+        "link_color": "#007aff",
+        "button_color": "#007aff",
+        "button_text_color": "#ffffff",
+        "section_header_text_color": "#6d6d72",
+        "section_separator_color": "#c8c7cc",
+        "accent_text_color": "#007aff",
+        "destructive_text_color": "#ff3b30",
+    },
 }
+THEME = THEMES["dark"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 INVOICE_LINK = "https://t.me/$browser-test-invoice"
 CHECKOUT_URL = "https://checkout.stripe.com/c/pay/cs_test_browser"
 PORTAL_URL = "https://billing.stripe.com/p/session/test_browser"
@@ -56,7 +82,7 @@ PORTAL_URL = "https://billing.stripe.com/p/session/test_browser"
 STAND_IN = """
 (function () {
   var theme = %(theme)s;
-  var calls = window.__telegram = { ready: 0, close: 0, openInvoice: [], openLink: [], invoiceCallbacks: [] };
+  var calls = window.__telegram = { ready: 0, close: 0, openInvoice: [], openLink: [], invoiceCallbacks: [], colors: {} };
   // Like the real script: every themeParams key becomes a --tg-theme-* CSS variable.
   Object.keys(theme).forEach(function (key) {
     document.documentElement.style.setProperty("--tg-theme-" + key.replace(/_/g, "-"), theme[key]);
@@ -73,10 +99,12 @@ STAND_IN = """
     })(%(init_data)s),
     version: "8.0",
     platform: "tdesktop",
-    colorScheme: "dark",
+    colorScheme: %(color_scheme)s,
     themeParams: theme,
     ready: function () { calls.ready += 1; },
     close: function () { calls.close += 1; },
+    setHeaderColor: function (color) { calls.colors.header = color; },
+    setBackgroundColor: function (color) { calls.colors.background = color; },
     expand: function () {},
     onEvent: function () {},
     offEvent: function () {},
@@ -116,8 +144,8 @@ def browser():
 class MiniApp:
     """A page opened as Telegram would open it, with every call the page makes to the outside recorded."""
 
-    def __init__(self, browser, base: str, init_data: str, before_open=None):
-        self.context = browser.new_context(viewport={"width": 420, "height": 900}, device_scale_factor=1)
+    def __init__(self, browser, base: str, init_data: str, before_open=None, scheme: str = "dark"):
+        self.context = browser.new_context(viewport={"width": 420, "height": 900}, device_scale_factor=1, color_scheme=scheme)
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
         self.errors: list[str] = []
@@ -127,7 +155,7 @@ class MiniApp:
 
         # Nothing leaves the machine: only our server and the answers below are reachable.
         self.page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort())
-        script = STAND_IN % {"theme": json.dumps(THEME), "init_data": json.dumps(init_data)}
+        script = STAND_IN % {"theme": json.dumps(THEMES[scheme]), "init_data": json.dumps(init_data), "color_scheme": json.dumps(scheme)}
         self.page.route(
             "https://telegram.org/js/telegram-web-app.js*",
             lambda route: route.fulfill(status=200, content_type="application/javascript", body=script),
@@ -151,10 +179,10 @@ class MiniApp:
         """What the stand-in recorded for one Telegram.WebApp method."""
         return self.page.evaluate(f"window.__telegram.{name}")
 
-    def screenshot(self, name: str) -> Path:
-        """Save a full-page screenshot under test-output/."""
-        OUTPUT.mkdir(exist_ok=True)
-        path = OUTPUT / name
+    def screenshot(self, name: str, folder: Path = OUTPUT) -> Path:
+        """Save a full-page screenshot under test-output/ (or `folder`)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
@@ -166,8 +194,8 @@ class MiniApp:
 def open_app(browser, live_server):
     opened: list[MiniApp] = []
 
-    def open_with(init_data: str) -> MiniApp:
-        opened.append(MiniApp(browser, live_server, init_data))
+    def open_with(init_data: str, scheme: str = "dark") -> MiniApp:
+        opened.append(MiniApp(browser, live_server, init_data, scheme=scheme))
         return opened[-1]
 
     yield open_with
@@ -209,9 +237,11 @@ def test_the_page_signs_in_shows_entitlements_and_buys(open_app):
     # Nothing bought by card yet: no billing account to manage.
     assert page.locator("#billing").is_hidden()
 
-    # Telegram's theme, not the page's own colours.
-    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(23, 33, 43)"
+    # Telegram's theme, not the page's own colours: cards on the secondary background, as in Telegram's settings.
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(35, 46, 60)"
+    assert page.evaluate("getComputedStyle(document.querySelector('#plans')).backgroundColor") == "rgb(23, 33, 43)"
     assert page.evaluate("getComputedStyle(document.querySelector('.buy-stars')).backgroundColor") == "rgb(82, 136, 193)"
+    assert mini_app.telegram("colors") == {"header": "secondary_bg_color", "background": "secondary_bg_color"}
     assert mini_app.screenshot("miniapp-signed-in.png").stat().st_size > 0
 
     # Stars: the plan goes to /api/invoice with the session token, the link to openInvoice.
@@ -362,6 +392,45 @@ def test_the_address_initdata_sign_prints_opens_the_app_signed_in_without_telegr
         assert errors == []
     finally:
         context.close()
+
+
+def rgb(hex_color: str) -> str:
+    red, green, blue = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_sections_are_cards_on_the_secondary_background_with_screenshots_of_each_state(open_app, scheme):
+    """Keeps docs/screenshots/{light,dark}-{signed-in,plans,sign-in-failed}.png up to date."""
+    user = users.ensure_user(USER["id"], first_name="Grace")
+    # A fixed end date, so the screenshots change only when the page does.
+    entitlements.grant(user, "premium", source="manual", reference="browser-test-screenshot", until=datetime(2031, 1, 31, 12))
+    with_stripe_customer()
+    theme = THEMES[scheme]
+
+    mini_app = open_app(fresh_init_data(), scheme=scheme)
+    page = mini_app.page
+    page.locator("#content").wait_for(state="visible")
+
+    # Grouped as Telegram's settings screens are: a header over a card per section, on the secondary background.
+    assert page.locator(".section-header").all_text_contents() == ["Your access", "Plans", "Card payments"]
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == rgb(theme["secondary_bg_color"])
+    for card in ("#entitlements", "#plans", "#billing"):
+        assert page.evaluate(f"getComputedStyle(document.querySelector('{card}')).backgroundColor") == rgb(theme["section_bg_color"])
+    assert page.evaluate("getComputedStyle(document.querySelector('.section-header')).color") == rgb(theme["section_header_text_color"])
+    assert page.evaluate("getComputedStyle(document.querySelector('.name')).color") == rgb(theme["text_color"])
+    assert page.locator('li[data-entitlement="premium"] .until').inner_text() == "until Jan 31, 2031"
+    # Both prices on each plan sold both ways.
+    week = page.locator('li[data-plan="premium_week"]')
+    assert week.locator(".buy-stars").inner_text().strip() == "Pay 75" and week.locator(".buy-card").inner_text() == "Pay by card · €19.90"
+    mini_app.screenshot(f"{scheme}-signed-in.png", SCREENSHOTS)
+    page.locator("#section-plans").screenshot(path=str(SCREENSHOTS / f"{scheme}-plans.png"))
+
+    failed = open_app(sign_init_data("7000000005:AAAnotherBotsTokenEntirely_abcdefghijk", user=USER), scheme=scheme)
+    failed.page.locator("#failed").wait_for(state="visible")
+    assert failed.page.evaluate("getComputedStyle(document.body).backgroundColor") == rgb(theme["secondary_bg_color"])
+    failed.screenshot(f"{scheme}-sign-in-failed.png", SCREENSHOTS)
+    assert mini_app.errors == [] and failed.errors == []
 
 
 JARGON = ("initData", "hash", "token", "bot token", "401", "expired")

@@ -6,6 +6,8 @@
   var session = null; // {token, expiresAt, payments}
   var plans = [];
   var entitlements = [];
+  var user = null;
+  var noCardAccount = false; // the server said this payer has no card payments to manage
   var awaitingCheckout = false;
   // Opened by a chat's join request (sendChatJoinRequestWebApp): the paywall of that chat.
   var joinToken = new URLSearchParams(location.search).get("join");
@@ -100,34 +102,94 @@
     return date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
   }
 
-  function renderUser(user) {
+  function renderUser(data) {
+    user = data;
     var name = [user.first_name, user.last_name].filter(Boolean).join(" ") || "Telegram user";
     $("user-name").textContent = name;
     $("user-handle").textContent = user.username ? "@" + user.username : "id " + user.id;
     $("avatar").textContent = name.charAt(0).toUpperCase();
-    // Only someone who has paid by card has a Stripe billing account to manage.
-    var payments = (session && session.payments) || {};
-    $("billing").hidden = !(payments.card !== false && user.stripe_customer);
+    renderSections();
   }
 
   function renderEntitlements(list) {
     entitlements = list || [];
-    var root = $("entitlements");
+    renderSections();
+  }
+
+  // --- Sections --------------------------------------------------------------------------
+  // The page is a list of sections, each a card of rows under a header, as Telegram's own settings
+  // screens are. A feature adds its section here: `title` (a string, or a function of the page's state),
+  // `rows()` returns the card's <li> rows (none leaves the section out), `footer()` an optional hint
+  // under the card. The card's id is the section's id; its header's id is that id and "-title".
+
+  var SECTIONS = [
+    { id: "entitlements", title: "Your access", rows: entitlementRows },
+    { id: "plans", title: plansTitle, rows: planRows, footer: plansFooter },
+    { id: "billing", title: "Card payments", rows: billingRows, footer: billingFooter },
+  ];
+
+  function renderSections() {
+    var root = $("sections");
     root.replaceChildren();
-    if (!entitlements.length) {
-      root.appendChild(element("li", "empty", "Nothing yet — pick a plan below."));
-      return;
-    }
-    entitlements.forEach(function (item) {
+    SECTIONS.forEach(function (section) {
+      var rows = section.rows() || [];
+      if (!rows.length) return;
+      var box = element("section", "section");
+      box.id = "section-" + section.id;
+      var header = element("h2", "section-header", typeof section.title === "function" ? section.title() : section.title);
+      header.id = section.id + "-title";
+      box.appendChild(header);
+      var card = element("ul", "card");
+      card.id = section.id;
+      rows.forEach(function (row) { card.appendChild(row); });
+      box.appendChild(card);
+      var footer = section.footer && section.footer();
+      if (footer) box.appendChild(element("p", "section-footer", footer));
+      root.appendChild(box);
+    });
+  }
+
+  function entitlementRows() {
+    if (!entitlements.length) return [element("li", "empty", "Nothing yet — pick a plan below.")];
+    return entitlements.map(function (item) {
       var li = element("li", "entitlement");
       li.dataset.entitlement = item.entitlement;
       var row = element("div", "row");
       row.appendChild(element("span", "name", title(item.entitlement)));
-      row.appendChild(element("span", "badge", item.active ? "Active" : "Inactive"));
+      row.appendChild(element("span", item.active ? "badge" : "badge inactive", item.active ? "Active" : "Inactive"));
       li.appendChild(row);
       li.appendChild(element("p", "hint until", item.expires_at ? "until " + formatDate(item.expires_at) : "lifetime"));
-      root.appendChild(li);
+      return li;
     });
+  }
+
+  function payments() {
+    return (session && session.payments) || {};
+  }
+
+  // Only someone who has paid by card has a Stripe billing account to manage.
+  function billingRows() {
+    if (payments().card === false || !user || !user.stripe_customer || noCardAccount) return [];
+    var li = element("li", "action-row");
+    var button = element("button", "row-button", "Manage card payments");
+    button.type = "button";
+    button.id = "manage-card";
+    button.addEventListener("click", manageCard);
+    li.appendChild(button);
+    return [li];
+  }
+
+  function billingFooter() {
+    return "Change your card, see your receipts or cancel a card subscription.";
+  }
+
+  function plansTitle() {
+    return paywall ? "Plans that open this chat" : "Plans";
+  }
+
+  function plansFooter() {
+    var byCard = payments().card !== false && plans.some(function (plan) { return plan.sold_by_card; });
+    return byCard ? "Card payments open Stripe's secure checkout page." : "";
   }
 
   function planTerms(plan) {
@@ -160,14 +222,13 @@
   }
 
   function renderPlans() {
-    var root = $("plans");
-    root.replaceChildren();
-    if (!plans.length) {
-      root.appendChild(element("li", "empty", "No plans are on sale right now."));
-      return;
-    }
-    var payments = (session && session.payments) || {};
-    plans.forEach(function (plan) {
+    renderSections();
+  }
+
+  function planRows() {
+    if (!plans.length) return [element("li", "empty", "No plans are on sale right now.")];
+    var ways = payments();
+    return plans.map(function (plan) {
       var li = element("li", "plan");
       li.dataset.plan = plan.key;
       var row = element("div", "row");
@@ -177,21 +238,21 @@
       if (plan.description) li.appendChild(element("p", "hint description", plan.description));
 
       var actions = element("div", "actions");
-      if (plan.sold_for_stars && payments.stars !== false) {
+      if (plan.sold_for_stars && ways.stars !== false) {
         var stars = element("button", "button buy-stars");
         stars.type = "button";
         starsLabel(stars, plan);
         stars.addEventListener("click", function () { buyWithStars(plan); });
         actions.appendChild(stars);
       }
-      if (plan.sold_by_card && payments.card !== false) {
+      if (plan.sold_by_card && ways.card !== false) {
         var card = element("button", "button secondary buy-card", cardLabel(plan));
         card.type = "button";
         card.addEventListener("click", function () { buyByCard(plan); });
         actions.appendChild(card);
       }
       if (actions.children.length) li.appendChild(actions);
-      root.appendChild(li);
+      return li;
     });
   }
 
@@ -250,7 +311,8 @@
       .then(function (data) { tg.openLink(data.url); })
       .catch(function (error) {
         if (error.code === "no_customer") {
-          $("billing").hidden = true;
+          noCardAccount = true;
+          renderSections();
           notify("You have not paid by card yet, so there are no card payments to manage.", true);
         } else {
           notify("Could not open your card payments: " + error.message, true);
@@ -377,7 +439,6 @@
   function renderPaywall() {
     var box = $("paywall");
     box.hidden = false;
-    $("plans-title").textContent = "Plans that open this chat";
     if (paywall.error) {
       $("paywall-title").textContent = "This invitation is not for you";
       $("paywall-hint").textContent = "Ask to join the chat again from your own Telegram account.";
@@ -414,9 +475,13 @@
     }
     tg.ready();
     if (tg.expand) tg.expand();
+    // Telegram's frame around the page takes the page's background, as on its own settings screens.
+    if (typeof tg.setHeaderColor === "function" && tg.isVersionAtLeast("6.1")) {
+      tg.setHeaderColor("secondary_bg_color");
+      tg.setBackgroundColor("secondary_bg_color");
+    }
     $("retry").addEventListener("click", load);
     $("close").addEventListener("click", function () { tg.close(); });
-    $("manage-card").addEventListener("click", manageCard);
     document.addEventListener("visibilitychange", returned);
     if (tg.onEvent) tg.onEvent("activated", returned);
     load();
