@@ -468,6 +468,29 @@ def test_a_sign_in_for_another_bot_shows_no_jargon(open_app, caplog):
     assert mini_app.errors == []
 
 
+def test_a_session_that_lapses_after_the_init_data_did_says_to_reopen_the_app(open_app):
+    # Signed in with an initData a few seconds from the end of INITDATA_MAX_AGE (900 s).
+    mini_app = open_app(fresh_init_data(auth_date=time.time() - 900 + 3))
+    page = mini_app.page
+    page.locator("#content").wait_for(state="visible")
+    page.wait_for_timeout(4_000)
+    # The session token lapses too (as the server answers a token past its exp), so the page signs in
+    # again with the initData it has, which the server now refuses as too old.
+    expired = {"error": {"code": "token_expired", "message": "the session token has expired; sign in again"}}
+    page.route(f"{mini_app.base}/api/invoice", lambda route: mini_app._answer(route, expired, status=401))
+
+    page.locator('li[data-plan="premium_week"] .buy-stars').click()
+
+    failed = page.locator("#failed")
+    failed.wait_for(state="visible")
+    said = failed.inner_text()
+    assert "Close the app and open it again from the bot." in said
+    assert not [word for word in JARGON if word in said]
+    assert failed.get_attribute("data-reason") == "expired"
+    assert mini_app.telegram("openInvoice") == []
+    assert mini_app.errors == []
+
+
 def test_a_lost_connection_offers_to_try_again(browser, live_server):
     # The first sign-in never reaches the server; the second does.
     attempts = []

@@ -78,14 +78,23 @@
     });
   }
 
+  // Signing in again once the session lapsed fails as the first sign-in can (most often: the page was
+  // open longer than Telegram's initData stays acceptable); the payer then gets the same plain words.
+  function signInAgain() {
+    return signIn().catch(function (error) {
+      if (error.status === 400 || error.status === 401) showFailure(error);
+      throw error;
+    });
+  }
+
   // A request with the session token; signs in again once when the token has lapsed.
   function authed(method, path, body) {
-    var ready = session && Date.now() < session.expiresAt ? Promise.resolve() : signIn();
+    var ready = session && Date.now() < session.expiresAt ? Promise.resolve() : signInAgain();
     return ready
       .then(function () { return request(method, path, body, session.token); })
       .catch(function (error) {
         if (error.status !== 401 || !/^token_/.test(error.code || "")) throw error;
-        return signIn().then(function () { return request(method, path, body, session.token); });
+        return signInAgain().then(function () { return request(method, path, body, session.token); });
       });
   }
 
