@@ -125,3 +125,10 @@ def unreachable(address: str, exc: Exception, url_given: bool) -> NoReturn:
         f"cannot reach {address} ({type(exc).__name__}); {where_the_address_comes_from(url_given)}. "
         "Is the service running there (`make run`, `entitle run`, or the Procfile's web under honcho)?"
     )
+
+
+def did_not_end_well(outcome: str | None, *, ignored_is_fine: bool = False) -> bool:
+    """Whether an event the CLI sent ended failed (or ignored): `outcome_of`'s answer; unknown (None) is not a failure."""
+    if outcome is None or outcome == "processed":
+        return False
+    return not (ignored_is_fine and outcome.startswith("ignored"))

@@ -206,11 +206,13 @@ def simulate_checkout(
                 answer = row["answer"] if isinstance(row["answer"], str) else json.dumps(row["answer"])
                 errors.print(f"  {answer}", highlight=False, markup=False)
         if ok:
-            console.print(f"user {user_id} paid for {plan.key} ({outcome or 'not run yet'}); see `entitle entitlements list --user {user_id}`",
-                          highlight=False)
+            console.print(f"user {user_id} paid for {plan.key} ({outcome or 'not run yet: is a worker running?'}); "
+                          f"see `entitle entitlements list --user {user_id}`", highlight=False, soft_wrap=True)
         console.print(f"payment intent: {intent_id} (refund it: entitle refund stripe {intent_id})", highlight=False, soft_wrap=True)
         if not in_sandbox:
             console.print("no sandbox at STRIPE_API_BASE: the service cannot read this session back from Stripe, so it grants nothing "
                           "(see `entitle sandbox`)", highlight=False, soft_wrap=True)
     if not ok:
         raise typer.Exit(1)
+    if context.did_not_end_well(outcome):
+        fail(f"the checkout of {intent_id} was not granted: {outcome}")

@@ -15,6 +15,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Payments arrive as messages (successful_payment, refunded_payment) and pre-checkout queries.
 ALLOWED_UPDATES = ["message", "pre_checkout_query"]
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+NOT_RUN_YET = "not run yet: is a worker running?"
 
 telegram_app = typer.Typer(help="The Telegram bot: its webhook.", no_args_is_help=True)
 simulate_app = typer.Typer(help="Send realistic Telegram updates to a running service.", no_args_is_help=True)
@@ -249,16 +250,18 @@ def simulate_payment(
     data = {"charge_id": charge_id, "user": user_id, "plan": chosen.key, "stars": chosen.stars,
             "pre_checkout": "approved", "event": recorded.get("event"), "status": recorded.get("status"),
             "sandbox": in_sandbox, "outcome": context.outcome_of("telegram", charge_id)}
+    failed = context.did_not_end_well(data["outcome"])
     if as_json:
         print_json(data)
-        return
-    if quiet:
+    elif quiet:
         console.print(charge_id, highlight=False, soft_wrap=True)
-        return
-    console.print(f"pre-checkout approved; paid {chosen.stars} ⭐ for {chosen.key} as user {user_id}", highlight=False)
-    outcome = data["outcome"] or "not run yet"
-    console.print(f"charge id: {charge_id} (event {data['event']}, {data['status']}; {outcome})", highlight=False)
-    console.print(f"see it: entitle entitlements list --user {user_id}", highlight=False)
+    else:
+        console.print(f"pre-checkout approved; paid {chosen.stars} ⭐ for {chosen.key} as user {user_id}", highlight=False)
+        outcome = data["outcome"] or NOT_RUN_YET
+        console.print(f"charge id: {charge_id} (event {data['event']}, {data['status']}; {outcome})", highlight=False)
+        console.print(f"see it: entitle entitlements list --user {user_id}", highlight=False)
+    if failed:
+        fail(f"the payment {charge_id} was not granted: {data['outcome']}")
 
 
 @simulate_app.command("join-request")
@@ -332,8 +335,14 @@ def simulate_refund(
         payment = message.get("successful_payment") or {}
         payload, amount = payment.get("invoice_payload", ""), payment.get("total_amount", 1)
     recorded = _post(_endpoint(url), updates.refunded_payment_update(user_id, payload or "refund", amount, charge_id), bool(url))
-    data = {"charge_id": charge_id, "user": user_id, "event": recorded.get("event"), "status": recorded.get("status")}
+    data = {"charge_id": charge_id, "user": user_id, "event": recorded.get("event"), "status": recorded.get("status"),
+            "outcome": context.outcome_of("telegram", f"refund:{charge_id}")}
     if as_json:
         print_json(data)
-        return
-    console.print(f"refund of {charge_id} sent for user {user_id} (event {data['event']}, {data['status']})", highlight=False)
+    else:
+        outcome = data["outcome"] or NOT_RUN_YET
+        console.print(f"refund of {charge_id} sent for user {user_id} (event {data['event']}, {data['status']}; {outcome})",
+                      highlight=False)
+    # A refund the service already had (ignored: the grant was revoked before) still ends refunded.
+    if context.did_not_end_well(data["outcome"], ignored_is_fine=True):
+        fail(f"the refund of {charge_id} did not go through: {data['outcome']}")

@@ -156,7 +156,9 @@ def test_simulate_checkout_posts_signed_events_that_grant_nothing_stripe_does_no
     accepted_before = sample("stripe_webhooks_total", type="checkout.session.completed", result="accepted")
     result = cli("simulate", "stripe", "checkout", "--user-id", "777", "--plan", "premium_week", "--url", live_server, "--json")
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert "was not granted: failed" in said and "Stripe knows no checkout session" in said
     sent = json.loads(result.stdout)["events"]
     assert [e["type"] for e in sent] == ["charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"]
     assert {e["status"] for e in sent} == {200}

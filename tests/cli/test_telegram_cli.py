@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,6 +14,8 @@ from app.models import Grant, LedgerEntry
 from app.telegram import payments
 from tests.support.metrics import metric
 from tests.support.telegram import PUBLIC_URL, SECRET, TOKEN_SECRET_HALF, payment_update, post_update, telegram_env, wait_until_done
+from tests.conftest import ROOT
+from tests.support import processes
 from tests.support.waiting import wait_for
 
 
@@ -214,3 +220,23 @@ def test_the_payload_of_a_simulated_payment_is_one_of_ours(cli, live_server, wor
     event = wait_until_done(charge_id)
     payload = payments.decode_payload(event.payload["message"]["successful_payment"]["invoice_payload"])
     assert (payload.plan, payload.user_id) == ("premium_week", 7)
+
+
+def test_a_simulated_payment_that_is_not_granted_exits_1_with_the_reason(cli, env, live_server, tmp_path):
+    # Given web pricing premium_week as the CLI does, and a worker still on a catalogue where it costs more
+    # (a deploy half done): the pre-checkout is approved, the payment is not what the worker's plan costs.
+    worker_plans = tmp_path / "worker-plans.toml"
+    worker_plans.write_text((ROOT / "plans.toml").read_text().replace("stars = 75\n", "stars = 80\n", 1))
+    worker_env = {**os.environ, **env, "PLANS_FILE": str(worker_plans), "PYTHONPATH": str(ROOT)}
+    processes.start([sys.executable, "-m", "dramatiq", "workers.main", "--processes", "1", "--threads", "1"], cwd=ROOT,
+                    env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stop_signal=signal.SIGTERM)
+
+    # When the payment is simulated
+    result = cli("simulate", "telegram", "payment", "--user-id", "42", "--plan", "premium_week", "--url", live_server, "--json")
+
+    # Then it exits 1 saying why, and nothing is granted
+    assert result.exit_code == 1, result.output
+    sent = json.loads(result.stdout)
+    assert sent["outcome"].startswith("failed") and "75 Stars were paid" in sent["outcome"]
+    assert "was not granted" in said(result.stderr) and f"entitle refund telegram {sent['charge_id']}" in said(result.stderr)
+    assert not Grant.select().where(Grant.reference == sent["charge_id"]).exists()
