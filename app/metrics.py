@@ -83,6 +83,15 @@ event_processing_seconds = Histogram(
     "event_processing_seconds", "Time a worker spends on one inbox event.", ["provider"]
 )
 entitlements_granted = Counter("entitlements_granted", "Grants created, by source.", ["source"])
+trials_started = Counter("trials_started", "Free trials started (a card subscription's trial when its Checkout Session is made).")
+promo_redemptions = Bounded(
+    Counter("promo_redemptions", "Promo code redemptions, by result: redeemed, or why it was refused.", ["result"]),
+    result=frozenset({"redeemed", "unknown", "expired", "used_up", "already_used", "not_for_you", "disabled", "too_many"}),
+)
+gifts = Bounded(
+    Counter("gifts", "Gifts by what happened: bought, redeemed, voided (refunded before redemption), revoked (after).", ["state"]),
+    state=frozenset({"bought", "redeemed", "voided", "revoked"}),
+)
 webhook_deliveries = Bounded(
     Counter("webhook_deliveries", "Outgoing webhook attempts by result: delivered, retrying, failed.", ["result"]),
     result=frozenset({"delivered", "retrying", "failed"}),

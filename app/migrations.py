@@ -106,6 +106,24 @@ def _emoji_status_access() -> None:
     database.create_tables([EmojiStatusAccess], safe=True)
 
 
+def _trials() -> None:
+    from app.models import Trial
+
+    database.create_tables([Trial], safe=True)
+
+
+def _promo_codes() -> None:
+    from app.models import PromoCode, PromoRedemption
+
+    database.create_tables([PromoCode, PromoRedemption], safe=True)
+
+
+def _gifts() -> None:
+    from app.models import Gift
+
+    database.create_tables([Gift], safe=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -120,6 +138,9 @@ MIGRATIONS: list[Migration] = [
     Migration(12, "event subject", _event_subject),
     Migration(21, "chat join requests decided at the door", _join_queries),
     Migration(22, "emoji status access", _emoji_status_access),
+    Migration(25, "free trials", _trials),
+    Migration(26, "promo codes", _promo_codes),
+    Migration(27, "gifts", _gifts),
 ]
 
 

@@ -314,3 +314,64 @@ class EmojiStatusAccess(BaseModel):
 
 
 ALL_MODELS += [JoinQuery, EmojiStatusAccess]
+
+
+class Trial(BaseModel):
+    """A free trial a payer started: once per user and entitlement, whatever the plan."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    entitlement = peewee.CharField(max_length=64)
+    plan = peewee.CharField(max_length=64)
+    via = peewee.CharField(max_length=16)  # bot | miniapp | api | stripe (a card subscription's trial)
+    reference = peewee.CharField(max_length=128, null=True)  # the Checkout Session for a card trial
+    started_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "entitlement"), True),)
+
+
+class PromoCode(BaseModel):
+    """A code an operator hands out: so many days of an entitlement, with caps."""
+
+    code = peewee.CharField(max_length=64, unique=True)  # upper case: codes match without regard to case
+    entitlement = peewee.CharField(max_length=64)
+    days = peewee.IntegerField()
+    max_uses = peewee.IntegerField(null=True)
+    per_user = peewee.IntegerField(default=1)
+    expires_at = peewee.DateTimeField(null=True)
+    new_users_only = peewee.BooleanField(default=False)
+    uses = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField(default=utcnow)
+    disabled_at = peewee.DateTimeField(null=True)
+
+
+class PromoRedemption(BaseModel):
+    """One use of a promo code by a payer, with the grant it made."""
+
+    code = peewee.ForeignKeyField(PromoCode, on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    grant_reference = peewee.CharField(max_length=128, unique=True)
+    at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("code", "user"), False),)
+
+
+class Gift(BaseModel):
+    """A plan bought for someone else: a link the first other user who opens it redeems."""
+
+    code = peewee.CharField(max_length=64, unique=True)
+    plan = peewee.CharField(max_length=64)
+    buyer = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    source = peewee.CharField(max_length=16)  # telegram | stripe
+    reference = peewee.CharField(max_length=255)  # the payment: a Stars charge id or a Checkout Session id
+    state = peewee.CharField(max_length=16, default="open")  # open | redeemed | voided
+    recipient = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", backref="gifts_received")
+    created_at = peewee.DateTimeField(default=utcnow)
+    redeemed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("source", "reference"), True),)
+
+
+ALL_MODELS += [Trial, PromoCode, PromoRedemption, Gift]

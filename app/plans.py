@@ -19,6 +19,8 @@ _FIELDS = {
     "stars_subscription": bool,
     "stripe_price": str,
     "stripe_mode": str,
+    "trial_days": int,
+    "stripe_promotion_codes": bool,
 }
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
@@ -40,6 +42,8 @@ class Plan:
     stars_subscription: bool = False
     stripe_price: str | None = None
     stripe_mode: str = "payment"
+    trial_days: int | None = None  # a free trial, once per payer and entitlement
+    stripe_promotion_codes: bool = False  # Stripe Checkout takes Stripe's own promotion codes
 
     @property
     def sold_for_stars(self) -> bool:
@@ -76,6 +80,10 @@ def _check_plan(path: Path, key: str, raw: object) -> Plan:
             raise PlanError(f"{where}: {required!r} is required")
     if not _KEY.match(raw["entitlement"]):
         raise PlanError(f"{where}: 'entitlement' must be lowercase letters, digits, '_' or '-'")
+    if "trial_days" in raw and not 1 <= raw["trial_days"] <= 365:
+        raise PlanError(f"{where}: 'trial_days' must be a whole number of days from 1 to 365")
+    if "stripe_promotion_codes" in raw and "stripe_price" not in raw:
+        raise PlanError(f"{where}: 'stripe_promotion_codes' needs 'stripe_price'")
     for positive in ("days", "stars"):
         if positive in raw and raw[positive] <= 0:
             raise PlanError(f"{where}: {positive!r} must be greater than 0")

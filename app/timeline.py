@@ -10,6 +10,12 @@ from app.models import Event, EventStatus, JoinQuery, LedgerEntry, User
 from app.users import find_user
 
 PAYMENT_SOURCES = ("telegram", "stripe")
+# Grants that came another way than a payment, as the timeline says them.
+WAYS_IN = {
+    "trial": "free trial of {what} started (via {via})",
+    "promo": "{what} from promo code {code} (via {via})",
+    "gift": "{what} received as a gift (code {code})",
+}
 # Currencies Stripe counts in whole units (https://docs.stripe.com/currencies#zero-decimal).
 ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
 
@@ -147,6 +153,8 @@ def _summary(action: str, kind: str, row: LedgerEntry, detail: dict) -> str:
     if kind == "payment":
         paid = _amount(detail)
         return f"paid {paid + ' ' if paid else ''}via {row.source} → {what} {span}".rstrip()
+    if kind == "grant" and row.source in WAYS_IN:
+        return f"{WAYS_IN[row.source].format(what=what, code=detail.get('code', ''), via=detail.get('actor', ''))} {span}".rstrip()
     if kind == "grant":
         return f"{what} granted by {detail.get('actor', row.source)} {span}".rstrip()
     if kind == "reschedule":

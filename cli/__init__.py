@@ -6,7 +6,7 @@ from cli.metrics_dir import METRICS_DIR  # noqa: F401  (first: before anything i
 import typer  # noqa: E402
 
 from cli import access, apikeys, customer, db, entitlements, events, initdata, plans, sandbox, service, stripe, telegram  # noqa: E402
-from cli import webhooks  # noqa: E402
+from cli import promo, webhooks  # noqa: E402
 from cli.metrics import metrics  # noqa: E402
 from cli.reconcile import app as reconcile_app  # noqa: E402
 
@@ -30,6 +30,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(entitlements.app, name="entitlements")
 app.add_typer(customer.app, name="customer")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(promo.app, name="promo")
 app.add_typer(access.app, name="access")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(reconcile_app, name="reconcile")

@@ -83,10 +83,24 @@ SCHEMAS: dict[str, dict] = {
             "stripe_mode": {"type": "string", "enum": ["payment", "subscription"]},
             "sold_for_stars": {"type": "boolean"},
             "sold_by_card": {"type": "boolean"},
+            "trial_days": {"type": ["integer", "null"], "description": "a free trial of this many days, once per payer"},
+            "stripe_promotion_codes": {"type": "boolean", "description": "Stripe Checkout takes Stripe's promotion codes"},
             "card_price": {
                 "anyOf": [{"$ref": "#/components/schemas/CardPrice"}, {"type": "null"}],
                 "description": "the Stripe Price as Stripe has it; null: not sold by card, or Stripe cannot be read now",
             },
+        },
+    },
+    "WayInGrant": {
+        "type": "object",
+        "required": ["entitlement", "source", "starts_at", "ends_at"],
+        "properties": {
+            "entitlement": {"type": "string"},
+            "source": {"type": "string", "enum": ["trial", "promo", "gift"]},
+            "starts_at": TIMESTAMP,
+            "ends_at": {**TIMESTAMP, "description": "null: lifetime"},
+            "plan": {"type": "string"},
+            "code": {"type": "string"},
         },
     },
     "CardPrice": {

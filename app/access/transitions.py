@@ -140,10 +140,19 @@ def _announce(row: EntitlementTransition, user: User) -> None:
     """The operator's backend hears of the transition in this same transaction (`entitlement.started|extended|ended`)."""
     from app.webhooks import outbox
 
-    data = {"transition": row.id, "previous_expires_at": iso(row.previous_end)}
+    data = {"transition": row.id, "previous_expires_at": iso(row.previous_end), "source": _latest_source(user.id, row.entitlement)}
     if row.kind == ENDED:
         data["reason"] = row.reason
     outbox.emit(f"entitlement.{row.kind}", user, data, entitlement=row.entitlement)
+
+
+def _latest_source(user_id: int, entitlement: str) -> str | None:
+    """The source of the grant that changed last (`telegram`, `stripe`, `trial`, `promo`, `gift`, `manual`, …)."""
+    latest = (
+        Grant.select(Grant.source).where((Grant.user == user_id) & (Grant.entitlement == entitlement))
+        .order_by(Grant.created_at.desc(), Grant.id.desc()).first()
+    )
+    return latest.source if latest is not None else None
 
 
 def record_consumers(row: EntitlementTransition, user: User, spec, now: datetime) -> None:

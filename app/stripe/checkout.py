@@ -11,6 +11,7 @@ from app import entitlements, metrics
 from app.entitlements import Fulfilment
 from app.config import Settings
 from app.db import transaction
+from app.ways import trials
 from app.models import CheckoutSession, Grant, User
 from app.plans import Catalogue, Plan
 from app.stripe import SOURCE, CannotFulfil, NothingToDo
@@ -59,8 +60,13 @@ def create_checkout_session(client: stripe.StripeClient, settings: Settings, use
     # The payment's own metadata lets refunds, disputes and invoices be traced back too.
     if plan.stripe_mode == "subscription":
         params["subscription_data"] = {"metadata": metadata}
+        # A plan's free trial goes to Stripe, once per payer, like every trial (reserved now: a second session gets none).
+        if trials.reserve_for_checkout(user, plan):
+            params["subscription_data"]["trial_period_days"] = plan.trial_days
     else:
         params["payment_intent_data"] = {"metadata": metadata}
+    if plan.stripe_promotion_codes:
+        params["allow_promotion_codes"] = True
     session = plain(client.v1.checkout.sessions.create(params=params))
     with transaction():
         CheckoutSession.create(session_id=session["id"], user=user, plan=plan.key)

@@ -12,7 +12,7 @@ from app.models import Grant, User
 from app.plans import Catalogue, Plan
 from app.telegram import SOURCE, payments
 
-COMMANDS = ("start", "buy", "status", "paysupport")
+COMMANDS = ("start", "buy", "status", "paysupport", "trial", "redeem", "gift")
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?$", re.DOTALL)
 
@@ -30,7 +30,14 @@ def _price(plan: Plan) -> str:
 
 
 def start(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
-    """Welcome the user, with a button that opens the Mini App."""
+    """Welcome the user, with a button that opens the Mini App; a deep link `promo_CODE` or `gift_CODE` redeems it."""
+    if arg.lower().startswith("promo_"):
+        return redeem(bot, settings, catalogue, message, arg[len("promo_"):])
+    if arg.lower().startswith("gift_"):
+        from app.ways import gifts
+
+        bot.send_message(message.chat.id, gifts.open_link(bot, settings, catalogue, _user_of(message), arg[len("gift_"):]))
+        return
     name = message.from_user.first_name or "there"
     lines = [f"Hello, {name}!", "", "/buy — see the plans and pay with Telegram Stars", "/status — what you have now",
              "/paysupport — help with a payment"]
@@ -112,7 +119,57 @@ def paysupport(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, m
     bot.send_message(message.chat.id, "\n".join(lines))
 
 
-_ANSWERS = {"start": start, "buy": buy, "status": status, "paysupport": paysupport}
+def _user_of(message: types.Message) -> User:
+    return users.ensure_user(message.from_user.id, **users.profile_from_telegram(message.from_user.to_dict()))
+
+
+def _until(result) -> str:
+    return payments.until_text(result.grant.ends_at)
+
+
+def trial(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Start a plan's free trial (`/trial` or `/trial PLAN`), once per entitlement."""
+    from app.ways import trials
+    from app.ways.refusals import Refused
+
+    try:
+        plan = trials.choose_plan(catalogue, arg or None)
+        result = trials.start(_user_of(message), plan, via="bot")
+    except Refused as refusal:
+        bot.send_message(message.chat.id, refusal.message)
+        return
+    bot.send_message(message.chat.id, f"Your free trial of {plan.title} has started: {plan.entitlement} is yours {_until(result)}.")
+
+
+def redeem(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Redeem a promo code (`/redeem CODE`, or the deep link `?start=promo_CODE`)."""
+    from app.ways import promo
+    from app.ways.guesses import limit_for
+    from app.ways.refusals import Refused
+
+    if not arg:
+        bot.send_message(message.chat.id, "Send the code after the command, like this: /redeem SPRING24")
+        return
+    try:
+        row, result = promo.redeem(_user_of(message), arg, via="bot", limit=limit_for(settings.redis_url, settings.broker_namespace))
+    except Refused as refusal:
+        bot.send_message(message.chat.id, refusal.message)
+        return
+    bot.send_message(message.chat.id, f"Code {row.code} redeemed: {row.entitlement} is yours {_until(result)}.")
+
+
+def gift(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Buy a plan for someone else (`/gift PLAN`): a Stars invoice marked as a gift."""
+    from app.ways import gifts
+
+    bot_reply = gifts.send_gift_invoice(bot, catalogue, message.chat.id, _user_of(message), arg)
+    if bot_reply:
+        bot.send_message(message.chat.id, bot_reply)
+
+
+_ANSWERS = {
+    "start": start, "buy": buy, "status": status, "paysupport": paysupport, "trial": trial, "redeem": redeem, "gift": gift,
+}
 
 
 def answer(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message) -> str | None:

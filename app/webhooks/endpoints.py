@@ -13,7 +13,8 @@ from app.webhooks.signing import new_secret
 
 # The contract's message types; `ping` is sent only by `webhooks test`, to the endpoint it names.
 EVENT_TYPES = (
-    "entitlement.started", "entitlement.extended", "entitlement.ended", "payment.succeeded", "payment.refunded", "ping",
+    "entitlement.started", "entitlement.extended", "entitlement.ended", "payment.succeeded", "payment.refunded",
+    "promo.redeemed", "gift.redeemed", "ping",
 )
 
 
