@@ -175,7 +175,7 @@ def replay(stack) -> dict:
 
     users = list(range(FAILED_USER_BASE, FAILED_USER_BASE + FAILED))
     started = time.monotonic()
-    proc = subprocess.run([str(config.ROOT / ".venv" / "bin" / "entitle"), "events", "replay", "--failed"],
+    proc = subprocess.run([str(config.ROOT / ".venv" / "bin" / "entitle"), "events", "replay", "--failed", "--no-wait"],
                           cwd=stack.workdir, env=stack.env, capture_output=True, text=True)
     command = time.monotonic() - started
     waited = tally.wait_for_grants(stack.sql, users, timeout=600)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from typing import List, Optional
 
 import typer
@@ -19,6 +20,7 @@ from cli.output import console, errors, fail, print_json, table
 app = typer.Typer(help="The event inbox: every accepted webhook.", no_args_is_help=True)
 
 PROVIDERS = ("telegram", "stripe", "access")
+REPLAY_WAIT = 30.0  # seconds `events replay` waits for the workers' outcome by default
 STATUS_STYLE = {"pending": "yellow", "processed": "green", "failed": "red", "ignored": "dim"}
 
 
@@ -100,12 +102,15 @@ def replay(
     failed: bool = typer.Option(False, "--failed", help="Replay every failed event."),
     provider: Optional[str] = typer.Option(None, "--provider", help="With --failed: only this provider."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="A line per event, and the handlers' warnings."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="With a broker: wait for the workers' outcome (default) or only queue."),
+    timeout: float = typer.Option(REPLAY_WAIT, "--timeout", min=0, help="With a broker: seconds to wait for the outcome at most."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Run events again; safe, since nothing is granted twice. A processed event is left as it is.
 
     Without a broker (embedded mode) the events run here and now; with one they are queued for the workers,
-    each on the queue its kind is routed to (a bot command on `sessions`).
+    each on the queue its kind is routed to (a bot command on `sessions`), and the command waits (bounded)
+    for their outcome. A failed event is shown with its reason.
     """
     _check_choice(provider, PROVIDERS, "--provider")
     if bool(event_ids) == failed:
@@ -134,19 +139,52 @@ def replay(
         for event_id in [i for i in ids if i in found]:
             results[event_id] = runtime.run_inline(event_id) if inline else ("queued" if runtime.enqueue(event_id) else "pending")
             progress.advance(task)
+    if results and not inline and wait:
+        results.update(_outcomes(list(results), timeout))
+    reasons = _reasons([i for i, outcome in results.items() if outcome in (EventStatus.FAILED, EventStatus.PENDING, EventStatus.IGNORED)])
     if as_json:
-        print_json({"replayed": sorted(found), "unchanged": unchanged, "missing": missing, "results": results})
+        print_json({"replayed": sorted(found), "unchanged": unchanged, "missing": missing, "results": results, "errors": reasons})
     elif verbose or len(ids) == 1:
         for event_id in unchanged:
             console.print(f"event {event_id}: already processed; nothing changed")
         for event_id, outcome in results.items():
-            console.print(f"event {event_id}: {outcome}")
+            line = f"event {event_id}: {_described(outcome, timeout)}"
+            reason = reasons.get(event_id)
+            style = "red" if outcome == EventStatus.FAILED else None
+            (errors if style else console).print(f"[{style}]{line}[/]" if style else line, highlight=False, markup=bool(style),
+                                                 soft_wrap=True)
+            if reason:
+                (errors if style else console).print(f"  {reason}", highlight=False, markup=False, soft_wrap=True)
         for event_id in missing:
             errors.print(f"[red]event {event_id}: no such event[/]")
     else:
         console.print(_summary(results, unchanged, missing), highlight=False)
     if missing or any(r == "failed" for r in results.values()):
         raise typer.Exit(1)
+
+
+def _outcomes(event_ids: list[int], timeout: float) -> dict[int, str]:
+    """Wait until the workers have run these events (or `timeout` seconds passed); their statuses."""
+    deadline = time.monotonic() + timeout
+    while True:
+        known = inbox.statuses(event_ids)
+        if all(status != EventStatus.PENDING for status in known.values()) or time.monotonic() >= deadline:
+            return known
+        time.sleep(0.2)
+
+
+def _reasons(event_ids: list[int]) -> dict[int, str]:
+    """The last error of each of these events that has one: why it failed, or why it is still being retried."""
+    if not event_ids:
+        return {}
+    rows = Event.select(Event.id, Event.error).where(Event.id.in_(event_ids) & Event.error.is_null(False))
+    return {row.id: row.error for row in rows}
+
+
+def _described(outcome: str, timeout: float) -> str:
+    if outcome == EventStatus.PENDING:
+        return f"still pending after {timeout:g} s (queued; the workers retry it)"
+    return outcome
 
 
 def _summary(results: dict[int, str], unchanged: list[int], missing: list[int]) -> str:

@@ -53,11 +53,39 @@ def test_replay_failed_still_runs_failed_events_beside_a_processed_one(refunded_
     post_update(client, updates.successful_payment_update(43, "e1:retired_plan:43:0badc0de", 300, "stx-retired"))
     failed = wait_until_done("stx-retired", "failed")
 
-    result = cli("events", "replay", "--failed", "--json")
+    result = cli("events", "replay", "--failed", "--no-wait", "--json")
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["replayed"] == [failed.id]
+    assert json.loads(result.stdout)["replayed"] == [failed.id] and json.loads(result.stdout)["results"] == {str(failed.id): "queued"}
     wait_until_done("stx-retired", "failed")
     worker.join()
     assert wait_until_done("stx-retired", "failed").attempts == 1, "a fresh attempt, failed again for the same reason"
     assert wait_until_done("stx-refunded").status == "processed"
+
+
+RETIRED_PLAN_PAYMENT = updates.successful_payment_update(43, "e1:retired_plan:43:0badc0de", 300, "stx-retired")
+
+
+def test_a_replay_through_the_workers_waits_for_the_outcome_and_says_why_it_failed(client, worker, cli):
+    post_update(client, RETIRED_PLAN_PAYMENT)
+    failed = wait_until_done("stx-retired", "failed")
+
+    result = cli("events", "replay", str(failed.id), "--verbose")
+
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert f"event {failed.id}: failed" in said and "names no plan in the catalogue" in said
+    as_json = json.loads(cli("events", "replay", str(failed.id), "--json").stdout)
+    assert as_json["results"] == {str(failed.id): "failed"} and "names no plan" in as_json["errors"][str(failed.id)]
+
+
+def test_a_replay_run_here_without_a_broker_says_why_it_failed(client, worker, cli):
+    post_update(client, RETIRED_PLAN_PAYMENT)
+    failed = wait_until_done("stx-retired", "failed")
+    worker.stop()
+
+    result = cli("events", "replay", str(failed.id), "--verbose", BROKER_URL="", REDIS_URL="")
+
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert f"event {failed.id}: failed" in said and "names no plan in the catalogue" in said

@@ -41,18 +41,18 @@ def test_search_finds_an_event_by_its_charge_id_or_by_text_in_its_payload(cli):
 
 def test_a_bulk_replay_shows_one_summary_and_per_event_lines_only_when_asked(cli):
     events = _failed(30)
-    result = cli("events", "replay", "--failed")
+    result = cli("events", "replay", "--failed", "--no-wait")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "30 queued, 0 skipped"
 
     for event in events:
         Event.update(status=EventStatus.FAILED).where(Event.id == event.id).execute()
-    verbose = cli("events", "replay", "--failed", "--verbose")
+    verbose = cli("events", "replay", "--failed", "--verbose", "--no-wait")
     assert verbose.stdout.count(": queued") == 30
 
     for event in events:
         Event.update(status=EventStatus.FAILED).where(Event.id == event.id).execute()
-    as_json = json.loads(cli("events", "replay", "--failed", "--json").stdout)
+    as_json = json.loads(cli("events", "replay", "--failed", "--json", "--no-wait").stdout)
     assert len(as_json["results"]) == 30 and set(as_json["results"].values()) == {"queued"}
 
 

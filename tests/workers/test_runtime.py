@@ -73,7 +73,7 @@ def test_a_replayed_bot_command_runs_on_the_sessions_queue(runtime, sessions_wor
     row = inbox.record("telegram", "update:6", "command", COMMAND, status=EventStatus.FAILED).event
 
     # When an operator replays it with a broker configured
-    result = cli("events", "replay", str(row.id))
+    result = cli("events", "replay", str(row.id), "--no-wait")
     assert result.exit_code == 0, result.output
     assert f"event {row.id}: queued" in result.output
 
