@@ -43,7 +43,20 @@ def user_summary(user_id: int) -> dict:
     user = users.find_user(user_id)
     if user is None:
         raise Refused(404, "unknown_user", f"no user with Telegram id {user_id} is known here")
-    return {"user": users.user_to_dict(user), "entitlements": entitlements.summary(user)}
+    return {"user": users.user_to_dict(user), "entitlements": entitlements.summary(user), "ways_in": ways_in(user)}
+
+
+def ways_in(user) -> dict:
+    """The user's trials, promo code redemptions, and gifts given and received."""
+    from app.clock import iso
+    from app.models import PromoRedemption, Trial
+    from app.ways import gifts
+
+    trials = [{"entitlement": t.entitlement, "plan": t.plan, "via": t.via, "started_at": iso(t.started_at)}
+              for t in Trial.select().where(Trial.user == user.id).order_by(Trial.id)]
+    redeemed = [{"code": r.code.code, "entitlement": r.code.entitlement, "days": r.code.days, "at": iso(r.at)}
+                for r in PromoRedemption.select().where(PromoRedemption.user == user.id).order_by(PromoRedemption.id)]
+    return {"trials": trials, "promo_redemptions": redeemed, "gifts": gifts.gift_lines(user)}
 
 
 @dataclass(frozen=True)

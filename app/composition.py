@@ -13,6 +13,7 @@ from datetime import datetime
 from app import entitlements, inbox
 from app.access import transitions
 from app.models import Grant, User
+from app.ways import gifts
 from app.webhooks import outbox
 
 
@@ -29,6 +30,8 @@ def _payment_granted(user: User, grant: Grant, data: dict) -> None:
 
 def _payment_reversed(user: User, data: dict, entitlement: str | None) -> None:
     outbox.emit("payment.refunded", user, data, entitlement=entitlement)
+    # A gift's payment granted its buyer nothing: the refund voids the gift, or revokes what its recipient got.
+    gifts.payment_reversed(data["source"], data["reference"])
 
 
 def wire() -> None:

@@ -30,6 +30,7 @@ KINDS = {
     "dispute": "dispute",
     "payment_failed": "payment_failed",
     "message": "message",
+    "gift": "gift",
 }
 
 
@@ -169,6 +170,9 @@ def _summary(action: str, kind: str, row: LedgerEntry, detail: dict) -> str:
         return f"disputed via {row.source}; {detail.get('revoked', 0)} grant(s) revoked"
     if kind == "payment_failed":
         return f"payment failed via {row.source}"
+    if kind == "gift":
+        paid = _amount(detail)
+        return f"bought a gift of {detail.get('plan')}{' for ' + paid if paid else ''} via {row.source}"
     if kind == "message":
         return f"bot sent ({row.reference}): {detail.get('text', '')[:80]}"
     return f"{action} via {row.source}"

@@ -136,7 +136,18 @@ SCHEMAS: dict[str, dict] = {
     "UserSummary": {
         "type": "object",
         "required": ["user", "entitlements"],
-        "properties": {"user": {"$ref": "#/components/schemas/User"}, "entitlements": {"$ref": "#/components/schemas/Entitlements"}},
+        "properties": {
+            "user": {"$ref": "#/components/schemas/User"}, "entitlements": {"$ref": "#/components/schemas/Entitlements"},
+            "ways_in": {
+                "type": "object",
+                "description": "free trials started, promo codes redeemed, gifts given and received",
+                "properties": {
+                    "trials": {"type": "array", "items": {"type": "object"}},
+                    "promo_redemptions": {"type": "array", "items": {"type": "object"}},
+                    "gifts": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
     },
     "Health": {
         "type": "object",

@@ -25,7 +25,7 @@ from app.redact import redact
 
 DEFAULT_API_URL = "https://api.telegram.org"
 
-__all__ = ["DEFAULT_API_URL", "NotConfigured", "client_for", "describe_error", "make_bot", "mask_tokens"]
+__all__ = ["DEFAULT_API_URL", "NotConfigured", "bot_username", "client_for", "describe_error", "make_bot", "mask_tokens"]
 
 
 class NotConfigured(Exception):
@@ -92,6 +92,17 @@ def make_bot(token: str, api_url: str = DEFAULT_API_URL) -> telebot.TeleBot:
     _install_url_templates()
     # threaded=False: we only call the API; a threaded TeleBot starts two worker threads per instance.
     return telebot.TeleBot(_BotToken(token, base), threaded=False)
+
+
+_usernames: dict[tuple[str, str], str] = {}
+
+
+def bot_username(bot: telebot.TeleBot) -> str:
+    """The bot's @username (getMe, asked once per process and bot)."""
+    key = (str(bot.token), getattr(bot.token, "api_url", DEFAULT_API_URL))
+    if key not in _usernames:
+        _usernames[key] = bot.get_me().username
+    return _usernames[key]
 
 
 _CATEGORY = re.compile(r"^[A-Z][A-Za-z ]+: ")

@@ -34,10 +34,7 @@ def start(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, messag
     if arg.lower().startswith("promo_"):
         return redeem(bot, settings, catalogue, message, arg[len("promo_"):])
     if arg.lower().startswith("gift_"):
-        from app.ways import gifts
-
-        bot.send_message(message.chat.id, gifts.open_link(bot, settings, catalogue, _user_of(message), arg[len("gift_"):]))
-        return
+        return _open_gift(bot, catalogue, message, arg[len("gift_"):])
     name = message.from_user.first_name or "there"
     lines = [f"Hello, {name}!", "", "/buy — see the plans and pay with Telegram Stars", "/status — what you have now",
              "/paysupport — help with a payment"]
@@ -161,10 +158,36 @@ def redeem(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, messa
 def gift(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
     """Buy a plan for someone else (`/gift PLAN`): a Stars invoice marked as a gift."""
     from app.ways import gifts
+    from app.ways.refusals import Refused
 
-    bot_reply = gifts.send_gift_invoice(bot, catalogue, message.chat.id, _user_of(message), arg)
-    if bot_reply:
-        bot.send_message(message.chat.id, bot_reply)
+    try:
+        plan = gifts.giftable(catalogue, arg or None)
+    except Refused as refusal:
+        bot.send_message(message.chat.id, refusal.message)
+        return
+    if not plan.sold_for_stars:
+        bot.send_message(message.chat.id, f"{plan.title} is sold by card only: give it from the app.")
+        return
+    payments.send_invoice(bot, message.chat.id, plan, _user_of(message).telegram_id, gift=True)
+
+
+def _open_gift(bot: telebot.TeleBot, catalogue: Catalogue, message: types.Message, code: str) -> None:
+    """Redeem a gift link for whoever opened it, and tell its buyer."""
+    from app.ways import gifts
+    from app.ways.refusals import Refused
+
+    user = _user_of(message)
+    try:
+        gift, result = gifts.redeem(catalogue, user, code)
+    except Refused as refusal:
+        bot.send_message(message.chat.id, refusal.message)
+        return
+    plan = catalogue.get(gift.plan)
+    bot.send_message(message.chat.id, f"A gift for you: {plan.title}. {plan.entitlement} is yours {_until(result)}.")
+    try:
+        bot.send_message(gift.buyer.telegram_id, f"Your gift of {plan.title} was redeemed by {user.display_name}.")
+    except Exception:  # noqa: BLE001 - the buyer may have blocked the bot; the gift stands
+        pass
 
 
 _ANSWERS = {

@@ -18,7 +18,8 @@ from app.db import for_update
 from app.inbox import Context
 from app.models import Event
 from app.telegram import SOURCE, commands, payments, refunds
-from app.telegram.client import NotConfigured, client_for, describe_error
+from app.ways import gifts
+from app.telegram.client import NotConfigured, bot_username, client_for, describe_error
 
 SESSIONS = "sessions"
 
@@ -70,6 +71,9 @@ def successful_payment(event: Event, context: Context) -> None:
     if entitlements.was_reversed(SOURCE, charge_id):
         raise inbox.Ignore("this payment was refunded before it was granted")
     try:
+        if payments.is_gift(payment):
+            _gift_paid(context, message, payment)
+            return
         done = payments.fulfil(context.catalogue, message.from_user, payment, from_timestamp(message.date))
     except payments.PaymentMismatch as exc:
         metrics.telegram_payments.labels(result="unfulfilled").inc()
@@ -80,6 +84,21 @@ def successful_payment(event: Event, context: Context) -> None:
     if done.created:
         # Written with the grant, sent after its commit: no Bot API call holds the grant's transaction open.
         write_message(context, message.chat.id, payments.confirmation_text(done), key=f"confirm:{charge_id}")
+
+
+def _gift_paid(context: Context, message: types.Message, payment: types.SuccessfulPayment) -> None:
+    """A gift's payment: open the gift (no grant for its buyer) and send the buyer the link to pass on."""
+    plan, _ = payments.check_payment(context.catalogue, message.from_user.id, payment)
+    buyer = users.ensure_user(message.from_user.id, **users.profile_from_telegram(message.from_user.to_dict()))
+    charge_id = payment.telegram_payment_charge_id
+    detail = {"charge_id": charge_id, "amount": payment.total_amount, "currency": payment.currency}
+    gift, created = gifts.record_purchase(buyer, plan, SOURCE, charge_id, detail)
+    if created:
+        metrics.telegram_payments.labels(result="paid").inc()
+        metrics.telegram_payment_value.labels(currency=payment.currency).inc(payment.total_amount)
+        with outcomes():
+            text = gifts.bought_text(bot_username(client_for(context.settings)), plan, gift)
+        write_message(context, message.chat.id, text, key=f"confirm:{charge_id}")
 
 
 def refunded_payment(event: Event, context: Context) -> None:

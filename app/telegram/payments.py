@@ -18,9 +18,10 @@ from app.telegram import SOURCE
 
 CURRENCY = "XTR"
 PAYLOAD_VERSION = "e1"
+GIFT_PAYLOAD_VERSION = "g1"  # an invoice for a gift: paid by its buyer, held by whoever redeems it
 MAX_PAYLOAD_BYTES = 128  # the Bot API's limit for invoice payloads
 
-_PAYLOAD = re.compile(r"^e1:([a-z0-9][a-z0-9_\-]{0,63}):([1-9][0-9]{0,19}):([0-9a-f]{8})$")
+_PAYLOAD = re.compile(r"^(e1|g1):([a-z0-9][a-z0-9_\-]{0,63}):([1-9][0-9]{0,19}):([0-9a-f]{8})$")
 
 
 # -- invoice payloads ----------------------------------------------------------------------
@@ -33,15 +34,16 @@ class InvoicePayload:
     plan: str
     user_id: int
     nonce: str
+    gift: bool = False
 
     def encode(self) -> str:
         """The payload string sent with the invoice."""
-        return f"{PAYLOAD_VERSION}:{self.plan}:{self.user_id}:{self.nonce}"
+        return f"{GIFT_PAYLOAD_VERSION if self.gift else PAYLOAD_VERSION}:{self.plan}:{self.user_id}:{self.nonce}"
 
 
-def encode_payload(plan_key: str, user_id: int) -> str:
-    """A fresh invoice payload naming the plan and the user the invoice is for."""
-    text = InvoicePayload(plan_key, int(user_id), secrets.token_hex(4)).encode()
+def encode_payload(plan_key: str, user_id: int, *, gift: bool = False) -> str:
+    """A fresh invoice payload naming the plan and the user the invoice is for (its buyer, for a gift)."""
+    text = InvoicePayload(plan_key, int(user_id), secrets.token_hex(4), gift).encode()
     if len(text.encode()) > MAX_PAYLOAD_BYTES or not _PAYLOAD.match(text):
         raise ValueError(f"cannot make an invoice payload for plan {plan_key!r} and user {user_id}")
     return text
@@ -52,20 +54,22 @@ def decode_payload(text: str | None) -> InvoicePayload | None:
     match = _PAYLOAD.match(text or "")
     if match is None:
         return None
-    return InvoicePayload(match[1], int(match[2]), match[3])
+    return InvoicePayload(match[2], int(match[3]), match[4], match[1] == GIFT_PAYLOAD_VERSION)
 
 
 # -- invoices ------------------------------------------------------------------------------
 
 
-def invoice_params(plan: Plan, user_id: int) -> dict:
-    """The Bot API parameters of a Stars invoice for `plan`, made out to `user_id`."""
+def invoice_params(plan: Plan, user_id: int, *, gift: bool = False) -> dict:
+    """The Bot API parameters of a Stars invoice for `plan`, made out to `user_id` (for someone else when `gift`)."""
     if not plan.sold_for_stars:
         raise ValueError(f"plan {plan.key!r} is not sold for Telegram Stars")
+    if gift and plan.stars_subscription:
+        raise ValueError(f"plan {plan.key!r} is a subscription and cannot be a gift")
     params = {
-        "title": plan.title[:32],
-        "description": (plan.description or plan.title)[:255],
-        "payload": encode_payload(plan.key, user_id),
+        "title": (f"Gift: {plan.title}" if gift else plan.title)[:32],
+        "description": ((f"A gift for someone else: {plan.description or plan.title}" if gift else (plan.description or plan.title)))[:255],
+        "payload": encode_payload(plan.key, user_id, gift=gift),
         "provider_token": "",  # Stars need no payment provider
         "currency": CURRENCY,
         "prices": [types.LabeledPrice(plan.title[:32], plan.stars)],
@@ -75,14 +79,14 @@ def invoice_params(plan: Plan, user_id: int) -> dict:
     return params
 
 
-def create_invoice_link(bot: telebot.TeleBot, plan: Plan, user_id: int) -> str:
-    """A t.me invoice link for `plan` (a Star subscription when the plan is one)."""
-    return bot.create_invoice_link(**invoice_params(plan, user_id))
+def create_invoice_link(bot: telebot.TeleBot, plan: Plan, user_id: int, *, gift: bool = False) -> str:
+    """A t.me invoice link for `plan` (a Star subscription when the plan is one; a gift's when `gift`)."""
+    return bot.create_invoice_link(**invoice_params(plan, user_id, gift=gift))
 
 
-def send_invoice(bot: telebot.TeleBot, chat_id: int, plan: Plan, user_id: int) -> types.Message:
-    """Send a one-off Stars invoice for `plan` into a chat."""
-    params = invoice_params(plan, user_id)
+def send_invoice(bot: telebot.TeleBot, chat_id: int, plan: Plan, user_id: int, *, gift: bool = False) -> types.Message:
+    """Send a one-off Stars invoice for `plan` into a chat (a gift's when `gift`)."""
+    params = invoice_params(plan, user_id, gift=gift)
     if "subscription_period" in params:
         raise ValueError("sendInvoice cannot sell a subscription; use create_invoice_link")
     params["invoice_payload"] = params.pop("payload")
@@ -131,6 +135,12 @@ def decide_pre_checkout(catalogue: Catalogue, query: types.PreCheckoutQuery) -> 
 
 
 # -- fulfilment ----------------------------------------------------------------------------
+
+
+def is_gift(payment: types.SuccessfulPayment) -> bool:
+    """True when the payment paid an invoice for a gift."""
+    payload = decode_payload(payment.invoice_payload)
+    return payload is not None and payload.gift
 
 
 class PaymentMismatch(Exception):

@@ -130,3 +130,18 @@ def test_promo_list_and_create_refusals(cli):
     assert bad.exit_code == 1 and "3 to 32 letters" in bad.output
     listed = json.loads(cli("promo", "list", "--json").output)
     assert [(c["code"], c["max_uses"], c["uses"]) for c in listed] == [("LISTED", 100, 0)]
+
+
+def test_the_backend_api_and_customer_show_list_the_ways_in(client, app, cli):
+    from app import apikeys
+
+    create(cli, "SHOWN", "--entitlement", "premium", "--days", "3")
+    assert redeem(client, app, 85, "SHOWN").status_code == 200
+    key = apikeys.create("backend").key
+
+    user = client.get("/api/v1/users/85", headers={"Authorization": f"Bearer {key}"}).get_json()
+
+    assert [r["code"] for r in user["ways_in"]["promo_redemptions"]] == ["SHOWN"]
+    assert user["ways_in"]["trials"] == [] and user["ways_in"]["gifts"] == []
+    shown = json.loads(cli("customer", "show", "85", "--json").output)
+    assert any("from promo code SHOWN" in line["summary"] for line in shown["timeline"])
