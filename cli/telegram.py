@@ -216,7 +216,8 @@ def simulate_payment(
     user_id: int = typer.Option(..., "--user-id", min=1, help="The paying Telegram user's id."),
     plan: str = typer.Option(..., "--plan", help="The plan key (see `entitle plans list`)."),
     url: Optional[str] = typer.Option(None, "--url", help="The service's base address (default: PUBLIC_URL)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the charge id (for `CHARGE=$(…)`)."),
+    gift: bool = typer.Option(False, "--gift", help="Buy the plan as a gift for someone else (a gift invoice)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the charge id, or with --gift the gift's code."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Pay for a plan as Telegram would report it: a pre-checkout query, then a successful payment."""
@@ -231,7 +232,7 @@ def simulate_payment(
     if chosen is None or not chosen.sold_for_stars:
         fail(f"no plan {plan!r} sold for Telegram Stars (see `entitle plans list`)")
     endpoint = _endpoint(url)
-    payload = payments.encode_payload(chosen.key, user_id)
+    payload = payments.encode_payload(chosen.key, user_id, gift=gift)
     answer = _post(endpoint, updates.pre_checkout_query_update(user_id, payload, chosen.stars), bool(url))
     if answer.get("method") != "answerPreCheckoutQuery" or answer.get("ok") is not True:
         fail(f"the service declined the checkout: {answer.get('error_message') or answer}")
@@ -251,17 +252,55 @@ def simulate_payment(
             "pre_checkout": "approved", "event": recorded.get("event"), "status": recorded.get("status"),
             "sandbox": in_sandbox, "outcome": context.outcome_of("telegram", charge_id)}
     failed = context.did_not_end_well(data["outcome"])
+    if gift:
+        data["gift"] = _gift_code(charge_id)
     if as_json:
         print_json(data)
     elif quiet:
-        console.print(charge_id, highlight=False, soft_wrap=True)
+        console.print(data["gift"] if gift else charge_id, highlight=False, soft_wrap=True)
     else:
+        if gift:
+            console.print(f"a gift: pass on /start gift_{data['gift']} (the bot sent its buyer the link)", highlight=False)
         console.print(f"pre-checkout approved; paid {chosen.stars} ⭐ for {chosen.key} as user {user_id}", highlight=False)
         outcome = data["outcome"] or NOT_RUN_YET
         console.print(f"charge id: {charge_id} (event {data['event']}, {data['status']}; {outcome})", highlight=False)
         console.print(f"see it: entitle entitlements list --user {user_id}", highlight=False)
     if failed:
         fail(f"the payment {charge_id} was not granted: {data['outcome']}")
+
+
+def _gift_code(charge_id: str) -> str | None:
+    """The code of the gift a payment opened, when this CLI sees the service's database."""
+    from app.models import Gift
+
+    context.ready_database()
+    gift = Gift.get_or_none((Gift.source == "telegram") & (Gift.reference == charge_id))
+    return gift.code if gift is not None else None
+
+
+@simulate_app.command("command")
+def simulate_command(
+    text: str = typer.Argument(..., help="What the user writes to the bot, e.g. \"/redeem SPRING24\" or \"/start gift_CODE\"."),
+    user_id: int = typer.Option(..., "--user-id", min=1, help="The Telegram user writing it."),
+    url: Optional[str] = typer.Option(None, "--url", help="The service's base address (default: PUBLIC_URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Write a bot command as a user would (/start, /buy, /trial, /redeem, /gift …) and wait for the bot to answer it."""
+    from simulate import telegram_updates as updates
+
+    update = updates.command_update(user_id, text)
+    recorded = _post(_endpoint(url), update, bool(url))
+    outcome = context.outcome_of("telegram", f"update:{update['update_id']}") if recorded.get("status") == "recorded" else None
+    data = {"user": user_id, "text": text, "event": recorded.get("event"), "status": recorded.get("status"), "outcome": outcome}
+    if as_json:
+        print_json(data)
+    else:
+        console.print(f"{text} from user {user_id}: {recorded.get('status')}" + (f" ({outcome})" if outcome else ""),
+                      highlight=False, soft_wrap=True)
+    if recorded.get("status") == "ignored":
+        fail(f"{text!r} is not a command of this bot")
+    if context.did_not_end_well(outcome):
+        fail(f"the bot could not answer {text!r}: {outcome}")
 
 
 @simulate_app.command("join-request")

@@ -1,6 +1,7 @@
 """The README's "try it locally" commands, copied from the README itself and run as a newcomer runs them."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -31,6 +32,7 @@ def _blocks(text: str) -> list[str]:
 TELEGRAM = _blocks(_section("Try it locally without Telegram"))
 STRIPE = _blocks(_section("Try it without a Stripe account"))
 DOOR = _blocks(_section("Try the paywall locally"))
+WAYS_IN = _blocks(_section("Try them locally, with the sandbox"))
 
 
 def _listening(port: int) -> bool:
@@ -122,6 +124,17 @@ def test_the_readme_try_it_locally_commands_work_as_written(newcomer_dir, newcom
             return "approved after the payment" in " ".join(shown.stdout.split())
 
         wait_for(approved_after_paying, timeout=60, message="the paywall's request approved once paid")
+
+        ways = subprocess.run(["bash", "-e", "-c", f"{exports}\n{WAYS_IN[0]}"], cwd=newcomer_dir, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert ways.returncode == 0, ways.stdout + ways.stderr
+        summaries = {}
+        for user in (3, 5):
+            shown = subprocess.run(["bash", "-e", "-c", f"{exports}\nentitle customer show {user} --json"], cwd=newcomer_dir,
+                                   env=env, capture_output=True, text=True, timeout=60)
+            summaries[user] = " ".join(line["summary"] for line in json.loads(shown.stdout)["timeline"])
+        assert "free trial of starter" in summaries[3] and "from promo code WELCOME" in summaries[3]
+        assert "premium received as a gift" in summaries[5]
     finally:
         for proc in (service, sandbox):
             if proc is not None:
