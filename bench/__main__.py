@@ -1,7 +1,8 @@
 """`python -m bench` (`make bench`): every benchmark, its tables on stdout, raw figures in bench/results/.
 
 With BENCH_WRITE_DOCS=1 the tables also replace the generated sections of docs/BENCHMARKS.md.
-BENCH_ONLY=initdata,statements,ingest,e2e,scale,reconcile,door picks benchmarks; BENCH_FULL=1 runs the issue's full sizes.
+BENCH_ONLY=initdata,statements,ingest,e2e,scale,reconcile,door,scaling picks benchmarks (scaling, for
+docs/SCALING.md, runs only when named); BENCH_FULL=1 runs the issue's full sizes.
 """
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import os
 import sys
 import time
 
-from bench import config, door, e2e, ingest, initdata_bench, reconcile_bench, report, scale, statements
+from bench import config, door, e2e, ingest, initdata_bench, reconcile_bench, report, scale, scaling, statements
 from bench.services import Stack
 
 DOC = config.ROOT / "docs" / "BENCHMARKS.md"
+SCALING_DOC = config.ROOT / "docs" / "SCALING.md"
 
 
-def _emit(marker: str, title: str, text: str, write: bool) -> None:
+def _emit(marker: str, title: str, text: str, write: bool, doc=DOC) -> None:
     print(f"\n## {title}\n\n{text}\n", flush=True)
     if write:
-        report.write_section(DOC, marker, text)
+        report.write_section(doc, marker, text)
 
 
 def main() -> int:
@@ -43,7 +45,7 @@ def main() -> int:
     if "door" in only:
         results["door"] = door.run()
         _emit("door", "The chat door: answers Telegram waits for", door.render(results["door"]), write)
-    if not only & {"ingest", "e2e", "scale"}:
+    if not only & {"ingest", "e2e", "scale", "scaling"}:
         return _finish(results, info, started, write, name="-".join(sorted(only)))
     stack = Stack(config.DATABASE)
     try:
@@ -57,6 +59,10 @@ def main() -> int:
             results["e2e"] = e2e.run(stack, providers)
             _emit("e2e", "End to end", e2e.render(results["e2e"]), write)
             _emit("cpu", "CPU per unit of work", e2e.render_cpu(results["e2e"], results.get("ingest")), write)
+        if "scaling" in only:
+            results["scaling"] = scaling.run(stack)
+            _emit("scaling", "Scaling 1→2→4 processes", f"{report.machine_line(info)}\n\n{scaling.render(results['scaling'])}",
+                  write, doc=SCALING_DOC)
         if "scale" in only:
             results["scale"] = scale.run(stack)
             _emit("scale", "Scale", scale.render(results["scale"]), write)

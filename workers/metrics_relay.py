@@ -1,7 +1,8 @@
 """Carries each host's metrics through the shared Redis, so any web process serves every host's.
 
 Every process with a Redis (web and worker alike) publishes its host's aggregate (all processes of
-the host, through the multiprocess directory) under `{namespace}:metrics:host:{host}`, refreshed
+the host, through the multiprocess directory) under `{namespace}:metrics:host:{host}` (and the host's
+name in the set `{namespace}:metrics:hosts`), refreshed
 every quarter of `METRICS_HOST_TTL` and expiring after it: a host gone for good drops out of
 `/metrics` within that bound. Several processes of one host write the same key with the same sums,
 so nothing is counted twice. `/metrics` reads its own host fresh from the directory.
@@ -27,23 +28,30 @@ class HostMetricsStore:
     def __init__(self, client: redis.Redis, namespace: str, host: str, ttl: float):
         self.client = client
         self.prefix = f"{namespace}:metrics:host:"
+        self.hosts_key = f"{namespace}:metrics:hosts"  # the hosts that have published, so a scrape reads no other key
         self.host = host
         self.ttl = ttl
 
     def publish(self) -> None:
         """Write this host's current metrics, to expire after the TTL unless written again."""
         snapshot = host_metrics.encode(host_metrics.local_families())
-        self.client.set(self.prefix + self.host, snapshot, px=int(self.ttl * 1000))
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(self.prefix + self.host, snapshot, px=int(self.ttl * 1000))
+            pipe.sadd(self.hosts_key, self.host)
+            pipe.execute()
 
     def others(self) -> Mapping[str, list]:
         """The latest snapshot of every other live host, by host name."""
-        keys = [key for key in self.client.scan_iter(match=self.prefix + "*", count=500)]
-        snapshots = self.client.mget(keys) if keys else []
-        found = {}
-        for key, snapshot in zip(keys, snapshots):
-            host = (key.decode() if isinstance(key, bytes) else key)[len(self.prefix):]
-            if snapshot is not None and host != self.host:
+        hosts = sorted(h.decode() if isinstance(h, bytes) else h for h in self.client.smembers(self.hosts_key))
+        snapshots = self.client.mget([self.prefix + host for host in hosts]) if hosts else []
+        found, gone = {}, []
+        for host, snapshot in zip(hosts, snapshots):
+            if snapshot is None:
+                gone.append(host)  # its snapshot expired: the host stopped publishing
+            elif host != self.host:
                 found[host] = host_metrics.decode(snapshot)
+        if gone:
+            self.client.srem(self.hosts_key, *gone)
         return found
 
 
