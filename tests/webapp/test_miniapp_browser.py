@@ -359,7 +359,12 @@ def test_outside_telegram_the_page_says_to_open_it_there(open_app):
     assert mini_app.errors == []
 
 
-def test_the_address_initdata_sign_prints_opens_the_app_signed_in_without_telegram(browser, live_server, cli):
+# Without Telegram's theme the page follows the browser's light or dark setting, still as cards on a grey page.
+OWN_COLOURS = {"light": ("rgb(239, 239, 244)", "rgb(255, 255, 255)"), "dark": ("rgb(0, 0, 0)", "rgb(28, 28, 30)")}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_address_initdata_sign_prints_opens_the_app_signed_in_without_telegram(browser, live_server, cli, scheme):
     user = users.ensure_user(USER["id"], first_name="Grace")
     entitlements.grant(user, "premium", source="manual", reference="browser-test-preview", days=30)
     signed = cli("initdata", "sign", "--user-id", str(USER["id"]), "--username", "grace", "--url", PUBLIC_URL=live_server)
@@ -367,7 +372,7 @@ def test_the_address_initdata_sign_prints_opens_the_app_signed_in_without_telegr
     url = signed.stdout.strip()
 
     # A plain browser where telegram.org cannot be reached: the page's own fallback stands in for Telegram's script.
-    context = browser.new_context(viewport={"width": 420, "height": 900})
+    context = browser.new_context(viewport={"width": 420, "height": 900}, color_scheme=scheme)
     try:
         page = context.new_page()
         errors: list[str] = []
@@ -389,6 +394,10 @@ def test_the_address_initdata_sign_prints_opens_the_app_signed_in_without_telegr
         assert "Active" in page.locator('li[data-entitlement="premium"]').inner_text()
         assert page.locator('li[data-plan="premium_week"] .buy-card').inner_text() == "Pay by card · €19.90"
         assert asked_telegram == ["https://telegram.org/js/telegram-web-app.js"]
+        page_colour, card_colour = OWN_COLOURS[scheme]
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == page_colour
+        assert page.evaluate("getComputedStyle(document.querySelector('#plans')).backgroundColor") == card_colour
+        assert page.evaluate("Telegram.WebApp.colorScheme") == scheme
         assert errors == []
     finally:
         context.close()
