@@ -310,7 +310,9 @@ def test_a_card_payer_opens_the_billing_portal(open_app):
     # A refusal is shown, and nothing opens.
     refuse_portal(mini_app, 502, "stripe_error", "Stripe could not open the billing portal just now; try again in a moment")
     manage.click()
-    page.locator("#notice.error", has_text="Could not open your card payments: Stripe could not open").wait_for(state="visible")
+    notice = page.locator("#notice.error", has_text="Opening your card payments did not work just now. Please try again in a moment.")
+    notice.wait_for(state="visible")
+    assert "Stripe could not open" not in notice.inner_text(), "the server's own words stay in its log"
     assert manage.is_enabled() and len(mini_app.posted["/api/portal"]) == 2
     mini_app.screenshot("miniapp-manage-card-failed.png")
 
@@ -321,6 +323,31 @@ def test_a_card_payer_opens_the_billing_portal(open_app):
     assert page.locator("#billing").is_hidden()
     assert mini_app.telegram("openLink") == [PORTAL_URL]
     assert mini_app.errors == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "said"),
+    [
+        (502, "telegram_error", "Telegram did not create the invoice: Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID",
+         "Starting the payment did not work just now. Please try again in a moment."),
+        (503, "telegram_not_configured", "this service has no Telegram bot token", "Starting the payment is not possible yet. Please come back later."),
+        (400, "not_sold_for_stars", "plan 'premium_week' is not sold for Telegram Stars", "Starting the payment is not possible for this plan right now."),
+    ],
+)
+def test_a_failed_purchase_is_said_in_plain_words(open_app, status, code, message, said):
+    mini_app = open_app(fresh_init_data())
+    page = mini_app.page
+    page.locator("#content").wait_for(state="visible")
+    error = {"error": {"code": code, "message": message}}
+    page.route(f"{mini_app.base}/api/invoice", lambda route: mini_app._answer(route, error, status=status))
+
+    page.locator('li[data-plan="premium_week"] .buy-stars').click()
+
+    notice = page.locator("#notice.error", has_text=said)
+    notice.wait_for(state="visible")
+    assert message not in notice.inner_text()
+    assert page.locator('li[data-plan="premium_week"] .buy-stars').is_enabled()
+    assert mini_app.telegram("openInvoice") == [] and mini_app.errors == []
 
 
 def refuse_portal(mini_app: MiniApp, status: int, code: str, message: str) -> None:

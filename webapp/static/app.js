@@ -269,6 +269,17 @@
     document.querySelectorAll(".plan button").forEach(function (button) { button.disabled = busy; });
   }
 
+  // What a payer reads when a request fails: plain words chosen by the error's code, never the
+  // server's technical message (the server logs that). `doing` names what failed ("Starting the payment").
+  function plainly(error, doing) {
+    if (error.code === "network") return "No connection. Check your internet connection and try again.";
+    if (error.status === 401) return "Your sign-in has ended. Close the app and open it again from the bot.";
+    if (error.status === 429) return "Too many tries at once. Please wait a minute and try again.";
+    if (error.status === 503) return doing + " is not possible yet. Please come back later.";
+    if (error.status >= 500) return doing + " did not work just now. Please try again in a moment.";
+    return doing + " is not possible for this plan right now.";
+  }
+
   // --- Purchases -------------------------------------------------------------------------
 
   function buyWithStars(plan) {
@@ -283,7 +294,7 @@
       })
       .catch(function (error) {
         setBusy(false);
-        notify(error.message, true);
+        notify(plainly(error, "Starting the payment"), true);
       });
   }
 
@@ -308,7 +319,7 @@
         tg.openLink(data.url);
         notify("Finish paying in the browser, then come back here.");
       })
-      .catch(function (error) { notify(error.message, true); })
+      .catch(function (error) { notify(plainly(error, "Opening the card payment page"), true); })
       .then(function () { setBusy(false); });
   }
 
@@ -324,7 +335,7 @@
           renderSections();
           notify("You have not paid by card yet, so there are no card payments to manage.", true);
         } else {
-          notify("Could not open your card payments: " + error.message, true);
+          notify(plainly(error, "Opening your card payments"), true);
         }
       })
       .then(function () { button.disabled = false; });
@@ -356,7 +367,7 @@
         return sleep(1500).then(poll);
       });
     }
-    return poll().catch(function (error) { notify(error.message, true); });
+    return poll().catch(function (error) { notify(plainly(error, "Updating your access"), true); });
   }
 
   function returned() {
