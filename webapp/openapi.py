@@ -199,7 +199,10 @@ SCHEMAS: dict[str, dict] = {
     "PlanRequest": {
         "type": "object",
         "required": ["plan"],
-        "properties": {"plan": {"type": "string", "minLength": 1, "description": "a plan key from GET /api/plans"}},
+        "properties": {
+            "plan": {"type": "string", "minLength": 1, "description": "a plan key from GET /api/plans"},
+            "gift": {"type": "boolean", "description": "POST /api/invoice: buy it for someone else (a one-off plan)"},
+        },
         "examples": [{"plan": "premium_week"}],
     },
 }

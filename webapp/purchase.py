@@ -29,6 +29,7 @@ from app.stripe import client as stripe_client
 from app.telegram import client as telegram_client
 from app.telegram import payments
 from app.users import find_user
+from webapp.body import json_object, raw_body
 from webapp.context import catalogue, requested_plan, settings
 from webapp.errors import ApiError
 
@@ -83,7 +84,7 @@ def invoice():
                 properties:
                   link: {type: string}
         "400":
-          description: no such plan, or one not sold for Stars (`plan_required`, `unknown_plan`, `not_sold_for_stars`, `malformed_json`)
+          description: no such plan, or one not sold for Stars, or a subscription asked as a gift (`plan_required`, `unknown_plan`, `not_sold_for_stars`, `not_giftable`, `malformed_json`)
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Error"}
@@ -101,13 +102,16 @@ def invoice():
               schema: {$ref: "#/components/schemas/Error"}
     """
     plan = requested_plan(stars=True)
+    gift = (json_object() if raw_body() else {}).get("gift") is True
+    if gift and plan.stars_subscription:
+        raise ApiError(400, "not_giftable", f"plan {plan.key!r} renews by itself, so it cannot be a gift")
     identity = str(get_jwt_identity())
     if not identity.isdigit():
         raise ApiError(401, "token_invalid", "the session token does not name a Telegram user")
     if find_user(int(identity)) is None:
         raise ApiError(401, "user_unknown", "the user of this token no longer exists; sign in again")
     try:
-        link = payments.create_invoice_link(telegram_client.client_for(settings()), plan, int(identity))
+        link = payments.create_invoice_link(telegram_client.client_for(settings()), plan, int(identity), gift=gift)
     except telegram_client.NotConfigured:
         raise ApiError(503, "telegram_not_configured", "this service has no Telegram bot token") from None
     except (ApiException, requests.RequestException) as exc:

@@ -135,6 +135,7 @@
     { id: "entitlements", title: "Your access", rows: entitlementRows },
     { id: "plans", title: plansTitle, rows: planRows, footer: plansFooter },
     { id: "billing", title: "Card payments", rows: billingRows, footer: billingFooter },
+    { id: "code", title: "Have a code?", rows: codeRows, footer: codeFooter },
   ];
 
   function renderSections() {
@@ -260,9 +261,98 @@
         card.addEventListener("click", function () { buyByCard(plan); });
         actions.appendChild(card);
       }
+      if (plan.trial_days && !trialTaken(plan)) {
+        var trial = element("button", "button secondary start-trial", "Try free for " + plan.trial_days + " days");
+        trial.type = "button";
+        trial.addEventListener("click", function () { startTrial(plan); });
+        actions.appendChild(trial);
+      }
+      if (plan.sold_for_stars && !plan.stars_subscription && ways.stars !== false && !paywall) {
+        var gift = element("button", "button secondary give-gift", "Gift");
+        gift.type = "button";
+        gift.setAttribute("aria-label", "Buy " + plan.title + " as a gift for someone else");
+        gift.addEventListener("click", function () { buyGift(plan); });
+        actions.appendChild(gift);
+      }
       if (actions.children.length) li.appendChild(actions);
       return li;
     });
+  }
+
+  // --- Ways in: trials, codes and gifts ----------------------------------------------------
+
+  // A trial is for someone who never held the plan's entitlement.
+  function trialTaken(plan) {
+    return entitlements.some(function (item) { return item.entitlement === plan.entitlement; });
+  }
+
+  function startTrial(plan) {
+    setBusy(true);
+    notify("");
+    authed("POST", "/api/trial", { plan: plan.key })
+      .then(function () {
+        notify("Your free trial has started.");
+        return refresh().then(renderPlans);
+      })
+      .catch(function (error) { notify(error.message, true); })
+      .then(function () { setBusy(false); });
+  }
+
+  function buyGift(plan) {
+    setBusy(true);
+    notify("");
+    authed("POST", "/api/invoice", { plan: plan.key, gift: true })
+      .then(function (data) {
+        tg.openInvoice(data.link, function (status) {
+          setBusy(false);
+          if (status === "paid") notify("Thank you! The bot sent you the gift's link to pass on.");
+          else if (status === "failed") notify("The payment did not go through. Please try again.", true);
+        });
+      })
+      .catch(function (error) {
+        setBusy(false);
+        notify(error.message, true);
+      });
+  }
+
+  function codeRows() {
+    if (paywall) return [];
+    var li = element("li", "code-row");
+    var form = element("form", "actions");
+    var input = element("input", "code-input");
+    input.id = "promo-code";
+    input.type = "text";
+    input.maxLength = 32;
+    input.placeholder = "Promo code";
+    input.autocomplete = "off";
+    input.setAttribute("aria-label", "Promo code");
+    var button = element("button", "button secondary redeem", "Redeem");
+    button.type = "submit";
+    form.appendChild(input);
+    form.appendChild(button);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      redeemCode(input.value, button);
+    });
+    li.appendChild(form);
+    return [li];
+  }
+
+  function codeFooter() {
+    return paywall ? "" : "Codes work in any case. You can also send /redeem CODE to the bot.";
+  }
+
+  function redeemCode(code, button) {
+    if (!code.trim()) return;
+    button.disabled = true;
+    notify("");
+    authed("POST", "/api/redeem", { code: code.trim() })
+      .then(function (data) {
+        notify("Code " + data.code + " redeemed.");
+        return refresh().then(renderPlans);
+      })
+      .catch(function (error) { notify(error.message, true); })
+      .then(function () { button.disabled = false; });
   }
 
   function setBusy(busy) {
