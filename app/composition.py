@@ -12,16 +12,18 @@ from datetime import datetime
 
 from app import entitlements, inbox
 from app.access import transitions
+from app.holdings import Known
 from app.models import Grant, User
 from app.ways import gifts
 from app.webhooks import outbox
 
 
 def _holding_changed(
-    user_id: int, entitlement: str, *, now: datetime, locked_user: User | None, revoke_reason: str | None
+    user_id: int, entitlement: str, *, now: datetime, locked_user: User | None, revoke_reason: str | None,
+    known: Known | None = None,
 ) -> None:
     reason = transitions.end_reason(revoke_reason) if revoke_reason else "revoked"
-    transitions.sync(user_id, entitlement, reason=reason, now=now, locked_user=locked_user)
+    transitions.sync(user_id, entitlement, reason=reason, now=now, locked_user=locked_user, known=known)
 
 
 def _payment_granted(user: User, grant: Grant, data: dict) -> None:

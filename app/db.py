@@ -76,7 +76,17 @@ def lock_payment(source: str, reference: str) -> None:
     what keeps it from passing a grant of the same payment in the middle.
     """
     if is_postgres():
-        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"payment:{source}:{reference}",))
+        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (payment_key(source, reference),))
+
+
+def payment_key(source: str, reference: str) -> str:
+    """The text whose hash names one payment's lock."""
+    return f"payment:{source}:{reference}"
+
+
+def payment_lock(source: str, reference: str) -> peewee.Function:
+    """`lock_payment` as an SQL expression, to take the lock inside another statement (PostgreSQL)."""
+    return peewee.fn.pg_advisory_xact_lock(peewee.fn.hashtextextended(payment_key(source, reference), 0))
 
 
 @contextlib.contextmanager

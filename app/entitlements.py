@@ -1,6 +1,7 @@
 """Entitlements as the union of grants: grant, extend, revoke, and what is active now."""
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,7 +11,8 @@ import peewee
 
 from app import metrics
 from app.clock import iso, utcnow
-from app.db import for_update, lock_payment, transaction
+from app.db import database, for_update, is_postgres, lock_payment, transaction
+from app.holdings import Known, payment_facts
 from app.models import Grant, LedgerEntry, User
 # The reads of what a user holds are part of this service's surface too.
 from app.holdings import active_grants, current_end, end_for, is_active, summary  # noqa: F401
@@ -31,6 +33,7 @@ class GrantResult:
 
     grant: Grant
     created: bool
+    held_until: datetime | None = None  # a new grant: where the holder's run now ends (datetime.max: for good)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Fulfilment:
     grant: Grant
     created: bool
     renewal: bool = False
+    held_until: datetime | None = None  # where the payer's run ends after this grant, when the grant says
 
     @property
     def subscription(self) -> bool:
@@ -57,8 +61,9 @@ class PaymentReversed(Exception):
 class Hooks:
     """What hangs off an entitlement change, called inside the change's transaction; wired by `app.composition`.
 
-    `holding_changed(user_id, entitlement, *, now, locked_user, revoke_reason)`: the user's holding may have
-    changed (transitions); `revoke_reason` says why, when grants were revoked. `payment_granted(user, grant, detail)` and `payment_reversed(user, data, entitlement)`: a
+    `holding_changed(user_id, entitlement, *, now, locked_user, revoke_reason, known)`: the user's holding may
+    have changed (transitions); `revoke_reason` says why, when grants were revoked; `known`, when given, is
+    what the change already read (the holder's state, what they hold now, their last sequence). `payment_granted(user, grant, detail)` and `payment_reversed(user, data, entitlement)`: a
     payment granted or was taken back (the operator's backend hears of it).
     """
 
@@ -89,64 +94,72 @@ def grant(
     stack: bool = True,
     actor: str = "system",
     detail: dict | None = None,
+    locked: bool = False,
 ) -> GrantResult:
     """Grant an entitlement for one payment or action; a second grant for the same reference is a no-op.
 
     `until` sets the end outright (subscriptions); `days` counts from now, or from the end
     of what the user already holds when `stack` is true, so a second purchase extends.
-    Neither: a lifetime grant.
+    Neither: a lifetime grant. `locked`: the caller's open transaction holds the user's row lock and
+    this payment's lock already (`users.lock_user(..., payment=(source, reference))`).
     """
     wired = hooks.wired()
-    with transaction():
-        # Serialises a user's grants, so two payments at once cannot both stack on the same end.
-        for_update(User.select(User.id).where(User.id == user.id)).get()
-        lock_payment(source, reference)
+    # Inside the caller's transaction no savepoint: nothing is written before a refusal (PaymentReversed).
+    with transaction() if not database.in_transaction() else contextlib.nullcontext():
+        if not locked:
+            # Serialises a user's grants, so two payments at once cannot both stack on the same end.
+            for_update(User.select(User.id).where(User.id == user.id)).get()
+            lock_payment(source, reference)
         now = utcnow()
-        existing = Grant.get_or_none((Grant.source == source) & (Grant.reference == reference))
-        if existing is not None:
-            return GrantResult(existing, False)
         # Checked under the user's lock, which `revoke_payment` takes too, so a refund cannot land in between.
-        reversed_as = reversal(source, reference)
-        if reversed_as is not None:
-            raise PaymentReversed(f"payment {reference} was {REVERSALS[reversed_as]} before it was granted")
+        facts = payment_facts(user.id, entitlement, source, reference, now)
+        if facts.existing is not None:
+            return GrantResult(Grant.get_by_id(facts.existing), False)
+        if facts.reversal is not None:
+            raise PaymentReversed(f"payment {reference} was {REVERSALS[facts.reversal]} before it was granted")
         starts_at = now
         ends_at = until
         action = "grant"
         if until is None and days is not None:
-            held_until = current_end(user, entitlement, now) if stack else None
+            held_until = facts.run_end(now) if stack else None
             if held_until is not None and held_until != datetime.max:
                 starts_at = held_until
                 action = "extend"
             ends_at = starts_at + timedelta(days=days)
-        try:
-            with transaction():
-                row = Grant.create(
-                    user=user,
-                    entitlement=entitlement,
-                    source=source,
-                    reference=reference,
-                    plan=plan,
-                    subscription_id=subscription_id,
-                    starts_at=starts_at,
-                    ends_at=ends_at,
-                    created_at=now,
-                )
-        except peewee.IntegrityError:
+        row = _insert_grant(
+            user=user, entitlement=entitlement, source=source, reference=reference, plan=plan,
+            subscription_id=subscription_id, starts_at=starts_at, ends_at=ends_at, created_at=now,
+        )
+        if row is None:
             # Another worker granted the same payment a moment ago.
             return GrantResult(Grant.get((Grant.source == source) & (Grant.reference == reference)), False)
-        LedgerEntry.create(
+        LedgerEntry.insert(
             user=user,
             action=action,
             entitlement=entitlement,
             source=source,
             reference=reference,
             detail={"actor": actor, "plan": plan, "starts_at": iso(starts_at), "ends_at": iso(ends_at), **(detail or {})},
-        )
+        ).execute()
         if source in PAYMENT_SOURCES:
             wired.payment_granted(user, row, _payment_data(row, detail))
-        wired.holding_changed(user.id, entitlement, now=now, locked_user=user, revoke_reason=None)
+        end = facts.run_end(now, (starts_at, ends_at))
+        known = Known(facts.state, end is not None, None if end in (None, datetime.max) else end, facts.last_sequence)
+        wired.holding_changed(user.id, entitlement, now=now, locked_user=user, revoke_reason=None, known=known)
     metrics.entitlements_granted.labels(source=source).inc()
-    return GrantResult(row, True)
+    return GrantResult(row, True, end)
+
+
+def _insert_grant(**values) -> Grant | None:
+    """Insert a payment's grant; None when that payment's grant exists (one `INSERT … ON CONFLICT DO NOTHING` on PostgreSQL)."""
+    if is_postgres():
+        inserted = list(Grant.insert(**values).on_conflict_ignore().returning(Grant.id).tuples().execute())
+        return Grant(id=inserted[0][0], revoked_at=None, revoke_reason=None, **values) if inserted else None
+    try:
+        with transaction():
+            return Grant.create(**values)
+    except peewee.IntegrityError:
+        return None
 
 
 def _close_gap(user_id: int, entitlement: str, now: datetime) -> None:
@@ -199,7 +212,7 @@ def _revoke(grants: list[Grant], reason: str, actor: str, action: str = "revoke"
             revoked.append(row)
     for user_id, entitlement in sorted({(row.user_id, row.entitlement) for row in revoked}):
         _close_gap(user_id, entitlement, now)
-        wired.holding_changed(user_id, entitlement, now=now, locked_user=None, revoke_reason=reason)
+        wired.holding_changed(user_id, entitlement, now=now, locked_user=None, revoke_reason=reason, known=None)
     return revoked
 
 

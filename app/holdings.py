@@ -1,10 +1,13 @@
-"""What a user holds, read from the grants: the grants active now, the end of an unbroken run, the summary."""
+"""What a user holds, read from the grants: the grants active now, the end of an unbroken run, the summary,
+and the facts a payment's grant is decided on."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from app.clock import iso, utcnow
-from app.models import Grant, User
+from app.db import database
+from app.models import EntitlementState, Grant, User
 
 
 def is_active(grant: Grant, now: datetime) -> bool:
@@ -77,3 +80,80 @@ def summary(user: User, now: datetime | None = None) -> list[dict]:
         end = current_end(user, key, now)
         result.append({"entitlement": key, "active": True, "expires_at": None if end == datetime.max else iso(end)})
     return result
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a grant change read under the user's lock, handed to its transitions so they read nothing again."""
+
+    state: EntitlementState | None
+    holds: bool
+    end: datetime | None  # None with `holds`: for good
+    last_sequence: int
+
+
+@dataclass
+class PaymentFacts:
+    """What granting one payment must know, read in one statement under the user's lock.
+
+    The holder's grants of the entitlement that have not ended, whether the payment was taken
+    back (`reversal`), the grant it already made (`existing`), the holder's recorded state and
+    the last sequence number of their transitions (the transitions of the change take the next).
+    """
+
+    grants: list[tuple[datetime, datetime | None]]
+    reversal: str | None
+    existing: int | None
+    state: EntitlementState | None
+    last_sequence: int
+
+    def run_end(self, now: datetime, *also: tuple[datetime, datetime | None]) -> datetime | None:
+        """`current_end` from these grants (and `also`), as `run_end` computes it."""
+        grants = sorted([*self.grants, *also], key=lambda g: g[0])
+        return run_end([_Span(start, end) for start, end in grants], now)
+
+
+@dataclass(frozen=True)
+class _Span:
+    starts_at: datetime
+    ends_at: datetime | None
+
+
+_FACTS_SQL = """
+SELECT 'g', starts_at, ends_at, CAST(NULL AS VARCHAR(32)), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM "grant"
+ WHERE user_id = {p} AND entitlement = {p} AND revoked_at IS NULL AND (ends_at IS NULL OR ends_at > {p})
+UNION ALL
+SELECT 'r', NULL, NULL, action, id, NULL FROM ledger_entry
+ WHERE source = {p} AND reference = {p} AND action IN ('refund', 'dispute')
+UNION ALL
+SELECT 'e', NULL, NULL, NULL, id, NULL FROM "grant" WHERE source = {p} AND reference = {p}
+UNION ALL
+SELECT 's', NULL, ends_at, CASE WHEN holding THEN 'holding' ELSE 'idle' END, id, version FROM entitlement_state
+ WHERE user_id = {p} AND entitlement = {p}
+UNION ALL
+SELECT 'q', NULL, NULL, NULL, MAX(sequence), NULL FROM entitlement_transition WHERE user_id = {p}
+"""
+_facts_sql: dict[str, str] = {}
+
+
+def payment_facts(user_id: int, entitlement: str, source: str, reference: str, now: datetime) -> PaymentFacts:
+    """Read `PaymentFacts` in one round trip (call it with the user's row locked)."""
+    db = database.obj
+    sql = _facts_sql.get(db.param) or _facts_sql.setdefault(db.param, _FACTS_SQL.format(p=db.param))
+    params = (user_id, entitlement, now, source, reference, source, reference, user_id, entitlement, user_id)
+    when = Grant.starts_at.python_value
+    grants, reversals, existing, state, last = [], [], None, None, 0
+    for kind, at1, at2, word, n1, n2 in db.execute_sql(sql, params).fetchall():
+        if kind == "g":
+            grants.append((when(at1), when(at2)))
+        elif kind == "r":
+            reversals.append((n1, word))
+        elif kind == "e":
+            existing = n1
+        elif kind == "s":
+            state = EntitlementState(id=n1, user=user_id, entitlement=entitlement, holding=word == "holding",
+                                     ends_at=when(at2), version=n2)
+        elif kind == "q":
+            last = n1 or 0
+    reversal = min(reversals)[1] if reversals else None
+    return PaymentFacts(grants, reversal, existing, state, last)

@@ -69,6 +69,8 @@ class Context:
     plans: PlanFile
     # Gives a committed inbox row to the workers (the runtime's); without one the sweeper takes new rows.
     hand_off: Callable[[int], object] | None = None
+    # Sends the message of a committed row born handed off (`record(..., handed_off=True)`).
+    send_handed_off: Callable[[Event], object] | None = None
 
     @property
     def catalogue(self) -> Catalogue:
@@ -149,16 +151,17 @@ def record(
 ) -> Recorded:
     """Store an accepted delivery once per (provider, external id); `subject` is the Telegram user it is about.
 
-    `handed_off`: the caller sends the new row's message itself, with generation `BORN_GENERATION`
-    (and calls `dispatch_failed` if that send fails). On PostgreSQL the row is then born handed off
-    in one round trip (`INSERT … ON CONFLICT DO NOTHING RETURNING`); a duplicate takes the path below.
+    `handed_off`: the caller sends the new row's message itself, with generation `BORN_GENERATION`,
+    once the row is committed (and calls `dispatch_failed` if that send fails). On PostgreSQL the row
+    is then born handed off in one round trip (`INSERT … ON CONFLICT DO NOTHING RETURNING`, also inside
+    a transaction, which a conflict does not abort); a duplicate takes the path below.
 
     A duplicate of a failed event is queued again with a fresh set of attempts; one of a
     pending event is queued only when its hand-off failed (otherwise its message is still
     on its way); a duplicate of a processed or ignored one changes nothing.
     """
     external_id = str(external_id)
-    if handed_off and status == EventStatus.PENDING and not note and is_postgres() and not database.in_transaction():
+    if handed_off and status == EventStatus.PENDING and not note and is_postgres():
         born = _insert_handed_off(provider, external_id, type_, payload, subject)
         if born is not None:
             return Recorded(born, True, True)
@@ -327,6 +330,28 @@ def _claim(handlers: Handlers, event_id: int, generation: int | None, max_attemp
         return _Claim(event=event)
 
 
+def _claim_runnable(event_id: int, generation: int | None, max_attempts: int | None) -> Event | None:
+    """Inside the caller's transaction: count an attempt of a row this message may run and mark it started; None otherwise.
+
+    One `UPDATE … RETURNING` on PostgreSQL, which also takes the row's lock; SQLite's IMMEDIATE
+    transaction already holds the write lock, so there it is a read and an update.
+    """
+    condition = (Event.id == event_id) & (Event.status == EventStatus.PENDING) & Event.started_at.is_null()
+    if generation is not None:
+        condition &= Event.dispatch == generation
+    if max_attempts is not None:
+        condition &= Event.attempts < max_attempts
+    now = utcnow()
+    changes = {"attempts": Event.attempts + 1, "started_at": now}
+    if is_postgres():
+        return next(iter(Event.update(**changes).where(condition).returning(*Event._meta.sorted_fields).objects(Event)), None)
+    event = Event.select().where(condition).first()
+    if event is not None:
+        Event.update(**changes).where(Event.id == event_id).execute()
+        event.attempts, event.started_at = event.attempts + 1, now
+    return event
+
+
 def process(
     event_id: int,
     *,
@@ -340,68 +365,171 @@ def process(
 
     A message from the broker passes its `generation`: one that is not the row's current one
     is dropped ("stale"), and so is any message for a row that is no longer pending. Each
-    attempt is counted before it runs; the one that reaches `max_attempts` (or any, with
-    `final_attempt`) is the last. The handler's writes and the row's `processed` mark commit
-    together; a handler whose spec says `transactional=False` runs before that transaction.
-    A failure is recorded (error, attempts) and re-raised so the broker retries, unless it was
-    the last attempt or the handler says retrying cannot help, when the row is `failed`.
+    attempt is counted; the one that reaches `max_attempts` (or any, with `final_attempt`) is
+    the last. A transactional handler without `prepare` runs in one transaction with its claim
+    and the row's `processed` mark; one with `prepare` has its attempt counted first, then
+    `prepare` runs outside any transaction and the handler's writes commit with the mark; a
+    handler whose spec says `transactional=False` runs after its claim and before the mark. A
+    failure rolls the handler's writes back and is recorded (error, attempts) and re-raised so
+    the broker retries, unless it was the last attempt or the handler says retrying cannot
+    help, when the row is `failed`.
     """
-    claim = _claim(handlers, event_id, generation, max_attempts)
-    if claim.event is None:
-        return claim.outcome
-    event = claim.event
-    last = final_attempt or (max_attempts is not None and event.attempts >= max_attempts)
-    provider = event.provider
-    spec = handlers.spec(provider, event.type)
     started = time.perf_counter()
     _effects.pending = []
     _effects.context = context
+    provider, attempts, failure = None, 0, None
     try:
-        outcome, prepared = None, ()
-        if spec is not None and spec.prepare is not None:
-            try:
-                prepared = (spec.prepare(event, context),)
-            except IGNORED as reason:
-                outcome = EventStatus.IGNORED, str(reason) or None
-        if spec is not None and not spec.transactional:
-            outcome = _run_handler(spec.fn, event, context)
-        with transaction():
-            event = for_update(Event.select().where(Event.id == event_id)).get()
-            if event.status != EventStatus.PENDING:
-                return event.status
-            if spec is None:
-                status, detail = EventStatus.IGNORED, f"no handler for {provider} {event.type}"
-            elif outcome is not None:
-                status, detail = outcome
-            else:
-                with transaction():
-                    status, detail = _run_handler(spec.fn, event, context, *prepared)
-            now = utcnow()
-            Event.update(
-                status=status, processed_at=now, updated_at=now, lease_until=None, started_at=None,
-                error=detail if status == EventStatus.IGNORED else None,
-            ).where(Event.id == event_id).execute()
-    except Exception as exc:
-        permanent = isinstance(exc, PermanentError)
-        status = EventStatus.FAILED if (last or permanent) else EventStatus.PENDING
-        with transaction():
-            # A copy that finished meanwhile keeps its outcome.
-            Event.update(
-                status=status, error=describe_error(exc), updated_at=utcnow(), lease_until=None, started_at=None
-            ).where((Event.id == event_id) & (Event.status == EventStatus.PENDING)).execute()
-            _log(event_id, "failed" if status == EventStatus.FAILED else "attempt_failed", describe_error(exc))
-        metrics.events_processed.labels(provider=provider, result="failed" if status == EventStatus.FAILED else "retry").inc()
-        metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
-        if status == EventStatus.FAILED and not permanent:
-            # The row is failed: no retry of this message may run it again.
-            raise PermanentError(describe_error(exc)) from exc
-        raise
+        try:
+            with transaction():
+                event = _claim_runnable(event_id, generation, max_attempts)
+                spec = handlers.spec(event.provider, event.type) if event is not None else None
+                if event is not None:
+                    provider, attempts = event.provider, event.attempts
+                    last = final_attempt or (max_attempts is not None and attempts >= max_attempts)
+                if event is None:
+                    status = None
+                elif spec is not None and spec.transactional and spec.prepare is None:
+                    # The common case: the claim, the handler's writes and the row's outcome in one transaction.
+                    status, failure = _run_in_claim(event, spec, context, last)
+                else:
+                    status = None
+                    if spec is not None and not spec.transactional:
+                        # A network-only handler runs outside any lock: the lease keeps the sweeper away meanwhile.
+                        Event.update(lease_until=utcnow() + LEASE).where(Event.id == event_id).execute()
+            if failure is not None:
+                _effects.pending = []
+                metrics.events_processed.labels(provider=provider, result=status).inc()
+                metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
+                raise failure
+            if event is None:
+                claim = _claim(handlers, event_id, generation, max_attempts)  # says why not (or claims after all)
+                if claim.event is None:
+                    return claim.outcome
+                event, provider, attempts = claim.event, claim.event.provider, claim.event.attempts
+                spec = handlers.spec(event.provider, event.type)
+            if status is None:
+                status = _run_claimed(event, spec, context)
+        except IGNORED as reason:
+            _effects.pending = []  # what the handler meant to do after its commit was rolled back with it
+            status = _mark_ignored(event_id, str(reason) or None)
+        except Exception as exc:
+            if exc is failure:
+                raise
+            _effects.pending = []
+            if provider is None:
+                raise  # the row could not even be claimed (the database is unreachable): nothing to record
+            last = final_attempt or (max_attempts is not None and attempts >= max_attempts)
+            raise _record_failure(event_id, provider, exc, last, started)
     finally:
         effects, _effects.pending, _effects.context = _effects.pending, None, None
     _run_effects(effects)
     metrics.events_processed.labels(provider=provider, result=status).inc()
     metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
     return status
+
+
+ATTEMPT = "entitle_attempt"
+"""The savepoint a handler runs under in its claim's transaction (released by the COMMIT, so no statement of its own)."""
+
+
+def _run_in_claim(event: Event, spec: HandlerSpec, context: Context, last: bool) -> tuple[str, Exception | None]:
+    """Run a transactional handler inside its claim's transaction; (the row's status, the exception to raise after the commit).
+
+    A handler that fails is rolled back to the savepoint taken after the claim, so its attempt stays
+    counted and the row stays locked while the failure is recorded: no copy runs it in between.
+    """
+    database.execute_sql(f"SAVEPOINT {ATTEMPT}")
+    mark = len(_effects.pending)
+    try:
+        spec.fn(event, context)
+    except IGNORED as reason:
+        database.execute_sql(f"ROLLBACK TO SAVEPOINT {ATTEMPT}")
+        del _effects.pending[mark:]
+        _finish(event.id, EventStatus.IGNORED, str(reason) or None)
+        return EventStatus.IGNORED, None
+    except Exception as exc:
+        database.execute_sql(f"ROLLBACK TO SAVEPOINT {ATTEMPT}")
+        del _effects.pending[mark:]
+        status, failure = _failed(event.id, exc, last)
+        return status, failure
+    _finish(event.id, EventStatus.PROCESSED, None)
+    return EventStatus.PROCESSED, None
+
+
+def _failed(event_id: int, exc: Exception, last: bool) -> tuple[str, Exception]:
+    """Inside the attempt's transaction: record its failure; (the row's status, the exception for the broker)."""
+    permanent = isinstance(exc, PermanentError)
+    status = EventStatus.FAILED if (last or permanent) else EventStatus.PENDING
+    Event.update(
+        status=status, error=describe_error(exc), updated_at=utcnow(), lease_until=None, started_at=None
+    ).where(Event.id == event_id).execute()
+    _log(event_id, "failed" if status == EventStatus.FAILED else "attempt_failed", describe_error(exc))
+    if status == EventStatus.FAILED and not permanent:
+        # The row is failed: no retry of this message may run it again.
+        failed = PermanentError(describe_error(exc))
+        failed.__cause__ = exc
+        return "failed", failed
+    return ("failed" if status == EventStatus.FAILED else "retry"), exc
+
+
+def _run_claimed(event: Event, spec: HandlerSpec | None, context: Context) -> str:
+    """Run a claimed attempt whose handler needs a network call first (`prepare`, or a network-only handler); its status."""
+    outcome, prepared = None, ()
+    if spec is not None and spec.prepare is not None:
+        try:
+            prepared = (spec.prepare(event, context),)
+        except IGNORED as reason:
+            outcome = EventStatus.IGNORED, str(reason) or None
+    if spec is not None and not spec.transactional:
+        outcome = _run_handler(spec.fn, event, context)
+    with transaction():
+        current = for_update(Event.select(Event.status).where(Event.id == event.id)).get()
+        if current.status != EventStatus.PENDING:
+            return current.status
+        if spec is None:
+            outcome = EventStatus.IGNORED, f"no handler for {event.provider} {event.type}"
+        elif outcome is None:
+            spec.fn(event, context, *prepared)  # an IGNORED it raises rolls its writes back (see `process`)
+            outcome = EventStatus.PROCESSED, None
+        _finish(event.id, *outcome)
+    return outcome[0]
+
+
+def _finish(event_id: int, status: str, detail: str | None) -> None:
+    now = utcnow()
+    Event.update(
+        status=status, processed_at=now, updated_at=now, lease_until=None, started_at=None,
+        error=detail if status == EventStatus.IGNORED else None,
+    ).where(Event.id == event_id).execute()
+
+
+def _mark_ignored(event_id: int, detail: str | None) -> str:
+    """Mark a claimed row whose handler said there is nothing to do as ignored (its writes were rolled back); its status after."""
+    now = utcnow()
+    changes = dict(status=EventStatus.IGNORED, processed_at=now, updated_at=now, lease_until=None, started_at=None, error=detail)
+    with transaction():
+        if Event.update(**changes).where((Event.id == event_id) & (Event.status == EventStatus.PENDING)).execute():
+            return EventStatus.IGNORED
+        return Event.select(Event.status).where(Event.id == event_id).scalar() or "missing"
+
+
+def _record_failure(event_id: int, provider: str, exc: Exception, last: bool, started: float) -> Exception:
+    """Record a claimed attempt's failure (the row is failed when it was the last or retrying cannot help); the exception to raise."""
+    permanent = isinstance(exc, PermanentError)
+    status = EventStatus.FAILED if (last or permanent) else EventStatus.PENDING
+    changes = dict(status=status, error=describe_error(exc), updated_at=utcnow(), lease_until=None, started_at=None)
+    with transaction():
+        # A copy that finished meanwhile keeps its outcome.
+        Event.update(**changes).where((Event.id == event_id) & (Event.status == EventStatus.PENDING)).execute()
+        _log(event_id, "failed" if status == EventStatus.FAILED else "attempt_failed", describe_error(exc))
+    metrics.events_processed.labels(provider=provider, result="failed" if status == EventStatus.FAILED else "retry").inc()
+    metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
+    if status == EventStatus.FAILED and not permanent:
+        # The row is failed: no retry of this message may run it again.
+        failed = PermanentError(describe_error(exc))
+        failed.__cause__ = exc
+        return failed
+    return exc
 
 
 def statuses(event_ids: Iterable[int]) -> dict[int, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import peewee
 
 from app.clock import utcnow
-from app.db import transaction
+from app.db import for_update, is_postgres, lock_payment, payment_lock, transaction
 from app.models import User
 
 PROFILE_FIELDS = ("first_name", "last_name", "username", "language_code", "is_premium")
@@ -33,6 +33,45 @@ def ensure_user(telegram_id: int, **profile) -> User:
         for key, value in changed.items():
             setattr(user, key, value)
     return user
+
+
+def lock_user(
+    telegram_id: int, *, stripe_customer_id: str | None = None, payment: tuple[str, str] | None = None, **profile
+) -> User:
+    """`ensure_user`, with the user's row locked until the caller's transaction ends (the lock `entitlements.grant` takes).
+
+    On PostgreSQL one `INSERT … ON CONFLICT DO UPDATE … RETURNING`: the update takes the row's lock,
+    and `payment` (source, reference) has that payment's lock (`db.lock_payment`) taken in the same
+    statement, after the row's. `stripe_customer_id` is remembered when the user has none yet (the
+    first one stored wins); the caller has checked that no other user holds it.
+    """
+    telegram_id = int(telegram_id)
+    values = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v is not None}
+    if not is_postgres():
+        user = ensure_user(telegram_id, **values)
+        if stripe_customer_id and not user.stripe_customer_id:
+            User.update(stripe_customer_id=stripe_customer_id).where(User.id == user.id).execute()
+            user.stripe_customer_id = stripe_customer_id
+        for_update(User.select(User.id).where(User.id == user.id)).get()  # SQLite's write transaction holds it already
+        if payment is not None:
+            lock_payment(*payment)
+        return user
+    now = utcnow()
+    changed = peewee.Expression(
+        peewee.fn.ROW(*[getattr(User, k) for k in values]), "IS DISTINCT FROM", peewee.fn.ROW(*[peewee.EXCLUDED[k] for k in values])
+    )
+    update = {getattr(User, k): peewee.EXCLUDED[k] for k in values}
+    update[User.updated_at] = peewee.Case(None, [(changed, now)], User.updated_at) if values else User.updated_at
+    if stripe_customer_id:
+        values["stripe_customer_id"] = stripe_customer_id
+        update[User.stripe_customer_id] = peewee.fn.COALESCE(User.stripe_customer_id, peewee.EXCLUDED.stripe_customer_id)
+    query = (
+        User.insert(telegram_id=telegram_id, created_at=now, updated_at=now, **values)
+        .on_conflict(conflict_target=[User.telegram_id], update=update)
+        .returning(*User._meta.sorted_fields, *([payment_lock(*payment).alias("payment_locked")] if payment else []))
+        .objects(User)
+    )
+    return next(iter(query.execute()))
 
 
 def profile_from_telegram(data: dict) -> dict:

@@ -64,7 +64,7 @@ class Runtime:
     @property
     def context(self) -> Context:
         """What handlers run with."""
-        return Context(self.settings, self.plans, hand_off=self.enqueue)
+        return Context(self.settings, self.plans, hand_off=self.enqueue, send_handed_off=self.send_handed_off)
 
     def catalogue(self) -> Catalogue:
         """The plan catalogue as the plan file holds it now."""
@@ -85,13 +85,19 @@ class Runtime:
         """Record a verified delivery (about the Telegram user `subject`) in the inbox and hand it to the workers when there is work to do."""
         recorded = inbox.record(provider, external_id, type_, payload, subject=subject, handed_off=True)
         if recorded.created and recorded.event.dispatch == inbox.BORN_GENERATION:
-            try:
-                self._send(recorded.event, inbox.BORN_GENERATION)  # born handed off: its message goes now
-            except Exception as exc:
-                log.warning("could not enqueue event %s (%s); the sweeper will retry", recorded.event.id, type(exc).__name__)
+            self.send_handed_off(recorded.event)  # born handed off: its message goes now
         elif recorded.should_enqueue:
             self.enqueue(recorded.event.id)
         return recorded
+
+    def send_handed_off(self, event: Event) -> bool:
+        """Send the message of a committed row born handed off; False (and the row is left to the sweeper) if that failed."""
+        try:
+            self._send(event, inbox.BORN_GENERATION)
+            return True
+        except Exception as exc:
+            log.warning("could not enqueue event %s (%s); the sweeper will retry", event.id, type(exc).__name__)
+            return False
 
     def enqueue(self, event_id: int) -> bool:
         """Hand a pending inbox row to the workers; False (and the row stays pending for the sweeper) if that failed."""

@@ -20,7 +20,7 @@ from app import inbox, metrics
 from app.clock import iso, utcnow
 from app.db import database, for_update, transaction
 from app.access import rules
-from app.holdings import current_end
+from app.holdings import Known, current_end
 from app.models import EntitlementState, EntitlementTransition, Grant, Reminder, User
 from app.plans import Catalogue
 
@@ -51,36 +51,47 @@ def _catalogue() -> Catalogue | None:
 
 
 def sync(
-    user_id: int, entitlement: str, *, reason: str = "revoked", now: datetime | None = None, locked_user: User | None = None
+    user_id: int, entitlement: str, *, reason: str = "revoked", now: datetime | None = None, locked_user: User | None = None,
+    known: Known | None = None,
 ) -> list[EntitlementTransition]:
     """Write the transitions that the grants' change implies (inside the caller's transaction); returns them.
 
     `locked_user`: the user row, already locked by the caller's transaction (a grant takes that lock).
+    `known`: what the caller read under that lock (state, holding, last sequence), so nothing is read again.
     """
     # Inside a caller's transaction no savepoint of its own: a failure here must undo the grant change too.
     with transaction() if not database.in_transaction() else contextlib.nullcontext():
         user = locked_user or for_update(User.select().where(User.id == user_id)).get()
-        state = for_update(
-            EntitlementState.select().where((EntitlementState.user == user_id) & (EntitlementState.entitlement == entitlement))
-        ).first()
-        # The time once the locks are ours: a caller's `now` from before them (the expiry job's pass)
-        # could predate a renewal committed meanwhile and end what that renewal just extended.
-        now = max(now, utcnow()) if now is not None else utcnow()
-        if state is None:
-            state = _new_state(user_id, entitlement, now)
-        holds, end = _held_end(user_id, entitlement, now)
+        if known is not None and locked_user is not None and now is not None:
+            state, (holds, end) = known.state, (known.holds, known.end)
+            sequence = _Sequence(user_id, known.last_sequence)
+            if state is None:
+                state = EntitlementState(user=user_id, entitlement=entitlement, holding=False, ends_at=None, version=0)
+        else:
+            state = for_update(
+                EntitlementState.select().where(
+                    (EntitlementState.user == user_id) & (EntitlementState.entitlement == entitlement)
+                )
+            ).first()
+            # The time once the locks are ours: a caller's `now` from before them (the expiry job's pass)
+            # could predate a renewal committed meanwhile and end what that renewal just extended.
+            now = max(now, utcnow()) if now is not None else utcnow()
+            if state is None:
+                state = _new_state(user_id, entitlement, now)
+            holds, end = _held_end(user_id, entitlement, now)
+            sequence = _Sequence(user_id)
         written = []
         was_holding, previous_end = state.holding, state.ends_at
         if was_holding and previous_end is not None and previous_end <= now and (not holds or end != previous_end):
             # The run lapsed before the expiry job saw it: it ended then, whatever happens now.
-            written.append(_write(user, entitlement, ENDED, "expired", None, previous_end, now))
+            written.append(_write(user, entitlement, ENDED, "expired", None, previous_end, now, sequence))
             was_holding = False
         if not was_holding and holds:
-            written.append(_write(user, entitlement, STARTED, None, end, None, now))
+            written.append(_write(user, entitlement, STARTED, None, end, None, now, sequence))
         elif was_holding and holds and end != previous_end:
-            written.append(_write(user, entitlement, EXTENDED, None, end, previous_end, now))
+            written.append(_write(user, entitlement, EXTENDED, None, end, previous_end, now, sequence))
         elif was_holding and not holds:
-            written.append(_write(user, entitlement, ENDED, reason, None, previous_end, now))
+            written.append(_write(user, entitlement, ENDED, reason, None, previous_end, now, sequence))
         if written or (state.holding, state.ends_at) != (holds, end):
             _save_state(state, holds, end, now)
     return written
@@ -99,6 +110,11 @@ class StateMoved(Exception):
 
 
 def _save_state(state: EntitlementState, holds: bool, end: datetime | None, now: datetime) -> None:
+    if state.id is None:  # first seen by a grant that read it under the user's lock: no one else can create it
+        EntitlementState.insert(
+            user=state.user_id, entitlement=state.entitlement, holding=holds, ends_at=end, version=1, updated_at=now
+        ).execute()
+        return
     changed = (
         EntitlementState.update(holding=holds, ends_at=end, version=EntitlementState.version + 1, updated_at=now)
         .where((EntitlementState.id == state.id) & (EntitlementState.version == state.version))
@@ -108,19 +124,28 @@ def _save_state(state: EntitlementState, holds: bool, end: datetime | None, now:
         raise StateMoved(f"the state of user {state.user_id}'s {state.entitlement} changed meanwhile")
 
 
-def _next_sequence(user_id: int) -> int:
-    last = EntitlementTransition.select(peewee.fn.MAX(EntitlementTransition.sequence)).where(
-        EntitlementTransition.user == user_id
-    ).scalar()
-    return (last or 0) + 1
+class _Sequence:
+    """A user's transition sequence numbers: the next one, read once (or known) and counted on from there."""
+
+    def __init__(self, user_id: int, last: int | None = None):
+        self.user_id, self.last = user_id, last
+
+    def next(self) -> int:
+        if self.last is None:
+            self.last = EntitlementTransition.select(peewee.fn.MAX(EntitlementTransition.sequence)).where(
+                EntitlementTransition.user == self.user_id
+            ).scalar() or 0
+        self.last += 1
+        return self.last
 
 
 def _write(
-    user: User, entitlement: str, kind: str, reason: str | None, end: datetime | None, previous_end: datetime | None, now: datetime
+    user: User, entitlement: str, kind: str, reason: str | None, end: datetime | None, previous_end: datetime | None,
+    now: datetime, sequence: _Sequence,
 ) -> EntitlementTransition:
     row = EntitlementTransition.create(
         user=user.id, entitlement=entitlement, kind=kind, reason=reason, ends_at=end, previous_end=previous_end,
-        sequence=_next_sequence(user.id), at=now,
+        sequence=sequence.next(), at=now,
     )
     metrics.entitlement_transitions.labels(kind=kind).inc()
     _announce(row, user)

@@ -1,6 +1,7 @@
 """Stripe Checkout and the Customer Portal: creating sessions, and fulfilling a paid session once."""
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ import stripe
 from app import entitlements, metrics
 from app.entitlements import Fulfilment
 from app.config import Settings
-from app.db import transaction
+from app.db import database, transaction
 from app.ways import trials
 from app.models import CheckoutSession, Grant, User
 from app.plans import Catalogue, Plan
@@ -19,7 +20,7 @@ from app.stripe.client import client_for, plain
 from app.stripe.customers import METADATA_KEY, ensure_customer, link_customer, user_for_customer
 from app.stripe.objects import expandable_id, payer_of
 from app.stripe.subscriptions import PaidInvoice, fetch_paid_invoice, grant_paid_invoice
-from app.users import ensure_user
+from app.users import ensure_user, lock_user
 
 PAID_STATUSES = ("paid", "no_payment_required")
 MODES = ("payment", "subscription")
@@ -195,22 +196,28 @@ def apply_session(paid: PaidSession) -> Fulfilment:
     a session whose customer belongs to another user than it names raises `CannotFulfil`.
     """
     session, plan = paid.session, paid.plan
-    with transaction():
+    customer_id = expandable_id(session.get("customer"))
+    # Inside the inbox's transaction no savepoint of its own (nothing is written before a refusal).
+    with transaction() if not database.in_transaction() else contextlib.nullcontext():
         _check_customer_is_users(session, paid.telegram_id)
-        user = ensure_user(paid.telegram_id)
-        link_customer(user, expandable_id(session.get("customer")))
         if paid.invoice is not None:
+            user = ensure_user(paid.telegram_id)
+            link_customer(user, customer_id)
             result = grant_paid_invoice(paid.invoice)
         else:
+            # The payer's row written, its customer remembered, its lock and the payment's taken in one statement.
+            reference = expandable_id(session.get("payment_intent")) or session["id"]
+            user = lock_user(paid.telegram_id, stripe_customer_id=customer_id, payment=(SOURCE, reference))
             result = entitlements.grant(
                 user,
                 plan.entitlement,
                 source=SOURCE,
-                reference=expandable_id(session.get("payment_intent")) or session["id"],
+                reference=reference,
                 days=plan.days,
                 plan=plan.key,
                 detail={"checkout_session": session["id"]},
+                locked=True,
             )
             if result.created:
                 metrics.count_stripe_payment(session.get("amount_total"), session.get("currency"))
-    return Fulfilment(user, plan, result.grant, result.created)
+    return Fulfilment(user, plan, result.grant, result.created, held_until=result.held_until)

@@ -54,11 +54,14 @@ def write_message(context: Context, chat_id: int, text: str, *, key: str) -> Non
     Its row is unique on `key`, so a payment handled twice writes one message; a send Telegram
     cannot take is tried again like any event, and never touches the change it reports.
     """
+    send = context.send_handed_off
     recorded = inbox.record(SOURCE, key, "send_message", {"chat_id": chat_id, "text": text},
-                            subject=chat_id if chat_id > 0 else None)
-    if recorded.should_enqueue and context.hand_off is not None:
-        event_id = recorded.event.id
-        inbox.after_commit(lambda: context.hand_off(event_id))
+                            subject=chat_id if chat_id > 0 else None, handed_off=send is not None)
+    event = recorded.event
+    if recorded.created and event.dispatch == inbox.BORN_GENERATION:
+        inbox.after_commit(lambda: send(event))
+    elif recorded.should_enqueue and context.hand_off is not None:
+        inbox.after_commit(lambda: context.hand_off(event.id))
 
 
 def successful_payment(event: Event, context: Context) -> None:
@@ -68,14 +71,16 @@ def successful_payment(event: Event, context: Context) -> None:
     if payment is None:
         raise inbox.PermanentError("the message carries no successful_payment")
     charge_id = payment.telegram_payment_charge_id
-    if entitlements.was_reversed(SOURCE, charge_id):
-        raise inbox.Ignore("this payment was refunded before it was granted")
-    try:
+    try:  # a payment refunded before it granted raises `entitlements.PaymentReversed`: the row is ignored
         if payments.is_gift(payment):
+            if entitlements.was_reversed(SOURCE, charge_id):
+                raise inbox.Ignore("this payment was refunded before it was granted")
             _gift_paid(context, message, payment)
             return
         done = payments.fulfil(context.catalogue, message.from_user, payment, from_timestamp(message.date))
     except payments.PaymentMismatch as exc:
+        if entitlements.was_reversed(SOURCE, charge_id):
+            raise inbox.Ignore("this payment was refunded before it was granted") from None
         metrics.telegram_payments.labels(result="unfulfilled").inc()
         # Retrying cannot make the payment match; the payer's Stars go back only by refund.
         raise inbox.PermanentError(

@@ -12,6 +12,7 @@ from telebot import types
 from app import entitlements, metrics, users
 from app.entitlements import Fulfilment
 from app.clock import from_timestamp, iso, utcnow
+from app.db import database
 from app.models import Grant, LedgerEntry, User
 from app.plans import STAR_SUBSCRIPTION_PERIOD, Catalogue, Plan
 from app.telegram import SOURCE
@@ -222,8 +223,14 @@ def fulfil(catalogue: Catalogue, payer: types.User, payment: types.SuccessfulPay
     """
     plan, renewal = check_payment(catalogue, payer.id, payment)
     until = subscription_end(plan, payment, paid_at)
-    user = users.ensure_user(payer.id, **users.profile_from_telegram(payer.to_dict()))
     charge_id = payment.telegram_payment_charge_id
+    profile = users.profile_from_telegram(payer.to_dict())
+    # Inside the caller's transaction the payer's row and the payment are locked as the row is written (the grant's locks).
+    locked = database.in_transaction()
+    if locked:
+        user = users.lock_user(payer.id, payment=(SOURCE, charge_id), **profile)
+    else:
+        user = users.ensure_user(payer.id, **profile)
     detail = {"charge_id": charge_id, "amount": payment.total_amount, "currency": payment.currency, "renewal": renewal}
     if until is not None:
         result = entitlements.grant(
@@ -235,15 +242,17 @@ def fulfil(catalogue: Catalogue, payer: types.User, payment: types.SuccessfulPay
             plan=plan.key,
             subscription_id=subscription_id(payment),
             detail=detail,
+            locked=locked,
         )
     else:
         result = entitlements.grant(
-            user, plan.entitlement, source=SOURCE, reference=charge_id, days=plan.days, plan=plan.key, detail=detail
+            user, plan.entitlement, source=SOURCE, reference=charge_id, days=plan.days, plan=plan.key, detail=detail,
+            locked=locked,
         )
     if result.created:
         metrics.telegram_payments.labels(result="renewed" if renewal else "paid").inc()
         metrics.telegram_payment_value.labels(currency=payment.currency).inc(payment.total_amount)
-    return Fulfilment(user, plan, result.grant, result.created, renewal)
+    return Fulfilment(user, plan, result.grant, result.created, renewal, result.held_until)
 
 
 def until_text(end: datetime | None) -> str:
@@ -256,7 +265,7 @@ def until_text(end: datetime | None) -> str:
 def confirmation_text(done: Fulfilment) -> str:
     """The message that thanks the payer and says what they now hold."""
     what = done.plan.title
-    held = until_text(entitlements.current_end(done.user, done.plan.entitlement) or done.grant.ends_at)
+    held = until_text(done.held_until or entitlements.current_end(done.user, done.plan.entitlement) or done.grant.ends_at)
     if done.renewal:
         first = f"Your subscription to {what} has renewed: {done.plan.entitlement} is yours {held}."
     else:
