@@ -16,6 +16,7 @@ from app.stripe.refunds import RefundFailed, UnknownPayment, refund_payment
 from app.stripe.signature import sign_payload
 from cli import context
 from cli.output import console, errors, fail, print_json
+from cli.refunds import report_refund
 
 simulate_stripe = typer.Typer(help="Signed Stripe webhooks, like `stripe trigger`.", no_args_is_help=True)
 
@@ -60,22 +61,16 @@ def refund(
                 "errors": result.errors,
             }
         )
-    else:
-        if result.refund_id:
-            amount = f"{result.amount / 100:.2f} {result.currency.upper()}" if result.amount is not None and result.currency else "in full"
-            console.print(f"refunded {result.payment_intent} ({result.refund_id}, {amount})")
-        if result.revoked:
-            console.print(f"revoked {result.grant.entitlement} from {result.grant.user.telegram_id} ({len(result.revoked)} grant)")
-        else:
-            console.print(f"its grant of {result.grant.entitlement} was already revoked")
-        if result.renewal_canceled:
-            console.print(f"stopped the renewals of subscription {result.grant.subscription_id}")
-    for message in result.errors:
-        errors.print(f"[bold red]error:[/] Stripe: {message}", highlight=False, soft_wrap=True)
-    if result.already_refunded:
-        errors.print(f"the payment was refunded before; its grant is revoked ({len(result.revoked)} revoked now)", highlight=False, soft_wrap=True)
-    if not result.ok:
-        raise typer.Exit(1)
+        if not result.ok:
+            raise typer.Exit(1)
+        return
+    amount = None
+    if result.refund_id:
+        amount = f"{result.amount / 100:.2f} {result.currency.upper()}" if result.amount is not None and result.currency else "in full"
+        amount = f"{result.refund_id}, {amount}"
+    report_refund(result.payment_intent, result.grant.user.telegram_id, refunded_now=amount, already_refunded=result.already_refunded,
+                  revoked=result.revoked, renewal_canceled=result.renewal_canceled, problems=result.errors, provider="Stripe",
+                  subscription=result.grant.subscription_id)
 
 
 def checkout_payment(user_id: int, plan, settings) -> dict:

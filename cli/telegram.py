@@ -10,6 +10,7 @@ import typer
 
 from cli import context
 from cli.output import console, errors, fail, print_json, table
+from cli.refunds import report_refund
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Payments arrive as messages (successful_payment, refunded_payment) and pre-checkout queries.
@@ -85,21 +86,16 @@ def refund(
     }
     if as_json:
         print_json(data)
-    else:
-        if result.refunded:
-            console.print(f"refunded {charge_id} to user {result.charge.user_id}", highlight=False)
-        for grant in result.revoked:
-            console.print(f"revoked {grant.entitlement} ({grant.reference})", highlight=False)
-        if result.renewal_canceled:
-            console.print("cancelled the subscription's renewal", highlight=False)
-        if not result.refunded and not result.revoked and not result.errors:
-            console.print("nothing to revoke")
-    for message in result.errors:
-        errors.print(f"[bold red]error:[/] Telegram: {message}", highlight=False)
-    if result.already_refunded:
-        errors.print(f"the charge was refunded before; its grant is revoked ({len(result.revoked)} revoked now)", highlight=False)
-    if not result.ok:
-        raise typer.Exit(1)
+        if not result.ok:
+            raise typer.Exit(1)
+        return
+    report_refund(charge_id, result.charge.user_id, refunded_now=_stars(result.charge.amount) if result.refunded else None,
+                  already_refunded=result.already_refunded, revoked=result.revoked, renewal_canceled=result.renewal_canceled,
+                  problems=result.errors, provider="Telegram")
+
+
+def _stars(amount: int | None) -> str:
+    return f"{amount} XTR" if amount is not None else "in full"
 
 
 # -- entitle telegram ----------------------------------------------------------------------

@@ -79,10 +79,10 @@ def refund_payment(client: telebot.TeleBot, charge_id: str, *, actor: str = "ope
         client.refund_star_payment(charge.user_id, charge_id)
         result.refunded = True
     except ApiTelegramException as exc:
-        result.errors.append(describe_error(exc))
         if ALREADY_REFUNDED not in str(exc.description or ""):
+            result.errors.append(describe_error(exc))
             return result
-        result.already_refunded = True
+        result.already_refunded = True  # not a failure: what was asked for is done
     except (ApiException, requests.RequestException) as exc:
         result.errors.append(describe_error(exc) + "; the refund may not have happened: run the command again")
         return result

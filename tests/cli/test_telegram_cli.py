@@ -99,15 +99,22 @@ def test_a_telegram_error_exits_1_shows_it_and_changes_nothing(client, worker, c
     assert_no_secrets(result)
 
 
-def test_an_already_refunded_charge_exits_1_but_its_grant_is_revoked(client, worker, cli, telegram_api, plans):
+def test_an_already_refunded_charge_exits_0_saying_so_and_its_grant_is_revoked_once(client, worker, cli, telegram_api, plans):
     paid(client, plans, "premium_week", "stx-twice")
     telegram_api.fail("refundStarPayment", error_code=400, description="Bad Request: CHARGE_ALREADY_REFUNDED")
 
     result = cli("refund", "telegram", "stx-twice")
 
-    assert result.exit_code == 1
-    assert "CHARGE_ALREADY_REFUNDED (400)" in said(result.stderr)
+    assert result.exit_code == 0, result.output
+    assert "already refunded: stx-twice was refunded before" in said(result.stdout)
+    assert "revoked premium from user 42 (stx-twice)" in said(result.stdout)
     assert Grant.get(Grant.reference == "stx-twice").revoke_reason == "refund"
+
+    again = cli("refund", "telegram", "stx-twice", "--json")
+
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["already_refunded"] is True and json.loads(again.stdout)["revoked"] == []
+    assert LedgerEntry.select().where(LedgerEntry.action == "revoke").count() == 1
 
 
 def test_an_unknown_charge_exits_1_without_calling_telegram(cli, telegram_api):
