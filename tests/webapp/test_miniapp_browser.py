@@ -449,7 +449,7 @@ def test_sections_are_cards_on_the_secondary_background_with_screenshots_of_each
     page.locator("#content").wait_for(state="visible")
 
     # Grouped as Telegram's settings screens are: a header over a card per section, on the secondary background.
-    assert page.locator(".section-header").all_text_contents() == ["Your access", "Plans", "Card payments"]
+    assert page.locator(".section-header").all_text_contents() == ["Your access", "Plans", "Card payments", "Have a code?"]
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == rgb(theme["secondary_bg_color"])
     for card in ("#entitlements", "#plans", "#billing"):
         assert page.evaluate(f"getComputedStyle(document.querySelector('{card}')).backgroundColor") == rgb(theme["section_bg_color"])
