@@ -505,15 +505,15 @@ def test_a_sign_in_for_another_bot_shows_no_jargon(open_app, caplog):
 
 
 def test_a_session_that_lapses_after_the_init_data_did_says_to_reopen_the_app(open_app):
-    # Signed in with an initData a few seconds from the end of INITDATA_MAX_AGE (900 s).
-    mini_app = open_app(fresh_init_data(auth_date=time.time() - 900 + 3))
+    mini_app = open_app(fresh_init_data())
     page = mini_app.page
     page.locator("#content").wait_for(state="visible")
-    page.wait_for_timeout(4_000)
-    # The session token lapses too (as the server answers a token past its exp), so the page signs in
-    # again with the initData it has, which the server now refuses as too old.
+    # Time passes: the session token lapses (as the server answers a token past its exp), and the
+    # initData the page signs in with again is by now older than INITDATA_MAX_AGE, so the server refuses it.
     expired = {"error": {"code": "token_expired", "message": "the session token has expired; sign in again"}}
     page.route(f"{mini_app.base}/api/invoice", lambda route: mini_app._answer(route, expired, status=401))
+    stale = json.dumps({"init_data": fresh_init_data(auth_date=time.time() - 3600)})
+    page.route(f"{mini_app.base}/api/session", lambda route: route.continue_(post_data=stale))
 
     page.locator('li[data-plan="premium_week"] .buy-stars').click()
 
