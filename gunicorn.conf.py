@@ -6,6 +6,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 accesslog = "-"
 # Telegram waits at most ~10 s for pre_checkout_query answers; never hold a request longer.
 timeout = 30
+# Header lines up to 64 KiB reach the app, which answers one over 8 KiB with 431 in the JSON error shape
+# (webapp/headers.py); only a longer one meets gunicorn's own HTML page, since gunicorn parses before any app code.
+limit_request_field_size = 65536
 
 
 def on_starting(server):

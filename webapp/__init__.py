@@ -14,6 +14,7 @@ from app.config import Settings, check_for_startup, load_settings
 from webapp.auth import init_auth
 from webapp.body import GuardedJSONProvider, buffer_unsized_body
 from webapp.errors import register_error_handlers
+from webapp.headers import init_header_limit
 from workers import metrics_relay
 from workers.runtime import Runtime, build_runtime
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.extensions["entitle_host_metrics"] = metrics_relay.publish_from_this_process(settings)
     register_error_handlers(app)
     init_auth(app, settings)
+    init_header_limit(app)
 
     @app.before_request
     def _limit_body():

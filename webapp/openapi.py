@@ -231,7 +231,10 @@ RESPONSES = {
     "StripeFailed": _error("Stripe refused or could not be reached (`stripe_error`)"),
     "StripeNotConfigured": _error("no `STRIPE_SECRET_KEY` (`stripe_not_configured`)"),
     "UserInvalid": _error("not a Telegram user id (`user_invalid`)"),
+    "HeaderTooLarge": _error("a request header line is longer than 8190 bytes (`header_too_large`)"),
 }
+# Answers any route may give, whatever its own description says.
+EVERY_OPERATION_RESPONSES = {"431": {"$ref": "#/components/responses/HeaderTooLarge"}}
 
 
 PARAMETERS = {
@@ -261,7 +264,12 @@ def build_description(app: Flask) -> dict:
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint not in UNDESCRIBED_ENDPOINTS:
             spec.path(view=app.view_functions[rule.endpoint], app=app)
-    return spec.to_dict()
+    document = spec.to_dict()
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].update(EVERY_OPERATION_RESPONSES)
+    return document
 
 
 def _version() -> str:
