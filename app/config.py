@@ -96,6 +96,7 @@ class Settings:
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
     webhook_timeout: float = 10.0
     webhook_poll_interval: float = 1.0
+    webhook_late_after: float = 60.0
     reconcile_interval: float = 900.0
 
     @property
@@ -233,6 +234,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         webhook_retry_schedule=_schedule(get("WEBHOOK_RETRY_SCHEDULE")),
         webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 10.0, float, 0.01),
         webhook_poll_interval=_number(env, "WEBHOOK_POLL_INTERVAL", 1.0, float, 0.01),
+        webhook_late_after=_number(env, "WEBHOOK_LATE_AFTER", 60.0, float, 0.01),
         reconcile_interval=_number(env, "RECONCILE_INTERVAL", 900.0, float, 0),
     )
 

@@ -124,6 +124,16 @@ def _gifts() -> None:
     database.create_tables([Gift], safe=True)
 
 
+def _webhook_endpoint_index() -> None:
+    # Each endpoint's lane looks up its own due deliveries, and status reads each endpoint's oldest due one.
+    from app.models import WebhookDelivery
+
+    table = WebhookDelivery._meta.table_name
+    database.execute_sql(
+        f'CREATE INDEX IF NOT EXISTS "{table}_endpoint_status_due" ON "{table}" ("endpoint_id", "status", "next_attempt_at")'
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -136,6 +146,7 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "outgoing webhooks", _webhooks),
     Migration(11, "reconciliation with the providers' ledgers", _reconcile_state),
     Migration(12, "event subject", _event_subject),
+    Migration(14, "outgoing webhooks looked up per endpoint", _webhook_endpoint_index),
     Migration(21, "chat join requests decided at the door", _join_queries),
     Migration(22, "emoji status access", _emoji_status_access),
     Migration(25, "free trials", _trials),

@@ -127,6 +127,28 @@ def _reconcile_line(provider: str, run: dict) -> str:
     return f"reconcile {provider}: {run['last_run']}, {outcome}"
 
 
+def _webhooks_report(settings, database_ok: bool) -> list[dict]:
+    """Each live outgoing-webhook endpoint's health (`failing`, `late` or `ok`)."""
+    from app.webhooks import health
+
+    if not database_ok:
+        return []
+    return [row.to_dict() for row in health.report(settings.webhook_late_after)]
+
+
+def _webhook_line(endpoint: dict) -> str:
+    from rich.markup import escape
+
+    details = [f"{endpoint['pending']} pending"]
+    if endpoint["retrying"]:
+        details.append(f"{endpoint['retrying']} retrying after a failed attempt")
+    if endpoint["oldest_due_seconds"]:
+        details.append(f"oldest due {endpoint['oldest_due_seconds']:.0f} s ago")
+    if endpoint["last_error"]:
+        details.append(f"last error: {endpoint['last_error']}")
+    return f"  endpoint {endpoint['id']} {escape(endpoint['url'])}: [red]{endpoint['state']}[/] ({escape(', '.join(details))})"
+
+
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Configuration (secrets masked), database, broker, queue depths, workers alive, pending and failed events."""
     from workers.broker import ping, queue_depths
@@ -147,6 +169,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     report["workers"] = _workers_report(settings, not report["database"].get("pending_migrations", [None]))
     report["reconcile"] = _reconcile_report(not report["database"].get("pending_migrations", [None]))
     if report["workers"]["state"] == "none alive":
+        healthy = False
+    report["webhooks"] = _webhooks_report(settings, not report["database"].get("pending_migrations", [None]))
+    if any(endpoint["state"] != "ok" for endpoint in report["webhooks"]):
         healthy = False
     if settings.embedded_broker:
         # The in-memory broker lives inside `entitle run`; this process's own copy says nothing.
@@ -183,5 +208,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         for provider, run in report["reconcile"].items():
             if isinstance(run, dict):
                 console.print(_reconcile_line(provider, run), highlight=False)
+        if report["webhooks"]:
+            troubled = [endpoint for endpoint in report["webhooks"] if endpoint["state"] != "ok"]
+            style = "red" if troubled else "green"
+            console.print(f"webhooks: {len(report['webhooks'])} endpoints, [{style}]{len(troubled)} failing or late[/]", highlight=False)
+            for endpoint in troubled:
+                console.print(_webhook_line(endpoint), highlight=False)
     if not healthy:
         raise typer.Exit(1)

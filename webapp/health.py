@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from app import db, heartbeats, inbox
 from app.clock import utcnow
+from app.webhooks import health as webhook_health
 from webapp.context import runtime, settings
 from webapp.errors import ApiError
 from workers import metrics_relay
@@ -114,7 +115,8 @@ def _check_metrics_token() -> None:
 
 
 def _deploy_families() -> list:
-    """What the whole deploy shares, read at each scrape: health checks, queue depths, the inbox's backlog, live workers.
+    """What the whole deploy shares, read at each scrape: health checks, queue depths, the inbox's backlog, live workers,
+    outgoing-webhook endpoints' health.
 
     These are not any one host's counts, so they carry no `host` label.
     """
@@ -134,6 +136,7 @@ def _deploy_families() -> list:
         with db.connection():
             backlog = inbox.pending_by_provider()
             alive = heartbeats.seen().alive
+            endpoints = webhook_health.families(settings().webhook_late_after)
     except Exception:  # the database is down: health_check_up says so
         return families
     pending = GaugeMetricFamily("inbox_pending_events", "Inbox events not yet processed, by provider.", labels=["provider"])
@@ -147,4 +150,4 @@ def _deploy_families() -> list:
         oldest.add_metric([provider], max(0.0, (now - received).total_seconds()) if received else 0.0)
     workers = GaugeMetricFamily("workers_alive", "Worker processes whose heartbeat is recent.")
     workers.add_metric([], alive)
-    return families + [pending, oldest, workers]
+    return families + [pending, oldest, workers] + endpoints

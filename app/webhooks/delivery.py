@@ -3,15 +3,16 @@
 Deliveries of one (endpoint, user) go strictly in `sequence` order: only the oldest pending
 one is ever due, so a later message waits until an earlier one is delivered or has failed
 for good. A claim is a conditional UPDATE, so several workers never send one attempt twice.
+Endpoints are independent: deliveries are looked up per endpoint (one's backlog never hides
+another's), and each attempt ends within `WEBHOOK_TIMEOUT` (`app.webhooks.transport`).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import peewee
 import requests
@@ -21,7 +22,7 @@ from app.clock import iso, utcnow
 from app.config import Settings
 from app.db import connection, transaction
 from app.models import User, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from app.webhooks import signing
+from app.webhooks import endpoints, signing, transport
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ STATUSES = (PENDING, DELIVERED, FAILED)
 # A claim outlives the request's timeout by this much; a worker killed mid-attempt frees it after that.
 LEASE_MARGIN_SECONDS = 30
 BATCH = 32
-SENDERS = 8  # attempts in flight at once per worker process
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
-def due(limit: int = BATCH) -> list[int]:
-    """Ids of deliveries that may be attempted now: due, unclaimed, and first in line for their (endpoint, user)."""
+def due(limit: int = BATCH, endpoint_id: int | None = None) -> list[int]:
+    """Ids of deliveries (to one endpoint, or any) that may be attempted now: due, unclaimed, first in line for their user."""
     now = utcnow()
     earlier = WebhookDelivery.alias("earlier")
     ahead = earlier.select(earlier.id).where(
@@ -81,6 +81,8 @@ def due(limit: int = BATCH) -> list[int]:
         .order_by(WebhookDelivery.id)
         .limit(limit)
     )
+    if endpoint_id is not None:
+        query = query.where(WebhookDelivery.endpoint == endpoint_id)
     return [row.id for row in query]
 
 
@@ -109,13 +111,10 @@ def claim(delivery_id: int, settings: Settings) -> Attempt | None:
 
 
 def send(attempt: Attempt, timeout: float) -> Outcome:
-    """POST one signed attempt; redirects are not followed (a 3xx is a failed attempt)."""
+    """POST one signed attempt, ended within `timeout` whatever the endpoint does; a 3xx is a failed attempt."""
     headers = signing.headers(attempt.secret, attempt.message_id, int(time.time()), attempt.body)
     try:
-        with requests.post(
-            attempt.url, data=attempt.body.encode(), headers=headers, timeout=timeout, allow_redirects=False, stream=True
-        ) as response:
-            status = response.status_code
+        status = transport.post_status(attempt.url, attempt.body.encode(), headers, timeout)
     except requests.Timeout:
         return Outcome(None, f"no answer within {timeout:g}s")
     except requests.RequestException as exc:
@@ -147,16 +146,10 @@ def record(attempt: Attempt, outcome: Outcome, schedule: tuple[float, ...]) -> s
         ).execute()
     metrics.webhook_deliveries.labels(result=result).inc()
     log.info(
-        "webhook delivery %s attempt %d to %s: %s%s", attempt.delivery_id, attempt.number, _where(attempt.url),
+        "webhook delivery %s attempt %d to %s: %s%s", attempt.delivery_id, attempt.number, endpoints.safe_url(attempt.url),
         outcome.status if outcome.status is not None else "no answer", f" ({outcome.error}); {result}" if not outcome.ok else "",
     )
     return result
-
-
-def _where(url: str) -> str:
-    """The endpoint's address without query or credentials, for logs."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
 def attempt_now(delivery_id: int, settings: Settings) -> str | None:
@@ -170,15 +163,12 @@ def attempt_now(delivery_id: int, settings: Settings) -> str | None:
         return record(attempt, outcome, settings.webhook_retry_schedule)
 
 
-def pump_once(settings: Settings, senders: ThreadPoolExecutor | None = None) -> int:
-    """Attempt every delivery due now (at most one per endpoint and user); returns how many were attempted."""
+def pump_once(settings: Settings) -> int:
+    """Attempt, in this thread, every delivery due now, taking the endpoints in turn; returns how many were attempted."""
     with connection():
-        ids = due()
-    if not ids:
-        return 0
-    if senders is None:
-        return sum(attempt_now(i, settings) is not None for i in ids)
-    return sum(result is not None for result in senders.map(lambda i: attempt_now(i, settings), ids))
+        lines = [due(BATCH, endpoint.id) for endpoint in endpoints.live()]
+    in_turn = [i for round_ in itertools.zip_longest(*lines) for i in round_ if i is not None]
+    return sum(attempt_now(i, settings) is not None for i in in_turn)
 
 
 def redeliver(delivery_ids: list[int]) -> list[WebhookDelivery]:

@@ -38,6 +38,12 @@ def check_url(url: str) -> str:
     return url
 
 
+def safe_url(url: str) -> str:
+    """The endpoint's address without credentials or query (which may carry a token), for logs and status."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
 def check_events(events: list[str] | None) -> list[str] | None:
     """The event filter, each a known type (None or empty: every type)."""
     if not events:
@@ -69,13 +75,18 @@ SUBSCRIBED_FOR_SECONDS = 1.0
 _live_cache: tuple[float, list[WebhookEndpoint]] | None = None
 
 
-def subscribed(type_: str) -> list[WebhookEndpoint]:
-    """Live endpoints that receive messages of this type."""
+def live_cached() -> list[WebhookEndpoint]:
+    """Live endpoints as this process read them at most SUBSCRIBED_FOR_SECONDS ago."""
     global _live_cache
     now = time.monotonic()
     if _live_cache is None or now - _live_cache[0] > SUBSCRIBED_FOR_SECONDS:
         _live_cache = (now, live())
-    return [row for row in _live_cache[1] if row.events is None or type_ in row.events]
+    return _live_cache[1]
+
+
+def subscribed(type_: str) -> list[WebhookEndpoint]:
+    """Live endpoints that receive messages of this type."""
+    return [row for row in live_cached() if row.events is None or type_ in row.events]
 
 
 def forget_subscriptions() -> None:
