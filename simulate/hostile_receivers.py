@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 TRICKLE, HANG, REFUSE = "trickle", "hang", "refuse"
 # What a trickling receiver sends, a byte at a time: a status line, then header lines that never end.
@@ -22,6 +23,7 @@ class HostileReceiver:
             raise ValueError(f"unknown mode {mode!r}")
         self.mode, self.every = mode, every
         self.connections = 0  # taken so far
+        self.held: list[float] = []  # seconds each connection stayed open until the sender gave up
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -69,6 +71,7 @@ class HostileReceiver:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        began = time.monotonic()
         try:
             conn.settimeout(0.2)
             try:
@@ -81,6 +84,8 @@ class HostileReceiver:
                 self._hang(conn)
         finally:
             with self._lock:
+                if conn in self._open and not self._stopped.is_set():
+                    self.held.append(time.monotonic() - began)
                 self._open.discard(conn)
             _close(conn)
 

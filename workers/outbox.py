@@ -1,4 +1,4 @@
-"""Each worker process sends the outgoing webhooks that are due, each endpoint in a lane of its own."""
+"""Each worker process sends the outgoing webhooks that are due, each endpoint from a lane of its own."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 class OutboxPump(Middleware):
-    """Fills the endpoints' lanes with due deliveries whenever an attempt ends, and every `WEBHOOK_POLL_INTERVAL` seconds."""
+    """Keeps a lane per live endpoint (`app.webhooks.lanes`), looking for added and removed endpoints every poll interval."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -29,8 +29,6 @@ class OutboxPump(Middleware):
 
     def before_worker_shutdown(self, broker, worker):
         self._stop.set()
-        if self._lanes is not None:
-            self._lanes.ended.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._lanes is not None:
@@ -39,12 +37,11 @@ class OutboxPump(Middleware):
     def _run(self, lanes: Lanes) -> None:
         failing = False
         while not self._stop.is_set():
-            lanes.ended.clear()
             try:
-                lanes.fill()
+                lanes.sync()
                 failing = False
             except Exception as exc:  # the database is down; the deliveries wait in their table
                 if not failing:  # said once per outage, not every interval
                     log.warning("webhook pump failed (%s); trying again until it works", type(exc).__name__)
                 failing = True
-            lanes.ended.wait(self.settings.webhook_poll_interval)
+            self._stop.wait(self.settings.webhook_poll_interval)

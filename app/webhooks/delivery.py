@@ -78,7 +78,7 @@ def due(limit: int = BATCH, endpoint_id: int | None = None) -> list[int]:
             & (WebhookDelivery.claimed_until.is_null() | (WebhookDelivery.claimed_until < now))
             & ~peewee.fn.EXISTS(ahead)
         )
-        .order_by(WebhookDelivery.id)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)  # earliest due first, along the endpoint's index
         .limit(limit)
     )
     if endpoint_id is not None:

@@ -2,7 +2,7 @@
 
 The broker is a Redis of its own on a free port (so stopping it never touches the machine's);
 the database is `entitle_chaos` on the machine's PostgreSQL, which the restart scenario restarts.
-CHAOS_ONLY=duplicates,kill,redis,postgres,badinput picks scenarios; BENCH_WRITE_DOCS=1 updates
+CHAOS_ONLY=duplicates,kill,redis,postgres,badinput,receivers picks scenarios; BENCH_WRITE_DOCS=1 updates
 docs/RELIABILITY.md. Exits 1 when anything was lost, doubled, or answered wrongly.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import time
 
 from bench import config, report
-from bench.chaos import badinput, scenarios
+from bench.chaos import badinput, receivers, scenarios
 from bench.services import Stack
 from simulate.redis_server import RedisServer
 
@@ -77,9 +77,14 @@ def render_bad(result: dict, machine_line: str) -> str:
     return text
 
 
+def render_receivers(result: dict, machine_line: str) -> str:
+    """The hostile-receivers table, with the machine it ran on."""
+    return machine_line + "\n\n" + receivers.render(result)
+
+
 def main() -> int:
     """Run the scenarios; print and (optionally) write the tables."""
-    only = set(filter(None, os.environ.get("CHAOS_ONLY", "duplicates,kill,redis,postgres,badinput").split(",")))
+    only = set(filter(None, os.environ.get("CHAOS_ONLY", "duplicates,kill,redis,postgres,badinput,receivers").split(",")))
     write = os.environ.get("BENCH_WRITE_DOCS") == "1"
     started = time.monotonic()
     info = report.machine()
@@ -87,7 +92,7 @@ def main() -> int:
     redis_server = RedisServer().start()
     stack = Stack("entitle_chaos", broker_url=redis_server.url, **CHAOS_ENV)
     results: list[dict] = []
-    bad = None
+    bad = hostile = None
     try:
         stack.start(workers=False)
         user = 20_000_000
@@ -105,6 +110,8 @@ def main() -> int:
             began = time.monotonic()
             bad = badinput.run(stack)
             bad["seconds"] = time.monotonic() - began
+        if "receivers" in only:
+            hostile = receivers.run(stack, 90_000_000)
     finally:
         stack.stop()
         redis_server.stop()
@@ -119,12 +126,17 @@ def main() -> int:
         print("\n## Bad input\n\n" + text, flush=True)
         if write:
             report.write_section(DOC, "badinput", text)
+    if hostile is not None:
+        text = render_receivers(hostile, report.machine_line(info))
+        print("\n## Hostile webhook receivers\n\n" + text, flush=True)
+        if write:
+            report.write_section(DOC, "receivers", text)
     if write and results:
         # The line above the fault table; a bad-input-only run leaves it (and that table) as measured.
         report.write_section(DOC, "machine", report.machine_line(info) + f" Whole run: {elapsed / 60:.1f} min.")
-    report.save("chaos", {"machine": info, "scenarios": results, "badinput": bad, "elapsed_s": elapsed})
+    report.save("chaos", {"machine": info, "scenarios": results, "badinput": bad, "receivers": hostile, "elapsed_s": elapsed})
     print(f"\n{elapsed / 60:.1f} min", flush=True)
-    ok = all(r["tally"]["ok"] for r in results) and (bad is None or bad["ok"])
+    ok = all(r["tally"]["ok"] for r in results) and (bad is None or bad["ok"]) and (hostile is None or hostile["ok"])
     return 0 if ok else 1
 
 
