@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 from tests.support.telegram import HEADERS as TELEGRAM_HEADERS
 from tests.support.telegram import SECRET as TELEGRAM_SECRET
 from tests.support.telegram import TOKEN as BOT_TOKEN
+from tests.support import processes
 from tests.support.waiting import wait_for
 from tests.webapp.test_procfile import procfile
 
@@ -36,8 +37,8 @@ def gunicorn(env, database, tmp_path):
     port = free_port()
     run_env = {**os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": "1", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     run_env["PATH"] = f"{os.path.dirname(sys.executable)}:{run_env['PATH']}"
-    web = subprocess.Popen(["bash", "-c", procfile()["web"]], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    web = processes.start(["bash", "-c", procfile()["web"]], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, stop_signal=signal.SIGTERM)
     url = f"http://127.0.0.1:{port}"
 
     def up():
@@ -51,12 +52,7 @@ def gunicorn(env, database, tmp_path):
         wait_for(up, timeout=30, message="gunicorn to answer")
         yield url
     finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        try:
-            web.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(web.pid, signal.SIGKILL)
-            web.wait(5)
+        processes.end(web)
 
 
 def test_a_16_kib_header_is_431_json_under_gunicorn_and_nothing_is_recorded(gunicorn):
