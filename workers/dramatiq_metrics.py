@@ -1,13 +1,23 @@
 """Dramatiq's own `dramatiq_*` metrics, written where `/metrics` reads them and served nowhere else.
 
-Import this only after setting `dramatiq_prom_db`: Dramatiq reads it once, when its Prometheus
-module is first imported.
+Set `dramatiq_prom_db` before importing this where Dramatiq's own code should use that directory:
+Dramatiq reads it once, when its Prometheus module is first imported.
 """
 from __future__ import annotations
 
 import os
+import tempfile
 
-from dramatiq.middleware.prometheus import Prometheus
+# Dramatiq's module creates `dramatiq_prom_db` (default: TMPDIR/dramatiq-prometheus) when first imported.
+# Unless a caller chose that directory, let it "create" one that exists, so importing this creates no file.
+_CHOSEN = os.environ.get("dramatiq_prom_db")
+if _CHOSEN is None:
+    os.environ["dramatiq_prom_db"] = tempfile.gettempdir()
+try:
+    from dramatiq.middleware.prometheus import Prometheus
+finally:
+    if _CHOSEN is None:
+        os.environ.pop("dramatiq_prom_db", None)
 
 
 class DramatiqMetrics(Prometheus):
