@@ -1,19 +1,20 @@
 """What the operator's backend may ask and do through `/api/v1`: check, grant and revoke entitlements."""
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from app import entitlements, users
-from app.clock import iso, utcnow
+from app import entitlements, text, users
+from app.clock import MAX_DAYS, iso, utcnow
 from app.models import ApiKey, Grant, LedgerEntry, User
 
 SOURCE = "api"
 MAX_TELEGRAM_ID = 2**53 - 1
-MAX_DAYS = 36_500
 MAX_REASON = 200
 MAX_IDEMPOTENCY_KEY = 200
+ENTITLEMENT_KEY = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}\Z")
 MAX_ROW_ID = 2**63 - 1  # the largest id a row can have (SQLite's and PostgreSQL's BIGINT)
 
 
@@ -27,9 +28,19 @@ class Refused(Exception):
 
 def telegram_id(raw: str) -> int:
     """A Telegram user id from a path segment; 400 `user_invalid` for anything else."""
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_TELEGRAM_ID:
-        raise Refused(400, "user_invalid", f"{raw[:40]!r} is not a Telegram user id (a positive integer below 2^53)")
-    return int(raw)
+    value = text.ascii_int(raw)
+    if value is None or not 0 < value <= MAX_TELEGRAM_ID:
+        shown = text.visible(raw[:40])
+        raise Refused(400, "user_invalid", f"{shown!r} is not a Telegram user id (ASCII digits: a positive integer below 2^53)")
+    return value
+
+
+def entitlement_key(raw: str) -> str:
+    """An entitlement key from a path segment (as plan files spell them); 400 `entitlement_invalid` for anything else."""
+    if not ENTITLEMENT_KEY.match(raw):
+        shown = text.visible(raw[:64])
+        raise Refused(400, "entitlement_invalid", f"{shown!r} is not an entitlement key (a-z, 0-9, _ and -, at most 64)")
+    return raw
 
 
 def check(user_id: int, entitlement: str) -> dict:
@@ -94,6 +105,8 @@ def parse_grant(body: dict, known: set[str], now: datetime | None = None) -> Gra
         until = _parse_time(body["until"])
         if until <= now:
             raise Refused(400, "until_in_past", f'"until" must be in the future (now is {iso(now)})')
+        if until > now + timedelta(days=MAX_DAYS):
+            raise Refused(400, "until_too_late", f'"until" must be at most {MAX_DAYS} days from now, as "days" is')
     reason = body.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
         raise Refused(400, "reason_invalid", f'"reason" must be a string of at most {MAX_REASON} characters')
@@ -109,7 +122,10 @@ def _parse_time(value) -> datetime:
         raise Refused(400, "until_invalid", '"until" must be an ISO 8601 time such as 2030-01-31T12:00:00Z') from None
     if parsed.tzinfo is None:
         raise Refused(400, "until_invalid", '"until" needs a time zone (for example a trailing Z for UTC)')
-    return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:  # 9999-12-31T23:30-01:00 is past the last representable UTC time
+        raise Refused(400, "until_invalid", '"until" must be a time between the years 1 and 9999 in UTC') from None
 
 
 @dataclass(frozen=True)
@@ -158,4 +174,4 @@ def revoke(grant_id: int, *, key: ApiKey) -> Grant:
     return Grant.select(Grant, User).join(User).where(Grant.id == grant_id).get()
 
 
-__all__ = ["Refused", "check", "grant", "parse_grant", "revoke", "telegram_id", "user_summary"]
+__all__ = ["Refused", "check", "entitlement_key", "grant", "parse_grant", "revoke", "telegram_id", "user_summary"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
 import peewee
 
 from app import metrics
-from app.clock import iso, utcnow
+from app.clock import LATEST, add_days, iso, later, utcnow
 from app.db import database, for_update, is_postgres, lock_payment, transaction
 from app.holdings import Known, payment_facts
 from app.models import Grant, LedgerEntry, User
@@ -118,14 +118,14 @@ def grant(
         if facts.reversal is not None:
             raise PaymentReversed(f"payment {reference} was {REVERSALS[facts.reversal]} before it was granted")
         starts_at = now
-        ends_at = until
+        ends_at = None if until is None else min(until, LATEST)
         action = "grant"
         if until is None and days is not None:
             held_until = facts.run_end(now) if stack else None
             if held_until is not None and held_until != datetime.max:
                 starts_at = held_until
                 action = "extend"
-            ends_at = starts_at + timedelta(days=days)
+            ends_at = add_days(starts_at, days)
         row = _insert_grant(
             user=user, entitlement=entitlement, source=source, reference=reference, plan=plan,
             subscription_id=subscription_id, starts_at=starts_at, ends_at=ends_at, created_at=now,
@@ -175,7 +175,7 @@ def _close_gap(user_id: int, entitlement: str, now: datetime) -> None:
         if row.ends_at is None:
             return
         if row.starts_at > covered_until:
-            starts_at, ends_at = covered_until, covered_until + (row.ends_at - row.starts_at)
+            starts_at, ends_at = covered_until, later(covered_until, row.ends_at - row.starts_at)
             Grant.update(starts_at=starts_at, ends_at=ends_at).where(Grant.id == row.id).execute()
             LedgerEntry.create(
                 user=user_id, action="reschedule", entitlement=entitlement, source=row.source, reference=row.reference,

@@ -24,7 +24,7 @@ def _specs(entitlement: str | None):
     specs = [s for s in catalogue.entitlements.values() if s.chats and (entitlement is None or s.key == entitlement)]
     if entitlement is not None and not specs:
         fail(f"entitlement {entitlement!r} has no chats in {context.settings().plans_file}")
-    return specs
+    return catalogue, specs
 
 
 def _known_users(entitlement: str):
@@ -33,13 +33,15 @@ def _known_users(entitlement: str):
     return list(User.select().join(Grant, on=(Grant.user == User.id)).where(Grant.entitlement == entitlement).distinct().order_by(User.telegram_id))
 
 
-def _check(bot, spec, chat: int, user, fix: bool) -> dict:
+def _check(bot, catalogue, spec, chat: int, user, fix: bool) -> dict:
     from telebot.apihelper import ApiException
 
-    from app.access import chats, transitions
+    from app.access import chats, membership
     from app.telegram.client import describe_error
 
-    row = {"entitlement": spec.key, "chat": chat, "user": user.telegram_id, "holds": transitions.holds(user.id, spec.key)}
+    # The removals' own rule: any entitlement listing the chat keeps its holder in, not only `spec`.
+    kept_by = membership.keeping_entitlement(catalogue, user.id, chat)
+    row = {"entitlement": spec.key, "chat": chat, "user": user.telegram_id, "holds": kept_by is not None, "kept_by": kept_by}
     try:
         row["status"] = chats.member_status(bot, chat, user.telegram_id)
     except ApiException as exc:
@@ -70,7 +72,7 @@ def audit(
     from app.telegram.client import NotConfigured, client_for
 
     context.ready_database()
-    specs = _specs(entitlement)
+    catalogue, specs = _specs(entitlement)
     try:
         bot = client_for(context.settings())
     except NotConfigured:
@@ -81,7 +83,7 @@ def audit(
     with Progress(*columns, console=errors, transient=True, disable=as_json) as progress:
         task = progress.add_task("checking chat members", total=len(work))
         for spec, chat, user in work:
-            rows.append(_check(bot, spec, chat, user, fix))
+            rows.append(_check(bot, catalogue, spec, chat, user, fix))
             progress.advance(task)
     _count(rows)
     held = _held_join_requests(specs)

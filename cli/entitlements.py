@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from app import entitlements, users
+from app.clock import MAX_DAYS
 from app.plans import Catalogue, PlanError
 from cli import context
 from cli.output import console, fail, print_json, table
@@ -63,7 +64,7 @@ def _known_entitlements() -> set[str]:
 def grant(
     telegram_id: int = typer.Argument(..., min=1, max=MAX_TELEGRAM_ID, help="The user's Telegram id."),
     entitlement: str = typer.Argument(..., help="The entitlement key, e.g. premium."),
-    days: Optional[float] = typer.Option(None, "--days", min=0.0001, help="How long (fractions too, e.g. 0.5); omit for lifetime."),
+    days: Optional[float] = typer.Option(None, "--days", min=0.0001, max=MAX_DAYS, help="How long (fractions too, e.g. 0.5); omit for lifetime."),
     new: bool = typer.Option(False, "--new", help="Grant an entitlement that no plan grants (not a typo)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:

@@ -73,10 +73,14 @@ def check(telegram_id: str, entitlement: str):
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Entitlement"}
-        "400": {$ref: "#/components/responses/UserInvalid"}
+        "400":
+          description: not a Telegram user id (`user_invalid`) or not an entitlement key (`entitlement_invalid`)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
         "401": {$ref: "#/components/responses/ApiKeyRefused"}
     """
-    return jsonify(backend_api.check(backend_api.telegram_id(telegram_id), entitlement))
+    return jsonify(backend_api.check(backend_api.telegram_id(telegram_id), backend_api.entitlement_key(entitlement)))
 
 
 @bp.post("/users/<telegram_id>/grants")

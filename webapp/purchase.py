@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from html import escape
 
 import requests
@@ -34,6 +35,9 @@ from webapp.context import catalogue, requested_plan, settings
 from webapp.errors import ApiError
 
 log = logging.getLogger(__name__)
+
+# Stripe's Checkout Session ids: `cs_test_…` / `cs_live_…`, letters, digits and underscores.
+CHECKOUT_SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]+\Z")
 
 bp = Blueprint("purchase", __name__)
 
@@ -218,7 +222,7 @@ def success():
           in: query
           required: true
           description: the Checkout Session's id (`cs_…`)
-          schema: {type: string}
+          schema: {type: string, pattern: "^cs_[A-Za-z0-9_]+$"}
       responses:
         "200":
           description: a page saying what became of the payment, leading back to the Mini App
@@ -226,7 +230,7 @@ def success():
             text/html:
               schema: {type: string}
         "400":
-          description: no `cs_…` session id (`session_id_missing`)
+          description: no `cs_…` session id, or one with characters Stripe never uses (`session_id_missing`)
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Error"}
@@ -243,7 +247,7 @@ def success():
         "503": {$ref: "#/components/responses/StripeNotConfigured"}
     """
     session_id = request.args.get("session_id", "")
-    if not session_id.startswith("cs_"):
+    if not CHECKOUT_SESSION_ID.match(session_id):
         raise ApiError(400, "session_id_missing", "expected ?session_id=cs_… from Stripe Checkout")
     if not created_here(session_id):
         raise ApiError(404, "session_unknown", "this checkout session was not started here")

@@ -9,7 +9,7 @@ from telebot.apihelper import ApiException
 
 from app import inbox, metrics
 from app.inbox import Context
-from app.access import chats, emoji_status, join_queries, transitions
+from app.access import chats, emoji_status, join_queries, membership, transitions
 from app.access.transitions import PROVIDER
 from app.telegram.handlers import SESSIONS
 from app.clock import utcnow
@@ -60,10 +60,7 @@ def chat_invite(event: Event, context: Context) -> None:
 
 def _holds_any_for(context: Context, user: User, chat: int) -> str | None:
     """An entitlement listing `chat` that the user holds now, or None."""
-    for spec in context.catalogue.entitlements.values():
-        if chat in spec.chats and transitions.holds(user.id, spec.key):
-            return spec.key
-    return None
+    return membership.keeping_entitlement(context.catalogue, user.id, chat)
 
 
 def chat_remove(event: Event, context: Context) -> None:

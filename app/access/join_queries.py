@@ -22,7 +22,7 @@ from telebot import types
 from telebot.apihelper import ApiException, ApiTelegramException
 
 from app import inbox, metrics
-from app.access import transitions
+from app.access import membership
 from app.access.transitions import PROVIDER
 from app.clock import utcnow
 from app.config import Settings
@@ -61,12 +61,7 @@ def chat_specs(catalogue: Catalogue, chat: int) -> list[EntitlementSpec]:
 def held_for_chat(catalogue: Catalogue, telegram_id: int, chat: int) -> str | None:
     """An entitlement listing `chat` that the user holds now, or None."""
     user = User.get_or_none(User.telegram_id == telegram_id)
-    if user is None:
-        return None
-    for spec in chat_specs(catalogue, chat):
-        if transitions.holds(user.id, spec.key):
-            return spec.key
-    return None
+    return membership.keeping_entitlement(catalogue, user.id, chat) if user is not None else None
 
 
 def decide(catalogue: Catalogue, telegram_id: int, chat: int) -> str:

@@ -41,6 +41,29 @@ def test_audit_lists_members_who_hold_nothing_and_fix_removes_them_but_not_admin
     assert telegram_api.member_status(CHAT_A, 44) == "administrator"
 
 
+def test_audit_keeps_a_member_whom_another_entitlement_listing_the_chat_keeps_in(cli, env, telegram_api, tmp_path):
+    shared = tmp_path / "shared.toml"
+    shared.write_text(open(env["PLANS_FILE"]).read() + f"""
+[entitlements.supporter]
+title = "Supporter"
+chats = [{CHAT_A}]
+""")
+    cli("entitlements", "grant", "42", "premium", "--days", "7", PLANS_FILE=str(shared))
+    cli("entitlements", "grant", "42", "supporter", "--days", "30", PLANS_FILE=str(shared))
+    cli("entitlements", "revoke", "42", "premium", PLANS_FILE=str(shared))
+    for chat in (CHAT_A, CHAT_B):
+        telegram_api.set_member(chat, 42, "member")
+
+    fixed = cli("access", "audit", "--fix", "--json", PLANS_FILE=str(shared))
+
+    rows = {(r["entitlement"], r["chat"]): r for r in json.loads(fixed.stdout)}
+    assert rows[("premium", CHAT_A)]["verdict"] == "ok" and rows[("premium", CHAT_A)]["kept_by"] == "supporter"
+    assert rows[("supporter", CHAT_A)]["verdict"] == "ok"
+    assert rows[("premium", CHAT_B)]["verdict"] == "removed"
+    assert [c.params["chat_id"] for c in telegram_api.calls_to("banChatMember")] == [str(CHAT_B)]
+    assert telegram_api.member_status(CHAT_A, 42) == "member"
+
+
 def test_set_webhook_asks_for_join_requests_when_an_entitlement_has_chats(cli, telegram_api):
     result = cli("telegram", "set-webhook", "--json")
 

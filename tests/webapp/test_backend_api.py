@@ -150,3 +150,58 @@ def test_an_idempotency_key_used_for_one_user_is_refused_for_another(client, api
 
     assert other.status_code == 409 and other.get_json()["error"]["code"] == "idempotency_key_reused"
     assert client.get("/api/v1/users/5002/entitlements/premium", headers=auth(api_key)).get_json()["active"] is False
+
+
+@pytest.mark.parametrize("segment", ["²", "①", "١٢", "１２３", "12%00", "%00", "4\u0662"])
+def test_a_user_id_that_is_not_ascii_digits_is_400_json(client, api_key, segment):
+    for path in (f"/api/v1/users/{segment}", f"/api/v1/users/{segment}/entitlements/premium"):
+        response = client.get(path, headers=auth(api_key))
+        assert response.status_code == 400, (path, response.data)
+        assert response.get_json()["error"]["code"] == "user_invalid"
+    granted = client.post(f"/api/v1/users/{segment}/grants", headers=auth(api_key), json={"entitlement": "premium", "days": 1})
+    assert granted.status_code == 400 and granted.get_json()["error"]["code"] == "user_invalid"
+    assert Grant.select().count() == 0
+
+
+@pytest.mark.parametrize("segment", ["%00", "prem%00ium", "%ED%A0%80", "Premium", "x" * 65])
+def test_an_entitlement_path_that_is_no_key_is_400_json(client, api_key, segment):
+    response = client.get(f"/api/v1/users/42/entitlements/{segment}", headers=auth(api_key))
+    assert response.status_code == 400, response.data
+    assert response.get_json()["error"]["code"] == "entitlement_invalid"
+
+
+@pytest.mark.parametrize(
+    "until, code",
+    [
+        ("9999-12-31T00:00:00Z", "until_too_late"),
+        ("9999-12-31T23:30:00-01:00", "until_invalid"),
+        ("0001-01-01T00:30:00+01:00", "until_invalid"),
+    ],
+)
+def test_an_until_beyond_the_bound_or_the_calendar_is_400_and_grants_nothing(client, api_key, until, code):
+    response = client.post("/api/v1/users/5002/grants", headers=auth(api_key), json={"entitlement": "premium", "until": until})
+    assert response.status_code == 400, response.data
+    assert response.get_json()["error"]["code"] == code
+    assert Grant.select().count() == 0
+
+
+def test_the_latest_accepted_until_leaves_the_user_able_to_receive_more_grants(client, cli, api_key):
+    latest = (datetime.now(timezone.utc) + timedelta(days=36_499)).isoformat()
+    first = client.post("/api/v1/users/5002/grants", headers=auth(api_key), json={"entitlement": "premium", "until": latest})
+    assert first.status_code == 201, first.get_json()
+
+    by_days = client.post("/api/v1/users/5002/grants", headers=auth(api_key), json={"entitlement": "premium", "days": 36_500})
+    by_cli = cli("entitlements", "grant", "5002", "premium", "--days", "36500")
+    again = client.post("/api/v1/users/5002/grants", headers=auth(api_key), json={"entitlement": "premium", "days": 36_500})
+
+    assert by_days.status_code == 201 and again.status_code == 201, (by_days.get_json(), again.get_json())
+    assert by_cli.exit_code == 0 and "Traceback" not in by_cli.output, by_cli.output
+    check = client.get("/api/v1/users/5002/entitlements/premium", headers=auth(api_key)).get_json()
+    assert check["active"] is True and check["expires_at"] <= "9000-01-01T00:00:00Z"
+
+
+def test_the_cli_refuses_more_days_than_the_api_accepts(cli):
+    result = cli("entitlements", "grant", "5002", "premium", "--days", "1e9")
+
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert Grant.select().count() == 0

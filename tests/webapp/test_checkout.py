@@ -210,6 +210,13 @@ def test_an_unknown_or_missing_session_id_is_an_error(client):
     assert client.get("/checkout/success").status_code == 400
 
 
+@pytest.mark.parametrize("session_id", ["cs_\x00", "cs_test_a\x00b", "cs_\ud800", "cs_test_١٢", "cs_<script>"])
+def test_a_session_id_with_characters_stripe_never_uses_is_400_json(client, stripe_api, session_id):
+    response = client.get("/checkout/success", query_string={"session_id": session_id.encode("utf-8", "surrogatepass")})
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "session_id_missing"
+    assert stripe_api.calls == []
+
+
 def test_a_session_id_not_created_here_is_404_without_asking_stripe(client, stripe_api):
     foreign = stripe_api.put_checkout_session(events.checkout_session(client_reference_id=str(USER)), prices=["price_premium_week"])
     for session_id in ["cs_unknown", foreign["id"], "cs_" + "x" * 100_000] + [f"cs_test_guess{n}" for n in range(50)]:

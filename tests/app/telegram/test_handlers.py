@@ -293,3 +293,19 @@ def test_a_renewal_at_the_price_subscribed_to_still_grants_after_the_price_went_
     assert renewal.revoked_at is None and renewal.ends_at == from_timestamp(first_paid + 60 * DAY)
     assert (failed.external_id, failed.status) == ("stx-new-at-old-price", "failed")
     assert "250 Stars were paid, but plan 'premium_month' costs 300" in failed.error
+
+
+def test_a_payment_stacking_on_an_end_at_the_calendars_edge_is_granted(client, worker, plans):
+    from datetime import datetime
+
+    from app import users
+    from app.models import Grant as GrantRow
+
+    # A row written before `until` was bounded: it ends on the last day the calendar has.
+    holder = users.ensure_user(42)
+    GrantRow.create(user=holder, entitlement="premium", source="api", reference="far", starts_at=utcnow(),
+                    ends_at=datetime(9999, 12, 31), created_at=utcnow())
+
+    grant = pay(client, 42, plans.get("premium_week"), "stx-edge")
+
+    assert grant.starts_at <= grant.ends_at <= datetime(9999, 12, 31)
