@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import typer
+from rich.text import Text
 
 from app import entitlements, timeline
 from app.users import user_to_dict
 from cli import context
-from cli.output import console, fail, print_json, table
+from cli.output import console, fail, plain, print_json, styled, table
 
 app = typer.Typer(help="One payer at a time.", no_args_is_help=True)
 
@@ -28,10 +29,11 @@ def show(
         return
     user = found.user
     customer = f" · Stripe customer {user.stripe_customer_id}" if user.stripe_customer_id else ""
-    console.print(f"[bold]{user.display_name}[/] (Telegram id {user.telegram_id}){customer}", highlight=False)
+    # The name is the payer's own words: printed as text, never as markup or terminal controls.
+    console.print(Text.assemble(styled(user.display_name, "bold"), plain(f" (Telegram id {user.telegram_id}){customer}")), highlight=False)
     if holds:
         for held in holds:
-            console.print(f"  holds [green]{held['entitlement']}[/] until {held['expires_at'] or 'for good'}", highlight=False)
+            console.print(Text.assemble("  holds ", styled(held["entitlement"], "green"), f" until {held['expires_at'] or 'for good'}"), highlight=False)
     else:
         console.print("  holds nothing now")
     if not found.lines:

@@ -5,12 +5,13 @@ from difflib import get_close_matches
 from typing import Optional
 
 import typer
+from rich.text import Text
 
 from app import entitlements, users
 from app.clock import MAX_DAYS
 from app.plans import Catalogue, PlanError
 from cli import context
-from cli.output import console, fail, print_json, table
+from cli.output import console, fail, print_json, styled, table
 
 MAX_TELEGRAM_ID = 2**53 - 1  # Telegram ids fit in 52 significant bits
 
@@ -40,7 +41,7 @@ def list_grants(
                 (
                     r["user"],
                     r["entitlement"],
-                    "[green]yes[/]" if r["active"] else "no",
+                    styled("yes", "green") if r["active"] else "no",
                     r["expires_at"] or "never",
                     r["source"],
                     r["reference"],
@@ -81,7 +82,7 @@ def grant(
     if as_json:
         print_json(data)
         return
-    console.print(f"granted [bold]{entitlement}[/] to {telegram_id} until {data['expires_at'] or 'forever'} ({data['reference']})")
+    console.print(Text.assemble("granted ", styled(entitlement, "bold"), f" to {telegram_id} until {data['expires_at'] or 'forever'} ({data['reference']})"))
 
 
 @app.command("revoke")
@@ -103,4 +104,4 @@ def revoke(
         fail(f"user {telegram_id} holds no {entitlement!r} grant to revoke")
     if as_json:
         return
-    console.print(f"revoked {len(revoked)} grant(s) of [bold]{entitlement}[/] from {telegram_id}")
+    console.print(Text.assemble(f"revoked {len(revoked)} grant(s) of ", styled(entitlement, "bold"), f" from {telegram_id}"))

@@ -15,7 +15,7 @@ from rich.syntax import Syntax
 from app import inbox
 from app.models import Event, EventStatus
 from cli import context
-from cli.output import console, errors, fail, print_json, table
+from cli.output import console, errors, fail, plain, print_json, styled, table
 
 app = typer.Typer(help="The event inbox: every accepted webhook.", no_args_is_help=True)
 
@@ -65,7 +65,7 @@ def list_events(
                     r["type"],
                     r["external_id"],
                     r["user"],
-                    f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]",
+                    styled(r["status"], STATUS_STYLE[r["status"]]),
                     r["attempts"],
                     r["received_at"],
                     (r["error"] or "")[:60],
@@ -151,10 +151,10 @@ def replay(
             line = f"event {event_id}: {_described(outcome, timeout)}"
             reason = reasons.get(event_id)
             style = "red" if outcome == EventStatus.FAILED else None
-            (errors if style else console).print(f"[{style}]{line}[/]" if style else line, highlight=False, markup=bool(style),
-                                                 soft_wrap=True)
+            # The outcome may quote a provider's error: printed as text, never as markup.
+            (errors if style else console).print(styled(line, style) if style else plain(line), highlight=False, soft_wrap=True)
             if reason:
-                (errors if style else console).print(f"  {reason}", highlight=False, markup=False, soft_wrap=True)
+                (errors if style else console).print(plain(f"  {reason}"), highlight=False, soft_wrap=True)
         for event_id in missing:
             errors.print(f"[red]event {event_id}: no such event[/]")
     else:

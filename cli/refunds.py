@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.output import console, errors
+from cli.output import complain, console
 
 
 def report_refund(reference: str, user: int, *, refunded_now: str | None, already_refunded: bool, revoked: list,
@@ -25,6 +25,6 @@ def report_refund(reference: str, user: int, *, refunded_now: str | None, alread
         console.print(f"stopped the renewals of subscription {subscription}" if subscription else "stopped the subscription's renewals",
                       highlight=False, soft_wrap=True)
     for message in problems:
-        errors.print(f"[bold red]error:[/] {provider}: {message}", highlight=False, soft_wrap=True)
+        complain(f"{provider}: {message}")  # the provider's words, printed as text
     if problems:
         raise typer.Exit(1)

@@ -7,12 +7,13 @@ import sys
 from typing import Optional
 
 import typer
+from rich.text import Text
 
 from app import db, inbox, migrations
 from app.config import ConfigError, check_for_startup, mask_url, production_problems
 from app.plans import PlanError
 from cli import context
-from cli.output import console, fail, print_json, table
+from cli.output import console, fail, print_json, styled, table
 
 
 def run(
@@ -118,13 +119,14 @@ def _reconcile_report(database_ok: bool) -> dict:
         return {"error": f"unknown: {type(exc).__name__}"}
 
 
-def _reconcile_line(provider: str, run: dict) -> str:
+def _reconcile_line(provider: str, run: dict) -> Text:
     if not run.get("last_run"):
-        return f"reconcile {provider}: never run"
-    outcome = f"[red]failed: {run['error']}[/]" if run.get("error") else (
+        return Text(f"reconcile {provider}: never run")
+    # A provider's error is quoted as text, never read as markup.
+    outcome = styled(f"failed: {run['error']}", "red") if run.get("error") else (
         f"{run.get('found', 0)} found, {run.get('known', 0)} known, {run.get('recorded', 0)} recorded"
     )
-    return f"reconcile {provider}: {run['last_run']}, {outcome}"
+    return Text.assemble(f"reconcile {provider}: {run['last_run']}, ", outcome)
 
 
 def _webhooks_report(settings, database_ok: bool) -> list[dict]:

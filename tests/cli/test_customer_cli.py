@@ -66,3 +66,35 @@ def test_a_manual_grant_takes_fractions_of_a_day(cli):
 def test_a_manual_grant_to_an_id_that_is_not_a_telegram_id_is_a_usage_error(cli):
     assert cli("entitlements", "grant", "0", "premium").exit_code == 2
     assert cli("entitlements", "grant", "--", "-75", "premium").exit_code == 2
+
+
+HOSTILE_NAME = "[link=https://evil.example/refund]Refund approved - click[/link]\x1b[2J"
+
+
+def test_a_payers_name_is_printed_as_text_not_markup_and_control_characters_are_visible(cli, database):
+    user = users.ensure_user(5151, first_name=HOSTILE_NAME, username="x[/]y")
+    entitlements.grant(user, "premium", source="telegram", reference="charge-[red]1[/]", days=7, plan="premium_week",
+                       detail={"amount": 75, "currency": "XTR", "charge_id": "charge-[red]1[/]"})
+
+    human = cli("customer", "show", "5151")
+
+    assert human.exit_code == 0, human.output
+    assert "[link=https://evil.example/refund]Refund approved - click[/link]\\x1b[2J" in human.stdout
+    assert "\x1b" not in human.stdout and "charge-[red]1[/]" in human.stdout
+
+
+def test_event_errors_from_providers_are_printed_as_text(cli, database):
+    from app import inbox
+    from app.models import Event
+
+    recorded = inbox.record("telegram", "upd-1", "command", {"update_id": 1}, subject=5152)
+    Event.update(status="failed", error="Bad Request: [link=https://evil.example]x[/link]\x1b]8;;").where(
+        Event.id == recorded.event.id
+    ).execute()
+
+    listing = cli("events", "list")
+    shown = cli("events", "show", str(recorded.event.id))
+
+    for result in (listing, shown):
+        assert result.exit_code == 0, result.output
+        assert "[link=https://evil.example]" in result.stdout and "\x1b" not in result.stdout
