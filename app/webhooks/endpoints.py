@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from app import text
 from app.clock import iso, utcnow
 from app.db import transaction
 from app.models import WebhookDelivery, WebhookEndpoint
@@ -31,10 +32,22 @@ class AddedEndpoint:
 
 
 def check_url(url: str) -> str:
-    """The URL, if it is an absolute http(s) address; else EndpointError."""
+    """The URL, if it is an absolute http(s) address with a usable port; else EndpointError saying what is wrong."""
+    if not url or any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in url) or not text.storable(url):
+        raise EndpointError("URL must not contain spaces or control characters")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EndpointError("URL must be an absolute http:// or https:// address")
+    if parts.scheme.lower() not in ("http", "https"):
+        found = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise EndpointError(f"URL has {found}; it must be an absolute http:// or https:// address")
+    if not parts.hostname:
+        raise EndpointError("URL has no host; it must be an absolute http:// or https:// address")
+    try:
+        valid_port = parts.port != 0
+    except ValueError:  # not digits, or beyond 65535
+        valid_port = False
+    if not valid_port:
+        written = parts.netloc.rsplit(":", 1)[-1]
+        raise EndpointError(f"URL has port {text.visible(written)!r}, which is not a port number (1 to 65535)")
     return url
 
 

@@ -44,6 +44,27 @@ def test_add_refuses_an_unknown_type_or_a_url_that_is_not_http(cli):
     assert json.loads(cli("webhooks", "list", "--json").stdout) == []
 
 
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("http://backend.example:99999/hooks", "port '99999', which is not a port number"),
+        ("http://backend.example:0/hooks", "port '0', which is not a port number"),
+        ("https://backend.example:http/hooks", "port 'http', which is not a port number"),
+        ("ftp://backend.example/hooks", "scheme 'ftp'"),
+        ("javascript:alert(1)", "scheme 'javascript'"),
+        ("backend.example/hooks", "no scheme"),
+        ("https:///hooks", "no host"),
+        ("https://backend.example/ho oks", "spaces or control characters"),
+    ],
+)
+def test_add_refuses_an_invalid_port_or_scheme_naming_why(cli, url, why):
+    result = cli("webhooks", "add", url)
+
+    assert result.exit_code == 2
+    assert why in result.stderr and "Traceback" not in result.output
+    assert cli("webhooks", "list", "--json").stdout.strip() == "[]"
+
+
 def test_remove_stops_sending_and_an_unknown_id_exits_1(cli, receiver):
     endpoint_id = add_endpoint(cli, receiver, *PAYMENT_TYPES)
     entitlements.grant(users.ensure_user(9102), "premium", source="stripe", reference="pi_rm", days=7)
