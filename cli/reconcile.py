@@ -55,7 +55,8 @@ def _run(provider: str, days: int, dry_run: bool, as_json: bool) -> None:
     verb = "would be recorded" if dry_run else "recorded"
     count = summary["would_record"] if dry_run else summary["recorded"]
     console.print(
-        f"{summary['found']} found, {summary['known']} already known, {count} {verb}, {summary['listed']} listed (not granted); "
+        f"{summary['found']} found, {summary['known']} already known, {count} {verb}, {summary['listed']} listed (not granted), "
+        f"{summary['malformed']} malformed (skipped); "
         f"{summary['calls']} API call(s)" + (" — dry run, nothing changed" if dry_run else ""),
         highlight=False,
     )

@@ -9,7 +9,9 @@ re-encoded as JSON text, so `Call.json(name)` reads `prices` the same way whiche
 It also keeps the bot's Star ledger: tests say a payment, refund or other transaction happened
 (`star_payment`, `star_refund`, `add_star_transaction`; a successful `refundStarPayment` of a
 payment in the ledger adds its refund), and `getStarTransactions` answers with them as
-StarTransactions, newest first, paged by `offset` and `limit` (1-100, default 100).
+StarTransactions in chronological order, as the Bot API documents it (or newest first, as
+Telegram's servers have also been seen to answer, with `star_ledger_newest_first = True`), paged
+by `offset` and `limit` (1-100, default 100).
 """
 from __future__ import annotations
 
@@ -99,6 +101,12 @@ class _Failure:
         self.retry_after = retry_after
 
 
+def _ledger_position(item: tuple[int, dict[str, Any]]) -> tuple[int, int]:
+    index, transaction = item
+    date = transaction.get("date") if isinstance(transaction, dict) else None
+    return (date if isinstance(date, int) and not isinstance(date, bool) else 0, index)
+
+
 class _APIError(Exception):
     def __init__(self, error_code: int, description: str, parameters: dict | None = None):
         super().__init__(description)
@@ -126,6 +134,7 @@ class FakeTelegramAPI(Served):
         self._members: dict[tuple[int, int], str] = {}
         self._message_ids = itertools.count(1)
         self._star_transactions: list[dict[str, Any]] = []  # the bot's Star ledger, oldest first
+        self.star_ledger_newest_first = False  # the order getStarTransactions pages in
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -213,6 +222,7 @@ class FakeTelegramAPI(Served):
             self._members.clear()
             self._star_transactions.clear()
             self._answered_queries.clear()
+            self.star_ledger_newest_first = False
             self.token_seen = None
 
     # -- the Star ledger -----------------------------------------------------------------
@@ -259,7 +269,7 @@ class FakeTelegramAPI(Served):
     def star_refund(self, charge_id: str, *, date: int | None = None) -> dict[str, Any]:
         """A payment in the ledger was refunded (or charged back): an outgoing transaction with the payment's id."""
         with self._lock:
-            payment = next((t for t in self._star_transactions if t["id"] == charge_id and "source" in t), None)
+            payment = next((t for t in self._star_transactions if t.get("id") == charge_id and "source" in t), None)
         if payment is None:
             raise KeyError(f"no payment {charge_id} in the Star ledger")
         receiver = {k: v for k, v in payment["source"].items() if k in ("type", "transaction_type", "user", "invoice_payload")}
@@ -276,7 +286,8 @@ class FakeTelegramAPI(Served):
         if offset < 0 or not 1 <= limit <= 100:
             raise _APIError(400, "Bad Request: limit must be between 1 and 100")
         with self._lock:
-            ordered = sorted(enumerate(self._star_transactions), key=lambda p: (p[1]["date"], p[0]), reverse=True)
+            # By date, then as added (a malformed date a test put in the ledger sorts first).
+            ordered = sorted(enumerate(self._star_transactions), key=_ledger_position, reverse=self.star_ledger_newest_first)
             page = [json.loads(json.dumps(t)) for _, t in ordered[offset:offset + limit]]
         return {"transactions": page}
 
@@ -390,8 +401,8 @@ class FakeTelegramAPI(Served):
                 if charge["refunded"]:
                     raise _APIError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
                 charge["refunded"] = True
-            paid = any(t["id"] == charge_id and "source" in t for t in self._star_transactions)
-            refunded = any(t["id"] == charge_id and "receiver" in t for t in self._star_transactions)
+            paid = any(t.get("id") == charge_id and "source" in t for t in self._star_transactions)
+            refunded = any(t.get("id") == charge_id and "receiver" in t for t in self._star_transactions)
         if paid and not refunded:
             self.star_refund(charge_id)
         return True

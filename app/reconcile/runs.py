@@ -16,6 +16,7 @@ from app import inbox, metrics
 from app.clock import iso, utcnow
 from app.db import transaction
 from app.models import Event, ReconcileState
+from app.text import visible
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Action:
     RECORDED = "recorded"
     WOULD_RECORD = "would record"  # --dry-run
     LISTED = "listed"  # not something this service grants or revokes (gifts, ads, withdrawals…)
+    MALFORMED = "malformed"  # not in the shape its door accepts: reported and skipped, the run goes on
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,18 @@ class Entry:
     type: str | None = None
     payload: dict | None = None
     summary: str = ""
+    problem: str | None = None  # why the entry is malformed (never recorded), or None
 
     @property
     def recordable(self) -> bool:
         """True for what the inbox takes: payments, refunds, handled event types."""
-        return self.type is not None
+        return self.type is not None and self.problem is None
+
+
+def malformed(ledger_id: object, problem: str, at: datetime | None = None) -> Entry:
+    """A ledger entry the service cannot read: reported (with what is wrong) and skipped."""
+    shown = visible(str(ledger_id if ledger_id is not None else ""))[:120]
+    return Entry(shown, Action.MALFORMED, at or datetime.min, shown, summary=visible(problem)[:300], problem=problem)
 
 
 @dataclass
@@ -74,6 +83,7 @@ class Report:
             "recorded": self.count(Action.RECORDED),
             "would_record": self.count(Action.WOULD_RECORD),
             "listed": self.count(Action.LISTED),
+            "malformed": self.count(Action.MALFORMED),
             "calls": self.calls,
             "since": iso(self.since),
             "recorded_ids": [row["external_id"] for row in self.rows if row["action"] == Action.RECORDED][:20],
@@ -100,6 +110,11 @@ def apply(report: Report, entries: list[Entry], known: KnownIds, *, ledger: str)
     """Compare entries (oldest first) with the inbox and, unless a dry run, record those it lacks."""
     already = known([e for e in entries if e.recordable])
     for entry in entries:
+        if entry.problem is not None:
+            log.warning("%s ledger entry %s skipped: %s", report.provider, entry.external_id, entry.summary)
+            report.rows.append({"external_id": entry.external_id, "kind": Action.MALFORMED, "action": Action.MALFORMED,
+                                "at": iso(entry.at) if entry.at != datetime.min else None, "summary": entry.summary})
+            continue
         if report.newest is None or (entry.at, entry.ledger_id) > report.newest:
             report.newest = (entry.at, entry.ledger_id)
         if not entry.recordable:

@@ -11,13 +11,16 @@ from typing import Callable
 
 from app.clock import from_timestamp, utcnow
 from app.metrics import STRIPE_EVENT_TYPES
-from app.reconcile.runs import Entry, Report, apply, known_in_inbox
+from app.reconcile.runs import Entry, Report, apply, known_in_inbox, malformed
 from app.stripe import SOURCE
+from app.stripe.signature import event_shape_problem
 
 PAGE_SIZE = 100  # the most one list call returns
 LEDGER = "Stripe's event list"
 HANDLED_TYPES = tuple(sorted(STRIPE_EVENT_TYPES - {"unverified"}))
 CURSOR_OVERLAP = timedelta(minutes=10)
+MAX_EXTERNAL_ID = 255  # the inbox's external id column
+MAX_TIMESTAMP = 2**32
 
 Progress = Callable[[int, int], None]
 
@@ -42,14 +45,32 @@ def _summary(event: dict) -> str:
     return str(obj.get("id") or "")
 
 
+def _created(event: object) -> datetime | None:
+    value = event.get("created") if isinstance(event, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TIMESTAMP:
+        return None
+    return from_timestamp(value)
+
+
+def _order(event: object) -> tuple:
+    at = _created(event)
+    return (at is not None, at or datetime.min, str(event.get("id", "")) if isinstance(event, dict) else "")
+
+
 def entries(events: list[dict]) -> list[Entry]:
-    """The events as ledger entries, oldest first."""
-    ordered = sorted(events, key=lambda e: (int(e.get("created", 0)), str(e.get("id", ""))))
+    """The events as ledger entries, oldest first; one the webhook door would refuse is reported as malformed and skipped."""
     result = []
-    for event in ordered:
-        event_id, type_ = str(event.get("id", "")), str(event.get("type", ""))
-        at = from_timestamp(int(event.get("created", 0)))
-        recordable = type_ in HANDLED_TYPES and 0 < len(event_id) <= 255
+    for event in sorted(events, key=_order):
+        at = _created(event)
+        event_id = event.get("id") if isinstance(event, dict) else None
+        problem = event_shape_problem(event) or (None if at is not None else "`created` is not a Unix time")
+        if problem is None and not 0 < len(event_id) <= MAX_EXTERNAL_ID:
+            problem = f"`id` is not 1 to {MAX_EXTERNAL_ID} characters long"
+        if problem is not None:
+            result.append(malformed(event_id, f"event {problem}", at))
+            continue
+        type_ = event["type"]
+        recordable = type_ in HANDLED_TYPES
         result.append(Entry(event_id, type_, at, event_id, type_ if recordable else None, event if recordable else None, _summary(event)))
     return result
 

@@ -16,8 +16,10 @@ from telebot import apihelper
 from app import entitlements
 from app.clock import from_timestamp, utcnow
 from app.models import Grant, LedgerEntry
-from app.reconcile.runs import Entry, Report, apply, known_in_inbox
+from app.reconcile.runs import Entry, Report, apply, known_in_inbox, malformed
 from app.telegram.payments import CURRENCY, SOURCE
+from app.telegram.shapes import MAX_TIMESTAMP, MalformedUpdate, admit_update
+from app.text import unstorable
 
 PAGE_SIZE = 100  # the most getStarTransactions returns at once
 LEDGER = "getStarTransactions"
@@ -27,20 +29,45 @@ CURSOR_OVERLAP = timedelta(minutes=10)
 Progress = Callable[[int, int], None]  # (transactions read so far, API calls so far)
 
 
+def _date(transaction: object) -> datetime | None:
+    """A transaction's date, or None when it is not a Unix time Telegram could send."""
+    value = transaction.get("date") if isinstance(transaction, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TIMESTAMP:
+        return None
+    return from_timestamp(value)
+
+
+def _newest_first(dates: list[datetime]) -> bool:
+    """True when these dates (the previous page's last, then this page's) go from newest to oldest."""
+    return len(dates) > 1 and all(a >= b for a, b in zip(dates, dates[1:])) and dates[0] > dates[-1]
+
+
 def read_ledger(bot, since: datetime, report: Report, progress: Progress | None = None) -> list[dict]:
-    """Every Star transaction dated `since` or later, paging newest first with offset/limit."""
+    """Every Star transaction dated `since` or later (and every undated one, to be reported), in whichever order Telegram pages them.
+
+    The Bot API documents getStarTransactions as returning the transactions "in chronological
+    order" (oldest first, https://core.telegram.org/bots/api#getstartransactions), while
+    Telegram's servers have also been seen answering newest first. The reader relies on neither:
+    pages that go newest first end the reading at the first transaction older than `since`;
+    in any other order every page is read, up to the end of the ledger.
+    """
     found: list[dict] = []
     offset = 0
+    previous: datetime | None = None
     while True:
         page = apihelper.get_star_transactions(bot.token, offset, PAGE_SIZE) or {}
         report.calls += 1
-        transactions = page.get("transactions") or []
-        recent = [t for t in transactions if from_timestamp(t.get("date", 0)) >= since]
-        found += recent
+        transactions = page.get("transactions") if isinstance(page, dict) else None
+        transactions = transactions if isinstance(transactions, list) else []
+        dated = [(t, _date(t)) for t in transactions]
+        found += [t for t, at in dated if at is None or at >= since]
         if progress is not None:
             progress(len(found), report.calls)
-        if len(transactions) < PAGE_SIZE or len(recent) < len(transactions):
+        dates = [at for _, at in dated if at is not None]
+        older = any(at < since for at in dates)
+        if len(transactions) < PAGE_SIZE or (older and _newest_first(([previous] if previous else []) + dates)):
             return found
+        previous = dates[-1] if dates else previous
         offset += len(transactions)
 
 
@@ -51,19 +78,27 @@ def _partner_kind(partner: dict) -> str:
 
 
 def _is_invoice_payment(partner: dict | None) -> bool:
-    if not partner or partner.get("type") != "user" or not isinstance(partner.get("user"), dict):
+    if not isinstance(partner, dict) or partner.get("type") != "user" or not isinstance(partner.get("user"), dict):
         return False
     kind = partner.get("transaction_type")
     # Before Bot API 9.0 a user's partner had no transaction_type; an invoice payment carried its payload.
     return kind == "invoice_payment" or (kind is None and "invoice_payload" in partner and "paid_media" not in partner)
 
 
+def _integer(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedUpdate(field, "an integer")
+    return value
+
+
 def _message(transaction: dict, user: dict, **content) -> dict:
     """An Update carrying a service message from `user` in their private chat with the bot, as the webhook would."""
+    if not isinstance(user, dict) or "id" not in user:
+        raise MalformedUpdate("user.id", "present")
     chat = {"id": user["id"], "type": "private", "first_name": user.get("first_name", "")}
     if user.get("username"):
         chat["username"] = user["username"]
-    message = {"message_id": 0, "date": int(transaction["date"]), "chat": chat, "from": user, **content}
+    message = {"message_id": 0, "date": transaction["date"], "chat": chat, "from": user, **content}
     return {"update_id": 0, "message": message}
 
 
@@ -72,14 +107,14 @@ def payment_update(transaction: dict, *, first_of_subscription: bool) -> dict:
     partner = transaction["source"]
     payment = {
         "currency": CURRENCY,
-        "total_amount": int(transaction["amount"]),
+        "total_amount": transaction["amount"],
         "invoice_payload": partner.get("invoice_payload") or "",
         "telegram_payment_charge_id": transaction["id"],
         "provider_payment_charge_id": "",
     }
     period = partner.get("subscription_period")
     if period:
-        payment["subscription_expiration_date"] = int(transaction["date"]) + int(period)
+        payment["subscription_expiration_date"] = _integer(transaction["date"], "date") + _integer(period, "source.subscription_period")
         payment["is_recurring"] = True
         if first_of_subscription:
             payment["is_first_recurring"] = True
@@ -91,7 +126,7 @@ def refund_update(transaction: dict) -> dict:
     partner = transaction["receiver"]
     refund = {
         "currency": CURRENCY,
-        "total_amount": int(transaction["amount"]),
+        "total_amount": transaction["amount"],
         "invoice_payload": partner.get("invoice_payload") or "",
         "telegram_payment_charge_id": transaction["id"],
     }
@@ -119,30 +154,54 @@ def _subscriptions_started(transactions: list[dict]) -> set[str]:
     return started
 
 
+def _checked(update: dict) -> dict:
+    """The update a transaction stands for, through the webhook door's own checks and cleaning (MalformedUpdate naming the field)."""
+    return admit_update(update)
+
+
+def _entry(t: dict, started: set[str]) -> Entry:
+    at, tx_id = _date(t), t.get("id")
+    if at is None:
+        raise MalformedUpdate("date", "a Unix time (an integer)")
+    if not isinstance(tx_id, str) or not tx_id or unstorable(tx_id) is not None:
+        raise MalformedUpdate("id", "a non-empty string")
+    source, receiver = t.get("source"), t.get("receiver")
+    if _is_invoice_payment(source):
+        subscription = f"{SOURCE}:{source.get('invoice_payload')}" if source.get("subscription_period") else None
+        first = subscription is not None and subscription not in started
+        update = _checked(payment_update(t, first_of_subscription=first))
+        if subscription is not None:
+            started.add(subscription)
+        return Entry(tx_id, "payment", at, tx_id, "successful_payment", update, _summary(t, source))
+    if _is_invoice_payment(receiver) or (isinstance(receiver, dict) and receiver.get("type") == "user" and not receiver.get("transaction_type")):
+        if isinstance(receiver.get("user"), dict):
+            update = _checked(refund_update(t))
+            return Entry(f"refund:{tx_id}", "refund", at, tx_id, "refunded_payment", update, _summary(t, receiver))
+        return Entry(tx_id, _partner_kind(receiver), at, tx_id, summary=_summary(t, receiver))
+    partner = source if isinstance(source, dict) else receiver if isinstance(receiver, dict) else {}
+    return Entry(tx_id, _partner_kind(partner), at, tx_id, summary=_summary(t, partner))
+
+
+def _order(t: object) -> tuple:
+    at = _date(t)
+    return (at is not None, at or datetime.min, str(t.get("id", "")) if isinstance(t, dict) else "")
+
+
 def entries(transactions: list[dict]) -> list[Entry]:
-    """The transactions as ledger entries, oldest first, each recordable as the webhook's update or only listed."""
-    ordered = sorted(transactions, key=lambda t: (int(t.get("date", 0)), str(t.get("id", ""))))
-    started = _subscriptions_started(ordered)
+    """The transactions as ledger entries, oldest first, each recordable as the webhook's update, only listed, or malformed."""
+    ordered = sorted(transactions, key=_order)
+    started = _subscriptions_started([t for t in ordered if isinstance(t, dict)])
     result = []
     for t in ordered:
-        at, tx_id = from_timestamp(int(t.get("date", 0))), str(t.get("id", ""))
-        source, receiver = t.get("source"), t.get("receiver")
-        if _is_invoice_payment(source) and tx_id:
-            subscription = f"{SOURCE}:{source.get('invoice_payload')}" if source.get("subscription_period") else None
-            first = subscription is not None and subscription not in started
-            if subscription is not None:
-                started.add(subscription)
-            update = payment_update(t, first_of_subscription=first)
-            result.append(Entry(tx_id, "payment", at, tx_id, "successful_payment", update, _summary(t, source)))
-        elif _is_invoice_payment(receiver) or (receiver and receiver.get("type") == "user" and not receiver.get("transaction_type")):
-            if tx_id and isinstance(receiver.get("user"), dict):
-                update = refund_update(t)
-                result.append(Entry(f"refund:{tx_id}", "refund", at, tx_id, "refunded_payment", update, _summary(t, receiver)))
-                continue
-            result.append(Entry(tx_id, _partner_kind(receiver), at, tx_id, summary=_summary(t, receiver)))
-        else:
-            partner = source or receiver or {}
-            result.append(Entry(tx_id, _partner_kind(partner), at, tx_id, summary=_summary(t, partner)))
+        ledger_id = t.get("id") if isinstance(t, dict) else None
+        try:
+            if not isinstance(t, dict):
+                raise MalformedUpdate("the transaction", "an object")
+            result.append(_entry(t, started))
+        except MalformedUpdate as exc:
+            result.append(malformed(ledger_id, f"transaction {exc}", _date(t)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            result.append(malformed(ledger_id, f"transaction is not a StarTransaction ({type(exc).__name__})", _date(t)))
     return result
 
 

@@ -159,12 +159,65 @@ def test_the_ledger_is_read_in_pages_newest_first_and_stops_at_the_window(cli, t
         telegram_api.star_payment(1000 + i, plan.stars, payments.encode_payload(plan.key, 1000 + i), date=now - i * 60)
     telegram_api.star_payment(9, plan.stars, payments.encode_payload(plan.key, 9), date=now - 40 * 86400)
 
+    telegram_api.star_ledger_newest_first = True
+
     result = cli("reconcile", "telegram", "--dry-run", "--days", "30", "--json")
 
     summary = json.loads(result.stdout)["summary"]
     assert summary["found"] == 230 and summary["would_record"] == 230
     calls = telegram_api.calls_to("getStarTransactions")
     assert [(c.params.get("offset", "0"), c.params["limit"]) for c in calls] == [("0", "100"), ("100", "100"), ("200", "100")]
+
+
+@pytest.mark.parametrize("newest_first", [False, True], ids=["chronological as documented", "newest first"])
+def test_the_new_transactions_are_found_whichever_order_telegram_pages_in(cli, telegram_api, plans, newest_first):
+    import time
+
+    plan = plans.get("premium_week")
+    now = int(time.time())
+    for i in range(150):
+        telegram_api.star_payment(2000 + i, plan.stars, payments.encode_payload(plan.key, 2000 + i), date=now - 40 * 86400 + i)
+    new = [telegram_api.star_payment(3000 + i, plan.stars, payments.encode_payload(plan.key, 3000 + i), date=now - 60 + i)["id"]
+           for i in range(3)]
+    telegram_api.star_ledger_newest_first = newest_first
+
+    rows = rows_of(cli("reconcile", "telegram", "--days", "30", "--dry-run", "--json"))
+
+    assert {k: v["action"] for k, v in rows.items()} == {charge: "would record" for charge in new}
+
+
+def test_malformed_ledger_entries_are_reported_and_skipped_and_the_rest_recorded(cli, client, worker, telegram_api, plans):
+    plan = plans.get("premium_week")
+    good = lambda user_id: telegram_api.star_payment(user_id, plan.stars, payments.encode_payload(plan.key, user_id))["id"]  # noqa: E731
+    payload = payments.encode_payload(plan.key, 401)
+    user = {"id": 401, "is_bot": False, "first_name": "Bad"}
+    bad = {
+        "amount-abc": {"amount": "abc", "source": {"type": "user", "transaction_type": "invoice_payment", "user": user, "invoice_payload": payload}},
+        "no-user-id": {"amount": 75, "source": {"type": "user", "transaction_type": "invoice_payment", "user": {"first_name": "x"}, "invoice_payload": payload}},
+        "period-month": {"amount": 75, "source": {"type": "user", "transaction_type": "invoice_payment", "user": user, "invoice_payload": payload,
+                                                  "subscription_period": "month"}},
+        "nul-payload": {"amount": 75, "source": {"type": "user", "transaction_type": "invoice_payment", "user": user, "invoice_payload": "e1\x00x"}},
+        "date-text": {"amount": 75, "date": "yesterday", "source": {"type": "user", "transaction_type": "invoice_payment", "user": user,
+                                                                     "invoice_payload": payload}},
+    }
+    first = good(402)
+    for charge, transaction in bad.items():
+        telegram_api.add_star_transaction({"id": charge, **transaction})
+    telegram_api.add_star_transaction({"amount": 75, "source": {"type": "user", "user": user, "invoice_payload": payload}, "id": 17})
+    after = [good(403), good(404)]
+
+    result = cli("reconcile", "telegram", "--json")
+
+    rows = rows_of(result)
+    assert {k: v["action"] for k, v in rows.items() if v["action"] != "malformed"} == {c: "recorded" for c in [first, *after]}
+    assert {k for k, v in rows.items() if v["action"] == "malformed"} == {*bad, "17"}
+    assert "total_amount" in rows["amount-abc"]["summary"] and "date" in rows["date-text"]["summary"]
+    assert "user.id" in rows["no-user-id"]["summary"] and "subscription_period" in rows["period-month"]["summary"]
+    assert json.loads(result.stdout)["summary"]["malformed"] == 6
+    settled(first, *after)
+    assert all(len(active_grants(u)) == 1 for u in (402, 403, 404)) and active_grants(401) == []
+    human = cli("reconcile", "telegram")
+    assert human.exit_code == 0 and "6 malformed" in human.stdout
 
 
 def test_without_a_bot_token_reconcile_telegram_says_so(cli):
