@@ -40,7 +40,7 @@ def _verify_secret() -> None:
 def _parse_update() -> tuple[dict, types.Update]:
     data = json_object(code="malformed_update", what="a Telegram Update")
     try:
-        shapes.check_update(data)
+        data = shapes.admit_update(data)
     except shapes.MalformedUpdate as exc:
         raise ApiError(400, "malformed_update", str(exc)) from None
     try:

@@ -103,7 +103,7 @@ def retrieve_session(client: stripe.StripeClient, session_id: str) -> dict:
 
 def started_here(session: Mapping[str, Any]) -> tuple[int, str]:
     """The Telegram id and plan key a Checkout Session names, as entitle writes them; `NothingToDo` for another's session."""
-    metadata = session.get("metadata") or {}
+    metadata = session.get("metadata") if isinstance(session.get("metadata"), Mapping) else {}
     if session.get("mode") not in MODES:
         raise NothingToDo(f"checkout session {session.get('id')} is in {session.get('mode')} mode")
     reference, named = str(session.get("client_reference_id") or ""), str(metadata.get(METADATA_KEY) or "")

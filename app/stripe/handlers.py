@@ -110,8 +110,11 @@ def invoice_payment_failed(event: Event, context: Context) -> None:
 
 def _current_subscription(event: Event, context: Context) -> dict:
     """The event's subscription as Stripe has it now, rather than as this (maybe stale) event shows it."""
+    subscription_id = _object(event)["id"]
+    if not subscription_id.startswith("sub_"):
+        raise inbox.PermanentError(f"the event names no subscription id ({subscription_id!r})")
     with outcomes():
-        return fetch_subscription(client_for(context.settings), _object(event)["id"])
+        return fetch_subscription(client_for(context.settings), subscription_id)
 
 
 def subscription_changed(event: Event, context: Context, subscription: dict) -> None:

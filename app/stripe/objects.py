@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.text import ascii_int
+
 __all__ = [
     "METADATA_KEY",
     "expandable_id",
@@ -23,6 +25,7 @@ __all__ = [
 
 # The metadata key under which entitle writes the payer's Telegram id on Stripe objects.
 METADATA_KEY = "telegram_user_id"
+MAX_TELEGRAM_ID = 2**53 - 1
 
 
 def _plain(obj: Any) -> Any:
@@ -138,5 +141,7 @@ def payer_of(obj: Any) -> int | None:
     for candidate in (obj.get("client_reference_id"), metadata.get(METADATA_KEY), subscription_metadata.get(METADATA_KEY)):
         text = str(candidate or "")
         if text:
-            return int(text) if text.isdigit() else None
+            # ASCII digits only (`isdigit` takes `²` and `١٢`), and an id Telegram could have given.
+            value = ascii_int(text)
+            return value if value is not None and 0 < value <= MAX_TELEGRAM_ID else None
     return None

@@ -21,6 +21,9 @@ import re
 import time
 from collections.abc import Sequence
 
+from app.metrics import STRIPE_EVENT_TYPES
+from app.text import unstorable
+
 __all__ = ["DEFAULT_TOLERANCE", "REASONS", "SignatureError", "event_shape_problem", "sign_payload", "verify_webhook"]
 
 DEFAULT_TOLERANCE = 300
@@ -131,6 +134,9 @@ def verify_webhook(
     return event
 
 
+MAX_OBJECT_ID = 255  # Stripe's ids are far shorter; the grants' references hold this many
+
+
 def event_shape_problem(event: object) -> str | None:
     """What keeps a parsed payload from being a Stripe event (naming the field), or None."""
     if not isinstance(event, dict):
@@ -144,4 +150,10 @@ def event_shape_problem(event: object) -> str | None:
         return "`data` is not an object"
     if not isinstance(event["data"].get("object"), dict):
         return "`data.object` is not an object"
+    field = unstorable(event)
+    if field is not None:
+        return f"`{field}` holds a NUL character or a lone surrogate, which Stripe never sends"
+    object_id = event["data"]["object"].get("id")
+    if event["type"] in STRIPE_EVENT_TYPES and not (isinstance(object_id, str) and 0 < len(object_id) <= MAX_OBJECT_ID):
+        return f"`data.object.id` is not a string of 1 to {MAX_OBJECT_ID} characters"
     return None

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from app import text
 from app.telegram.payments import MAX_PAYLOAD_BYTES
 
 MAX_ID = 2**53  # Telegram ids fit in 53 bits ("a 64-bit integer or double-precision float type are safe")
 MAX_TIMESTAMP = 2**32  # Unix time in Telegram's 32-bit range (until 2106)
 MAX_CHARGE_ID = 200
 MAX_SHORT_TEXT = 256
+UNSTORABLE = "text without NUL characters or lone surrogates"
 
 
 class MalformedUpdate(ValueError):
@@ -57,13 +59,18 @@ def _integer(obj: dict, key: str, path: str, *, low: int, high: int, required: b
         raise MalformedUpdate(_field(path, key), what or f"an integer from {low} to {high - 1}")
 
 
-def _string(obj: dict, key: str, path: str, *, max_len: int, required: bool = False, non_empty: bool = False) -> None:
+def _string(
+    obj: dict, key: str, path: str, *, max_len: int, required: bool = False, non_empty: bool = False, acted_on: bool = True
+) -> None:
+    """A string field; one the service acts on (ids, currencies, payloads) must also be storable as it is."""
     value = _get(obj, key, path, required)
     if value is _MISSING:
         return
     if not isinstance(value, str) or len(value) > max_len or (non_empty and not value):
         size = f"of 1 to {max_len} characters" if non_empty else f"of at most {max_len} characters"
         raise MalformedUpdate(_field(path, key), f"a string {size}")
+    if acted_on and not text.storable(value):
+        raise MalformedUpdate(_field(path, key), UNSTORABLE)
 
 
 def _payload(obj: dict, path: str, *, required: bool) -> None:
@@ -72,6 +79,8 @@ def _payload(obj: dict, path: str, *, required: bool) -> None:
         return
     if not isinstance(value, str) or len(value.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
         raise MalformedUpdate(f"{path}.invoice_payload", f"a string of at most {MAX_PAYLOAD_BYTES} bytes")
+    if not text.storable(value):
+        raise MalformedUpdate(f"{path}.invoice_payload", UNSTORABLE)
 
 
 def _boolean(obj: dict, key: str, path: str) -> None:
@@ -90,9 +99,9 @@ def _user(obj: dict, key: str, path: str, *, required: bool) -> None:
     _boolean(user, "is_bot", where)
     _boolean(user, "is_premium", where)
     for name in ("first_name", "last_name"):
-        _string(user, name, where, max_len=MAX_SHORT_TEXT)
-    _string(user, "username", where, max_len=64)
-    _string(user, "language_code", where, max_len=16)
+        _string(user, name, where, max_len=MAX_SHORT_TEXT, acted_on=False)
+    _string(user, "username", where, max_len=64, acted_on=False)
+    _string(user, "language_code", where, max_len=16, acted_on=False)
 
 
 def _amount(obj: dict, path: str) -> None:
@@ -138,7 +147,7 @@ def _message(update: dict) -> None:
     chat = _object(message, "chat", "message", required=True)
     _integer(chat, "id", "message.chat", low=1 - MAX_ID, high=MAX_ID, required=True, what="a Telegram chat id")
     _string(chat, "type", "message.chat", max_len=32, required=True, non_empty=True)
-    _string(message, "text", "message", max_len=2**20)
+    _string(message, "text", "message", max_len=2**20, acted_on=False)
     acted_on = "successful_payment" in message or "refunded_payment" in message or chat["type"] == "private"
     _user(message, "from", "message", required=acted_on)
     _successful_payment(message)
@@ -178,6 +187,17 @@ def check_update(update: Any) -> None:
     _pre_checkout_query(update)
     _message(update)
     _chat_join_request(update)
+
+
+def admit_update(update: Any) -> dict:
+    """The update as the service stores it: checked (MalformedUpdate), then every other text cleaned so any database stores it.
+
+    Fields the service acts on (ids, currencies, charge ids, invoice payloads) are refused when they
+    hold a NUL or a lone surrogate; people's words (names, usernames, message text, chat titles and
+    whatever else the service only keeps) lose their NULs and get U+FFFD for a lone surrogate.
+    """
+    check_update(update)
+    return text.clean_all(update)
 
 
 def subject_of(update: dict) -> int | None:

@@ -248,3 +248,52 @@ def test_an_unhandled_type_is_accepted_and_ends_ignored(client, worker):
     event = events.event("customer.created", events.customer())
     assert post_event(client, event).status_code == 200
     wait_for(lambda: Event.get(Event.external_id == event["id"]).status == "ignored", message="ignored")
+
+
+def _object_with(**fields) -> dict:
+    event = completed()
+    event["data"]["object"].update(fields)
+    return event
+
+
+@pytest.mark.parametrize(
+    "event, field",
+    [
+        (_object_with(customer="cus_\x00"), "`data.object.customer`"),
+        (_object_with(customer="cus_\ud800"), "`data.object.customer`"),
+        (_object_with(metadata={"plan": "premium_week", "telegram_user_id": "4\x002"}), "`data.object.metadata.telegram_user_id`"),
+        (_object_with(id=12), "`data.object.id`"),
+        (_object_with(id=None), "`data.object.id`"),
+        (events.event("customer.subscription.updated", {**events.subscription(), "id": {"nested": True}}), "`data.object.id`"),
+    ],
+    ids=["nul", "lone_surrogate", "nul_in_metadata", "object_id_a_number", "object_id_null", "subscription_id_an_object"],
+)
+def test_a_signed_event_no_database_or_handler_could_read_is_400_naming_the_field(client, event, field):
+    response = post_event(client, event)
+
+    assert response.status_code == 400, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == "payload_invalid" and field in error["message"]
+    assert Event.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"metadata": "telegram_user_id=42"},
+        {"metadata": 12},
+        {"client_reference_id": str(2**70)},
+        {"client_reference_id": "\u0664\u0662", "metadata": {"plan": "premium_week", "telegram_user_id": "\u0664\u0662"}},
+        {"client_reference_id": "\uff14\uff12"},
+    ],
+    ids=["metadata_a_string", "metadata_a_number", "user_id_beyond_2_53", "arabic_indic_digits", "fullwidth_digits"],
+)
+def test_a_stored_event_with_odd_fields_reaches_its_handlers_own_checks(client, worker, fields):
+    event = _object_with(**fields)
+
+    response = post_event(client, event)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    row = wait_for(lambda: (r := Event.get(Event.external_id == event["id"])).status != "pending" and r, message="handled")
+    assert row.status in ("ignored", "failed") and Grant.select().count() == 0
+    assert not any(name in (row.error or "") for name in ("TypeError", "AttributeError", "KeyError", "ValueError", "Overflow"))

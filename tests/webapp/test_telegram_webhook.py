@@ -345,3 +345,54 @@ def test_a_wrong_method_on_the_webhook_is_counted_too(client):
     before = metric(client, "webhook_requests_total", provider="telegram", status="405")
     assert client.get("/webhooks/telegram").status_code == 405
     assert metric(client, "webhook_requests_total", provider="telegram", status="405") == before + 1
+
+
+# -- text no database could store ------------------------------------------------------------
+
+
+def test_a_payers_name_with_nul_or_a_lone_surrogate_is_cleaned_and_the_payment_granted(client, worker, plans):
+    update = payment_update(4711, plans.get("premium_week"))
+    update["message"]["from"].update(first_name="Ann\x00a\ud800", last_name="\x00", username="ann\ud83d")
+    update["message"]["chat"]["first_name"] = "Ann\x00a"
+
+    response = post_update(client, update)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+    wait_until_done(charge)
+    user = User.get(User.telegram_id == 4711)
+    assert (user.first_name, user.username) == ("Anna\ufffd", "ann\ufffd")
+    assert Grant.get(Grant.reference == charge).user_id == user.id
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("invoice_payload", "e1:premium_week:4711:\x00"),
+        ("invoice_payload", "e1:premium_week:4711:\ud800"),
+        ("telegram_payment_charge_id", "stx\x00"),
+        ("currency", "XT\ud800"),
+    ],
+)
+def test_a_payment_field_the_service_acts_on_with_nul_or_a_lone_surrogate_is_400_naming_it(client, plans, field, value):
+    update = payment_update(4711, plans.get("premium_week"))
+    update["message"]["successful_payment"][field] = value
+
+    response = post_update(client, update)
+
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "malformed_update" and f"message.successful_payment.{field}" in error["message"]
+    assert Event.select().count() == 0 and User.select().count() == 0
+
+
+def test_a_command_with_nul_in_its_text_is_recorded_cleaned_and_answered(client, worker, telegram_api):
+    update = updates.command_update(4712, "/sta\x00rt")
+    update["message"]["from"]["first_name"] = "\ud800"
+
+    response = post_update(client, update)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    row = wait_until_done(f"update:{update['update_id']}")
+    assert row.payload["message"]["text"] == "/start"
+    assert telegram_api.calls_to("sendMessage")
