@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
+import time
 from dataclasses import dataclass
 
 from app.clock import utcnow
 from app.db import transaction
-from app.models import ApiKey
+from app.models import ApiKey, ApiKeyUsage
 
 PREFIX = "ek_"
 # A key is `ek_<public id>_<secret>`; the public id finds the row, the whole key's hash must match.
@@ -31,13 +33,37 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create(name: str) -> CreatedKey:
-    """Make a key named `name`; the returned key is the only copy."""
+def create(name: str, *, read_only: bool = False) -> CreatedKey:
+    """Make a key named `name` (one that may only read, with `read_only`); the returned key is the only copy."""
     public_id = secrets.token_hex(_PUBLIC_ID_BYTES)
     key = f"{PREFIX}{public_id}_{secrets.token_urlsafe(_SECRET_BYTES)}"
     with transaction():
-        row = ApiKey.create(name=name, public_id=public_id, key_hash=_hash(key))
+        row = ApiKey.create(name=name, public_id=public_id, key_hash=_hash(key), read_only=read_only)
     return CreatedKey(row, key)
+
+
+WINDOW = 60  # seconds: API_RATE_LIMIT counts requests per key per minute
+
+
+def over_rate(row: ApiKey, limit: int, now: float | None = None) -> int | None:
+    """Count one request of this key; the seconds until its next minute when that makes more than `limit`, else None.
+
+    The count lives in the database, so every web process and host shares it: one upsert per request.
+    """
+    now = time.time() if now is None else now
+    minute = int(now // WINDOW)
+    with transaction():
+        ApiKeyUsage.insert(api_key=row.id, minute=minute, count=1).on_conflict(
+            conflict_target=[ApiKeyUsage.api_key, ApiKeyUsage.minute], update={ApiKeyUsage.count: ApiKeyUsage.count + 1}
+        ).execute()
+        count = ApiKeyUsage.select(ApiKeyUsage.count).where(
+            (ApiKeyUsage.api_key == row.id) & (ApiKeyUsage.minute == minute)
+        ).scalar()
+        if count == 1:  # the key's first request this minute: its older minutes are of no use any more
+            ApiKeyUsage.delete().where((ApiKeyUsage.api_key == row.id) & (ApiKeyUsage.minute < minute)).execute()
+    if count <= limit:
+        return None
+    return max(1, math.ceil((minute + 1) * WINDOW - now))
 
 
 def authenticate(key: str | None) -> ApiKey | None:
@@ -74,5 +100,5 @@ def key_to_dict(row: ApiKey) -> dict:
     """A key as JSON, without anything secret."""
     from app.clock import iso
 
-    return {"id": row.id, "name": row.name, "prefix": f"{PREFIX}{row.public_id}_…", "created_at": iso(row.created_at),
-            "revoked_at": iso(row.revoked_at)}
+    return {"id": row.id, "name": row.name, "prefix": f"{PREFIX}{row.public_id}_…", "read_only": bool(row.read_only),
+            "created_at": iso(row.created_at), "revoked_at": iso(row.revoked_at)}

@@ -98,6 +98,7 @@ class Settings:
     webhook_poll_interval: float = 1.0
     webhook_late_after: float = 60.0
     reconcile_interval: float = 900.0
+    api_rate_limit: int = 600  # requests per API key per minute on /api/v1; 0: no limit
 
     @property
     def jwt_secret_file(self) -> Path:
@@ -236,6 +237,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         webhook_poll_interval=_number(env, "WEBHOOK_POLL_INTERVAL", 1.0, float, 0.01),
         webhook_late_after=_number(env, "WEBHOOK_LATE_AFTER", 60.0, float, 0.01),
         reconcile_interval=_number(env, "RECONCILE_INTERVAL", 900.0, float, 0),
+        api_rate_limit=_number(env, "API_RATE_LIMIT", 600, minimum=0),
     )
 
 

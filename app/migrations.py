@@ -134,6 +134,18 @@ def _webhook_endpoint_index() -> None:
     )
 
 
+def _api_key_limits() -> None:
+    # Keys from before this may do everything, as they could; each key's requests are counted per minute.
+    from app.models import ApiKeyUsage
+
+    table = ApiKey._meta.table_name
+    if "read_only" not in {column.name for column in database.get_columns(table)}:
+        from playhouse.migrate import SchemaMigrator, migrate
+
+        migrate(SchemaMigrator.from_database(database.obj).add_column(table, "read_only", ApiKey.read_only))
+    database.create_tables([ApiKeyUsage], safe=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -146,6 +158,7 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "outgoing webhooks", _webhooks),
     Migration(11, "reconciliation with the providers' ledgers", _reconcile_state),
     Migration(12, "event subject", _event_subject),
+    Migration(13, "read-only api keys and their rate", _api_key_limits),
     Migration(14, "outgoing webhooks looked up per endpoint", _webhook_endpoint_index),
     Migration(21, "chat join requests decided at the door", _join_queries),
     Migration(22, "emoji status access", _emoji_status_access),

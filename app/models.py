@@ -162,6 +162,7 @@ class ApiKey(BaseModel):
     key_hash = peewee.CharField(max_length=64)
     created_at = peewee.DateTimeField(default=utcnow)
     revoked_at = peewee.DateTimeField(null=True)
+    read_only = peewee.BooleanField(default=False)  # may check, never grant or revoke
 
 
 
@@ -213,6 +214,20 @@ ALL_MODELS = [
     User, Event, EventLog, Grant, LedgerEntry, CheckoutSession, WorkerHeartbeat,
     EntitlementState, EntitlementTransition, Reminder, ApiKey,
 ]
+
+
+class ApiKeyUsage(BaseModel):
+    """How many `/api/v1` requests a key made in one minute (the rate limit, shared by every web process)."""
+
+    api_key = peewee.IntegerField()
+    minute = peewee.BigIntegerField()  # Unix time // 60
+    count = peewee.IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("api_key", "minute"), True),)
+
+
+ALL_MODELS.append(ApiKeyUsage)
 
 class WebhookEndpoint(BaseModel):
     """Where outgoing webhooks go; the secret signs them and is shown only when the endpoint is added."""

@@ -5,7 +5,7 @@ import typer
 
 from app import apikeys
 from cli import context
-from cli.output import console, fail, print_json, table
+from cli.output import console, fail, plain, print_json, table
 
 app = typer.Typer(help="API keys for /api/v1 (the operator's backend).", no_args_is_help=True)
 
@@ -13,17 +13,19 @@ app = typer.Typer(help="API keys for /api/v1 (the operator's backend).", no_args
 @app.command("create")
 def create(
     name: str = typer.Argument(..., help="What the key is for, e.g. backend-prod."),
+    read_only: bool = typer.Option(False, "--read-only", help="The key may check users and entitlements, never grant or revoke."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Make a key and print it once; only its hash is kept."""
     if not 0 < len(name) <= 128:
         fail("NAME must be 1 to 128 characters", code=2)
     context.ready_database()
-    created = apikeys.create(name)
+    created = apikeys.create(name, read_only=read_only)
     if as_json:
-        print_json({"id": created.row.id, "name": name, "key": created.key})
+        print_json({"id": created.row.id, "name": name, "key": created.key, "read_only": read_only})
         return
-    console.print(f"API key {created.row.id} ({name}); shown only now, store it safely:", highlight=False)
+    access = "read-only " if read_only else ""
+    console.print(plain(f"{access}API key {created.row.id} ({name}); shown only now, store it safely:"), highlight=False)
     console.print(created.key, highlight=False, soft_wrap=True)
 
 
@@ -38,8 +40,9 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Machine-readab
     if not rows:
         console.print("no API keys; `entitle apikeys create NAME` makes one")
         return
-    console.print(table("API keys", ["id", "name", "prefix", "created", "revoked"],
-                        [(r["id"], r["name"], r["prefix"], r["created_at"], r["revoked_at"] or "") for r in rows]))
+    console.print(table("API keys", ["id", "name", "prefix", "access", "created", "revoked"],
+                        [(r["id"], r["name"], r["prefix"], "read" if r["read_only"] else "read, write", r["created_at"],
+                          r["revoked_at"] or "") for r in rows]))
 
 
 @app.command("revoke")

@@ -5,10 +5,11 @@ from flask import Blueprint, g, jsonify, request
 
 from app import apikeys, backend_api, entitlements
 from webapp.body import json_object
-from webapp.context import catalogue
+from webapp.context import catalogue, settings
 from webapp.errors import ApiError, error_response
 
 bp = Blueprint("backend_api", __name__, url_prefix="/api/v1")
+READING = ("GET", "HEAD", "OPTIONS")
 
 
 @bp.before_request
@@ -18,6 +19,14 @@ def _authenticate():
     if row is None:
         raise ApiError(401, "api_key_invalid", "send Authorization: Bearer <API key> with a key from `entitle apikeys create`")
     g.api_key = row
+    limit = settings().api_rate_limit
+    wait = apikeys.over_rate(row, limit) if limit else None
+    if wait is not None:
+        response = error_response(429, "rate_limited", f"this key made more than {limit} requests this minute; retry in {wait} s")
+        response.headers["Retry-After"] = str(wait)
+        return response
+    if row.read_only and request.method not in READING:
+        raise ApiError(403, "api_key_read_only", "this key may only read (it was made with `apikeys create --read-only`)")
 
 
 @bp.errorhandler(backend_api.Refused)
@@ -43,6 +52,7 @@ def user(telegram_id: str):
               schema: {$ref: "#/components/schemas/UserSummary"}
         "400": {$ref: "#/components/responses/UserInvalid"}
         "401": {$ref: "#/components/responses/ApiKeyRefused"}
+        "429": {$ref: "#/components/responses/RateLimited"}
         "404":
           description: a user the service has never seen (`unknown_user`)
           content:
@@ -79,6 +89,7 @@ def check(telegram_id: str, entitlement: str):
             application/json:
               schema: {$ref: "#/components/schemas/Error"}
         "401": {$ref: "#/components/responses/ApiKeyRefused"}
+        "429": {$ref: "#/components/responses/RateLimited"}
     """
     return jsonify(backend_api.check(backend_api.telegram_id(telegram_id), backend_api.entitlement_key(entitlement)))
 
@@ -132,6 +143,8 @@ def grant(telegram_id: str):
             application/json:
               schema: {$ref: "#/components/schemas/Error"}
         "401": {$ref: "#/components/responses/ApiKeyRefused"}
+        "403": {$ref: "#/components/responses/ApiKeyReadOnly"}
+        "429": {$ref: "#/components/responses/RateLimited"}
         "409":
           description: the Idempotency-Key was used for a different request (`idempotency_key_reused`)
           content:
@@ -168,6 +181,8 @@ def revoke(grant_id: int):
             application/json:
               schema: {$ref: "#/components/schemas/Grant"}
         "401": {$ref: "#/components/responses/ApiKeyRefused"}
+        "403": {$ref: "#/components/responses/ApiKeyReadOnly"}
+        "429": {$ref: "#/components/responses/RateLimited"}
         "404":
           description: no such grant (`grant_unknown`)
           content:

@@ -227,6 +227,10 @@ RESPONSES = {
     "SessionRefused": _error("no session token, or one that is not valid, expired or names no known user "
                              "(`token_missing`, `token_invalid`, `token_expired`, `user_unknown`)"),
     "ApiKeyRefused": _error("a missing or wrong API key (`api_key_invalid`)"),
+    "ApiKeyReadOnly": _error("the key may only read (`api_key_read_only`, from `apikeys create --read-only`)"),
+    "RateLimited": {**_error("the key made more than `API_RATE_LIMIT` requests this minute (`rate_limited`)"),
+                    "headers": {"Retry-After": {"description": "seconds until the key may ask again",
+                                                "schema": {"type": "integer", "minimum": 1}}}},
     "PayloadTooLarge": _error("the body is larger than `MAX_BODY_BYTES` (`payload_too_large`)"),
     "StripeFailed": _error("Stripe refused or could not be reached (`stripe_error`)"),
     "StripeNotConfigured": _error("no `STRIPE_SECRET_KEY` (`stripe_not_configured`)"),

@@ -205,3 +205,48 @@ def test_the_cli_refuses_more_days_than_the_api_accepts(cli):
 
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert Grant.select().count() == 0
+
+
+def test_a_read_only_key_checks_but_may_not_grant_or_revoke(cli, client, api_key):
+    created = cli("apikeys", "create", "dashboard", "--read-only", "--json")
+    assert created.exit_code == 0 and json.loads(created.stdout)["read_only"] is True
+    reader = json.loads(created.stdout)["key"]
+    granted = client.post("/api/v1/users/77/grants", headers=auth(api_key), json={"entitlement": "premium", "days": 1})
+    assert granted.status_code == 201
+
+    check = client.get("/api/v1/users/77/entitlements/premium", headers=auth(reader))
+    grant = client.post("/api/v1/users/77/grants", headers=auth(reader), json={"entitlement": "premium", "days": 1})
+    revoke = client.delete(f"/api/v1/grants/{granted.get_json()['id']}", headers=auth(reader))
+
+    assert check.status_code == 200 and check.get_json()["active"] is True
+    for refused in (grant, revoke):
+        assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "api_key_read_only"
+    assert Grant.select().count() == 1 and Grant.get().revoked_at is None
+    listing = json.loads(cli("apikeys", "list", "--json").stdout)
+    assert {row["name"]: row["read_only"] for row in listing} == {"dashboard": True, "backend-test": False}
+
+
+@pytest.fixture
+def limited(env):
+    env["API_RATE_LIMIT"] = "5"
+    return env
+
+
+def test_past_the_per_key_rate_the_api_answers_429_with_retry_after_and_other_keys_go_on(limited, cli, app, api_key):
+    from webapp import create_app
+
+    import time
+
+    other = json.loads(cli("apikeys", "create", "other", "--json").stdout)["key"]
+    if time.time() % 60 > 50:  # the count is per minute: all seven requests fall in one
+        time.sleep(61 - time.time() % 60)
+    # Two apps stand for two web processes: the count is shared through the database.
+    first, second = app.test_client(), create_app(runtime=app.extensions["entitle"]).test_client()
+    answers = [(first if n % 2 else second).get("/api/v1/users/42/entitlements/premium", headers=auth(api_key)) for n in range(7)]
+
+    assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+    refused = answers[-1]
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert first.get("/api/v1/users/42/entitlements/premium", headers=auth(other)).status_code == 200
+    assert first.get("/api/v1/users/42/entitlements/premium", headers=auth("ek_wrong")).status_code == 401
