@@ -108,8 +108,8 @@ def parse_grant(body: dict, known: set[str], now: datetime | None = None) -> Gra
         if until > now + timedelta(days=MAX_DAYS):
             raise Refused(400, "until_too_late", f'"until" must be at most {MAX_DAYS} days from now, as "days" is')
     reason = body.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-        raise Refused(400, "reason_invalid", f'"reason" must be a string of at most {MAX_REASON} characters')
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON or not text.storable(reason)):
+        raise Refused(400, "reason_invalid", f'"reason" must be a string of at most {MAX_REASON} characters, without NUL or lone surrogates')
     return GrantRequest(entitlement, days, until, reason)
 
 

@@ -6,6 +6,7 @@ import peewee
 from app.clock import utcnow
 from app.db import for_update, is_postgres, lock_payment, payment_lock, transaction
 from app.models import User
+from app.text import cleaned
 
 PROFILE_FIELDS = ("first_name", "last_name", "username", "language_code", "is_premium")
 
@@ -75,14 +76,18 @@ def lock_user(
 
 
 def profile_from_telegram(data: dict) -> dict:
-    """Profile fields from a Telegram `User` object."""
+    """Profile fields from a Telegram `User` object, its text cleaned so any database stores it (see `app.text`)."""
     return {
-        "first_name": data.get("first_name") or "",
-        "last_name": data.get("last_name"),
-        "username": data.get("username"),
-        "language_code": data.get("language_code"),
+        "first_name": _words(data.get("first_name")) or "",
+        "last_name": _words(data.get("last_name")),
+        "username": _words(data.get("username")),
+        "language_code": _words(data.get("language_code")),
         "is_premium": bool(data.get("is_premium", False)),
     }
+
+
+def _words(value) -> str | None:
+    return cleaned(value) if isinstance(value, str) else None
 
 
 def user_to_dict(user: User) -> dict:

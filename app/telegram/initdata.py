@@ -307,6 +307,9 @@ def _parse(raw: str) -> tuple[dict[str, str], dict[str, str]]:
     # The fields, and each field's `key=value` line as it goes into the data-check-string.
     if not isinstance(raw, str) or not raw:
         raise InitDataError("malformed", "initData is empty")
+    if "\x00" in raw or re.search("[\ud800-\udfff]", raw):
+        # Telegram's initData is URL-encoded UTF-8: a raw NUL or lone surrogate was put there by someone else.
+        raise InitDataError("malformed", "initData holds a NUL character or a lone surrogate")
     fields: dict[str, str] = {}
     lines: dict[str, str] = {}
     # Split before decoding so an encoded `&` or `=` inside a value stays part of it.

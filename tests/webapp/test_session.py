@@ -76,6 +76,29 @@ def test_sign_in_creates_then_updates_the_user(client):
     assert (user.first_name, user.username, user.is_premium) == ("Ada", "countess", False)
 
 
+def test_a_signed_name_with_nul_or_a_lone_surrogate_signs_in_with_the_name_cleaned(client):
+    from urllib.parse import urlencode
+
+    from app.telegram.initdata import expected_hash
+
+    # The user's JSON as a client may write it: the NUL and the lone surrogate as \u escapes.
+    user = json.dumps({**USER, "first_name": "A\x00da\ud800", "username": "ada\x00"}, separators=(",", ":"))
+    fields = {"auth_date": str(int(time.time())), "user": user}
+    response = sign_in(client, urlencode({**fields, "hash": expected_hash(fields, TOKEN)}))
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    user = users.find_user(USER["id"])
+    assert (user.first_name, user.username) == ("Ada\ufffd", "ada")
+
+
+@pytest.mark.parametrize("tail", ["\x00", "\ud800", "\u0662"])
+def test_init_data_with_nul_a_lone_surrogate_or_other_digits_is_a_json_400(client, tail):
+    response = sign_in(client, signed() + tail)
+
+    assert response.status_code in (400, 401) and response.get_json()["error"]["code"]
+    assert User.select().count() == 0
+
+
 def test_the_tma_authorization_header_works_too(client):
     response = client.post("/api/session", headers={"Authorization": f"tma {signed()}"})
 
