@@ -56,6 +56,10 @@ def _bad_row(name: str, f: dict) -> list:
         rows_cell = str(rows) if not rows else _counts(f["rows_created"])
         grants_cell, ended = "—", "—"
         ok = not f["violations"] and not rows
+    elif f["kind"] == "stored":  # stored rows must all reach their handlers' own checks
+        rows_cell, grants_cell = f"{f['unreadable']} a handler cannot read", "—"
+        ended = ", ".join(f"{s}×{n}" for s, n in sorted(f["outcomes"].items())) or "none"
+        ok = not f["violations"]
     else:
         rows_cell, grants_cell = "—", f["grants"]
         ended = ", ".join(f"{s}×{n}" for s, n in sorted(f["outcomes"].items())) or "none"

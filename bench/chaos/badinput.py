@@ -577,6 +577,9 @@ MISMATCHED = (
 )
 
 
+POISON_FAMILY = "every door and both ledgers: NUL, lone surrogates, non-ASCII digits"
+
+
 def _rows(stack) -> dict[str, int]:
     return {t: stack.sql(f'SELECT COUNT(*) FROM "{t}"')[0][0] for t in TABLES}
 
@@ -677,5 +680,9 @@ def run(stack) -> dict:
                                  users_created=_users(stack, first_user, first_user + USERS_PER_FAMILY))
         first_user += USERS_PER_FAMILY
     grants_total = stack.sql('SELECT COUNT(*) FROM "grant"')[0][0]
+    # Text that poisons is last: some of it is a real payment whose grant is right (a name cleaned at the door).
+    from bench.chaos import poison  # it builds on this module's Checker
+
+    families[POISON_FAMILY] = poison.run(stack, first_user)
     ok = (all(not f["violations"] for f in families.values()) and not any(rejected_rows.values()) and not grants_total)
     return {"families": families, "rows_created": rejected_rows, "grants_total": grants_total, "ok": ok}
