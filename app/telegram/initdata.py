@@ -307,9 +307,6 @@ def _parse(raw: str) -> tuple[dict[str, str], dict[str, str]]:
     # The fields, and each field's `key=value` line as it goes into the data-check-string.
     if not isinstance(raw, str) or not raw:
         raise InitDataError("malformed", "initData is empty")
-    if "\x00" in raw or re.search("[\ud800-\udfff]", raw):
-        # Telegram's initData is URL-encoded UTF-8: a raw NUL or lone surrogate was put there by someone else.
-        raise InitDataError("malformed", "initData holds a NUL character or a lone surrogate")
     fields: dict[str, str] = {}
     lines: dict[str, str] = {}
     # Split before decoding so an encoded `&` or `=` inside a value stays part of it.
@@ -368,13 +365,14 @@ def _check_hash(fields: Mapping[str, str], bot_token: str, check_string: str | N
     if not given:
         raise InitDataError("hash_missing")
     want = _hash_hex(data_check_string(fields) if check_string is None else check_string, bot_token)
-    # Compare bytes: compare_digest refuses non-ASCII str, and a hostile hash may be anything.
-    if not hmac.compare_digest(want.encode(), given.encode()):
+    # Compare bytes: compare_digest refuses non-ASCII str, and a hostile hash may be anything (a lone surrogate too).
+    if not hmac.compare_digest(want.encode(), given.encode("utf-8", "surrogatepass")):
         raise InitDataError("hash_mismatch")
 
 
 def _hash_hex(check_string: str, bot_token: str) -> str:
-    return hmac.new(_secret_key(bot_token), check_string.encode(), hashlib.sha256).hexdigest()
+    # A lone surrogate (never in Telegram's UTF-8) is hashed as its own bytes: it can only fail the comparison.
+    return hmac.new(_secret_key(bot_token), check_string.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 def _check_signature(fields: Mapping[str, str], bot_id: int, key: Ed25519PublicKey) -> None:
@@ -389,7 +387,7 @@ def _check_signature(fields: Mapping[str, str], bot_id: int, key: Ed25519PublicK
     except (binascii.Error, ValueError):
         raise InitDataError("signature_invalid", "initData signature is not base64url") from None
     try:
-        key.verify(signature, third_party_check_string(fields, bot_id).encode())
+        key.verify(signature, third_party_check_string(fields, bot_id).encode("utf-8", "surrogatepass"))
     except InvalidSignature:
         raise InitDataError("signature_invalid") from None
 

@@ -95,7 +95,7 @@ def test_a_signed_name_with_nul_or_a_lone_surrogate_signs_in_with_the_name_clean
 def test_init_data_with_nul_a_lone_surrogate_or_other_digits_is_a_json_400(client, tail):
     response = sign_in(client, signed() + tail)
 
-    assert response.status_code in (400, 401) and response.get_json()["error"]["code"]
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "hash_mismatch"
     assert User.select().count() == 0
 
 
