@@ -70,6 +70,7 @@ class Report:
     newest: tuple[datetime, str] | None = None
     recorded_ids: list[int] = field(default_factory=list)
     started_at: datetime = field(default_factory=utcnow)
+    ledger_read_to: int | None = None  # a chronological ledger's length when read (a routine run resumes there)
 
     def count(self, action: str) -> int:
         """How many rows took this action."""
@@ -87,6 +88,7 @@ class Report:
             "calls": self.calls,
             "since": iso(self.since),
             "recorded_ids": [row["external_id"] for row in self.rows if row["action"] == Action.RECORDED][:20],
+            "ledger_read_to": self.ledger_read_to,
         }
 
 
@@ -173,6 +175,13 @@ def cursor(provider: str) -> tuple[datetime, str] | None:
     if row is None or row.cursor_at is None:
         return None
     return row.cursor_at, row.cursor_id or ""
+
+
+def ledger_read_to(provider: str) -> int | None:
+    """How far the last run read the provider's chronological ledger (from its stored summary), or None."""
+    row = ReconcileState.get_or_none(ReconcileState.provider == provider)
+    value = (row.last_summary or {}).get("ledger_read_to") if row is not None and isinstance(row.last_summary, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def claim(provider: str, holder: str, *, interval: float, lease: float) -> bool:

@@ -38,5 +38,7 @@ def reconcile(provider: str, settings: Settings, *, days: int = 30, dry_run: boo
         raise ValueError(f"unknown provider {provider!r}")
     client = _client(provider, settings)
     cursor = runs.cursor(provider) if routine else None
-    ledger = telegram_ledger if provider == "telegram" else stripe_ledger
-    return ledger.reconcile(client, days=days, dry_run=dry_run, cursor=cursor, progress=progress)
+    if provider == "telegram":
+        read_to = runs.ledger_read_to(provider) if routine and cursor is not None else None
+        return telegram_ledger.reconcile(client, days=days, dry_run=dry_run, cursor=cursor, progress=progress, read_to=read_to)
+    return stripe_ledger.reconcile(client, days=days, dry_run=dry_run, cursor=cursor, progress=progress)

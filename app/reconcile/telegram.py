@@ -42,17 +42,19 @@ def _newest_first(dates: list[datetime]) -> bool:
     return len(dates) > 1 and all(a >= b for a, b in zip(dates, dates[1:])) and dates[0] > dates[-1]
 
 
-def read_ledger(bot, since: datetime, report: Report, progress: Progress | None = None) -> list[dict]:
+def read_ledger(bot, since: datetime, report: Report, progress: Progress | None = None, *, start: int = 0) -> list[dict]:
     """Every Star transaction dated `since` or later (and every undated one, to be reported), in whichever order Telegram pages them.
 
     The Bot API documents getStarTransactions as returning the transactions "in chronological
     order" (oldest first, https://core.telegram.org/bots/api#getstartransactions), while
     Telegram's servers have also been seen answering newest first. The reader relies on neither:
     pages that go newest first end the reading at the first transaction older than `since`;
-    in any other order every page is read, up to the end of the ledger.
+    in any other order every page is read, up to the end of the ledger. `start` (where an earlier
+    run's chronological reading ended, less a page) skips the pages before it, once the first page
+    read shows that it holds only transactions from before `since`; otherwise reading starts over at 0.
     """
     found: list[dict] = []
-    offset = 0
+    offset = start
     previous: datetime | None = None
     while True:
         page = apihelper.get_star_transactions(bot.token, offset, PAGE_SIZE) or {}
@@ -60,12 +62,17 @@ def read_ledger(bot, since: datetime, report: Report, progress: Progress | None 
         transactions = page.get("transactions") if isinstance(page, dict) else None
         transactions = transactions if isinstance(transactions, list) else []
         dated = [(t, _date(t)) for t in transactions]
+        dates = [at for _, at in dated if at is not None]
+        if offset == start and start > 0 and not (dates and dates[0] < since and not _newest_first(dates)):
+            # Not provably before the window (or not chronological after all): read from the start.
+            return read_ledger(bot, since, report, progress)
         found += [t for t, at in dated if at is None or at >= since]
         if progress is not None:
             progress(len(found), report.calls)
-        dates = [at for _, at in dated if at is not None]
         older = any(at < since for at in dates)
-        if len(transactions) < PAGE_SIZE or (older and _newest_first(([previous] if previous else []) + dates)):
+        newest_first = _newest_first(([previous] if previous else []) + dates)
+        if len(transactions) < PAGE_SIZE or (older and newest_first):
+            report.ledger_read_to = None if newest_first else offset + len(transactions)
             return found
         previous = dates[-1] if dates else previous
         offset += len(transactions)
@@ -228,10 +235,14 @@ def window_start(days: int, cursor: tuple[datetime, str] | None) -> datetime:
 
 
 def reconcile(bot, *, days: int = 30, dry_run: bool = False, cursor: tuple[datetime, str] | None = None,
-              progress: Progress | None = None) -> Report:
-    """Read the bot's Star transactions of the last `days` (or since the cursor) and record what the inbox lacks."""
+              progress: Progress | None = None, read_to: int | None = None) -> Report:
+    """Read the bot's Star transactions of the last `days` (or since the cursor) and record what the inbox lacks.
+
+    `read_to`: how far an earlier run read a chronological ledger; reading resumes a page before it.
+    """
     report = Report(SOURCE, dry_run)
     report.since = window_start(days, cursor)
-    transactions = read_ledger(bot, report.since, report, progress)
+    start = max(0, read_to - PAGE_SIZE) if read_to else 0
+    transactions = read_ledger(bot, report.since, report, progress, start=start)
     return apply(report, entries(transactions), known, ledger=LEDGER)
 

@@ -186,6 +186,29 @@ def test_the_new_transactions_are_found_whichever_order_telegram_pages_in(cli, t
     assert {k: v["action"] for k, v in rows.items()} == {charge: "would record" for charge in new}
 
 
+def test_a_routine_run_resumes_a_chronological_ledger_a_page_before_where_the_last_run_ended(cli, settings, telegram_api, plans):
+    import time
+
+    from app.reconcile import runs, service
+
+    plan = plans.get("premium_week")
+    now = int(time.time())
+    for i in range(250):
+        telegram_api.star_payment(4000 + i, plan.stars, payments.encode_payload(plan.key, 4000 + i), date=now - 86400 + i * 60)
+    assert rows_of(cli("reconcile", "telegram", "--json"))
+    new = [telegram_api.star_payment(5000 + i, plan.stars, payments.encode_payload(plan.key, 5000 + i), date=now + i)["id"]
+           for i in range(3)]
+    before = len(telegram_api.calls_to("getStarTransactions"))
+
+    report = service.reconcile("telegram", settings, routine=True)
+    runs.finish("telegram", report=report)
+
+    calls = telegram_api.calls_to("getStarTransactions")[before:]
+    assert [c.params.get("offset") for c in calls] == ["150", "250"]
+    assert {r["external_id"] for r in report.rows if r["action"] == "recorded"} == set(new)
+    assert report.summary()["ledger_read_to"] == 253
+
+
 def test_malformed_ledger_entries_are_reported_and_skipped_and_the_rest_recorded(cli, client, worker, telegram_api, plans):
     plan = plans.get("premium_week")
     good = lambda user_id: telegram_api.star_payment(user_id, plan.stars, payments.encode_payload(plan.key, user_id))["id"]  # noqa: E731
