@@ -13,6 +13,7 @@ from cli.output import console, fail, print_json, table
 
 PROJECT_PREFIXES = (
     "telegram_", "miniapp_", "stripe_", "webhook_", "events_", "event_", "entitlements_", "dramatiq_",
+    "health_", "queue_", "inbox_", "workers_",
 )
 
 

@@ -93,6 +93,7 @@ def test_metrics_reads_a_running_service(cli, live_server):
     rows = json.loads(cli("metrics", "--url", url, "--json").stdout)
     granted = [r for r in rows if r["name"] == "entitlements_granted_total" and r["labels"] == {"host": socket.gethostname(), "source": "manual"}]
     assert granted and granted[0]["value"] >= 1
+    assert [r["value"] for r in rows if r["name"] == "health_check_up" and r["labels"] == {"check": "database"}] == [1]
     table = cli("metrics", "--url", url)
     assert table.exit_code == 0 and "entitlements_granted_total" in table.stdout
     down = cli("metrics", "--url", f"http://127.0.0.1:{free_port()}/metrics")
