@@ -5,7 +5,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable
+from typing import Any, TYPE_CHECKING, Callable
 
 import peewee
 
@@ -42,15 +42,16 @@ class Fulfilment:
 
     user: User
     plan: "Plan"
-    grant: Grant
+    grant: Grant | None  # None for a gift's payment, which grants its buyer nothing
     created: bool
     renewal: bool = False
     held_until: datetime | None = None  # where the payer's run ends after this grant, when the grant says
+    gift: Any = None  # the gift a gift's payment opened
 
     @property
     def subscription(self) -> bool:
         """True when the payment belongs to a subscription."""
-        return self.grant.subscription_id is not None
+        return self.grant is not None and self.grant.subscription_id is not None
 
 
 class PaymentReversed(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import operator
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -723,3 +724,34 @@ def _history(event: Event) -> list[dict]:
         detail = event.error if event.status == EventStatus.IGNORED else None
         history.append({"at": iso(event.processed_at), "action": event.status, "detail": detail})
     return history
+
+
+_collector = threading.local()
+
+
+@contextlib.contextmanager
+def collecting_hand_offs():
+    """Collect the ids of events recorded inside this block, to hand off once the caller has committed."""
+    outer = getattr(_collector, "ids", None)
+    _collector.ids = ids = []
+    try:
+        yield ids
+    finally:
+        _collector.ids = outer
+
+
+def hand_off_after_commit(event_ids: list[int]) -> None:
+    """Give these events to the workers once the current unit of work commits.
+
+    Inside an inbox handler that is after its commit; inside `collecting_hand_offs()` the
+    caller does it; anywhere else the sweeper takes them within `SWEEP_AFTER`.
+    """
+    if not event_ids:
+        return
+    collected = getattr(_collector, "ids", None)
+    if collected is not None:
+        collected.extend(event_ids)
+        return
+    context = current_context()
+    if context is not None and context.hand_off is not None:
+        after_commit(lambda: [context.hand_off(event_id) for event_id in event_ids])

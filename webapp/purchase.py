@@ -161,9 +161,12 @@ def checkout():
     """
     user = signed_in_user()
     plan = requested_plan(stars=False)
+    gift = json_object().get("gift") is True
+    if gift and plan.stripe_mode == "subscription":
+        raise ApiError(400, "not_giftable", f"plan {plan.key!r} renews by itself, so it cannot be a gift")
     client = _stripe()
     try:
-        session = create_checkout_session(client, settings(), user, plan)
+        session = create_checkout_session(client, settings(), user, plan, gift=gift)
     except stripe.StripeError as exc:
         raise _stripe_failed(exc, "start a checkout") from None
     return jsonify({"url": session["url"], "id": session["id"]})
@@ -275,6 +278,8 @@ def success():
     except stripe.StripeError as exc:
         log.error("checkout session %s paid but not fulfilled on return: %s", session_id, stripe_client.describe_error(exc))
         return _page("Payment being confirmed", "We will unlock your purchase as soon as the payment is confirmed.")
+    if done.gift is not None:
+        return _page("Gift paid", f"Your gift of {done.plan.title} is ready: the bot sent you its link to pass on.")
     held = {e["entitlement"]: e["expires_at"] for e in entitlements.summary(done.user)}
     until = held.get(done.plan.entitlement)
     message = f"{done.plan.title} is yours" + (f" until {until[:10]}." if until else ".")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from datetime import datetime, timedelta
 
 import peewee
@@ -224,35 +223,9 @@ def skip_stale_reminders(user_id: int, entitlement: str, end: datetime | None) -
     query.execute()
 
 
-_collector = threading.local()
-
-
-@contextlib.contextmanager
-def collecting_hand_offs():
-    """Collect the ids of events recorded inside this block, to hand off once the caller has committed."""
-    outer = getattr(_collector, "ids", None)
-    _collector.ids = ids = []
-    try:
-        yield ids
-    finally:
-        _collector.ids = outer
-
-
-def hand_off_after_commit(event_ids: list[int]) -> None:
-    """Give these events to the workers once the current unit of work commits.
-
-    Inside an inbox handler that is after its commit; inside `collecting_hand_offs()` the
-    caller does it; anywhere else the sweeper takes them within `SWEEP_AFTER`.
-    """
-    if not event_ids:
-        return
-    collected = getattr(_collector, "ids", None)
-    if collected is not None:
-        collected.extend(event_ids)
-        return
-    context = inbox.current_context()
-    if context is not None and context.hand_off is not None:
-        inbox.after_commit(lambda: [context.hand_off(event_id) for event_id in event_ids])
+# Where recorded events wait for their unit of work to commit: the inbox's, re-exported for the callers here.
+collecting_hand_offs = inbox.collecting_hand_offs
+hand_off_after_commit = inbox.hand_off_after_commit
 
 
 def backfill_states() -> None:

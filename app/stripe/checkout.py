@@ -12,7 +12,7 @@ from app import entitlements, metrics
 from app.entitlements import Fulfilment
 from app.config import Settings
 from app.db import database, transaction
-from app.ways import trials
+from app.ways import gifts, trials
 from app.models import CheckoutSession, Grant, User
 from app.plans import Catalogue, Plan
 from app.stripe import SOURCE, CannotFulfil, NothingToDo
@@ -44,11 +44,15 @@ def success_url(settings: Settings) -> str:
     return f"{settings.public_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}"
 
 
-def create_checkout_session(client: stripe.StripeClient, settings: Settings, user: User, plan: Plan) -> dict:
-    """A Checkout Session for one plan, made out to the user's customer and naming the user and plan."""
+def create_checkout_session(client: stripe.StripeClient, settings: Settings, user: User, plan: Plan, *, gift: bool = False) -> dict:
+    """A Checkout Session for one plan, made out to the user's customer and naming the user and plan (a gift's when `gift`)."""
     if not plan.sold_by_card:
         raise ValueError(f"plan {plan.key!r} is not sold by card")
+    if gift and plan.stripe_mode == "subscription":
+        raise ValueError(f"plan {plan.key!r} is a subscription and cannot be a gift")
     metadata = {METADATA_KEY: str(user.telegram_id), "plan": plan.key}
+    if gift:
+        metadata["gift"] = "1"
     params: dict[str, Any] = {
         "mode": plan.stripe_mode,
         "line_items": [{"price": plan.stripe_price, "quantity": 1}],
@@ -62,7 +66,7 @@ def create_checkout_session(client: stripe.StripeClient, settings: Settings, use
     if plan.stripe_mode == "subscription":
         params["subscription_data"] = {"metadata": metadata}
         # A plan's free trial goes to Stripe, once per payer, like every trial (reserved now: a second session gets none).
-        if trials.reserve_for_checkout(user, plan):
+        if not gift and trials.reserve_for_checkout(user, plan):
             params["subscription_data"]["trial_period_days"] = plan.trial_days
     else:
         params["payment_intent_data"] = {"metadata": metadata}
@@ -187,6 +191,18 @@ def _check_customer_is_users(session: Mapping[str, Any], telegram_id: int) -> No
         )
 
 
+def _open_gift(paid: PaidSession, user: User, reference: str) -> Fulfilment:
+    """A gift grants its buyer nothing: the payment opens a gift whose link the bot sends them."""
+    session, plan = paid.session, paid.plan
+    if entitlements.was_reversed(SOURCE, reference):
+        raise entitlements.PaymentReversed(f"payment {reference} was refunded before the gift was opened")
+    detail = {"checkout_session": session["id"], "amount": session.get("amount_total"), "currency": session.get("currency")}
+    gift, created = gifts.record_purchase(user, plan, SOURCE, reference, detail)
+    if created:
+        metrics.count_stripe_payment(session.get("amount_total"), session.get("currency"))
+    return Fulfilment(user, plan, None, created, gift=gift)
+
+
 def apply_session(paid: PaidSession) -> Fulfilment:
     """Grant what a paid Checkout Session bought, once, whichever comes first: the webhook or the success page.
 
@@ -208,6 +224,8 @@ def apply_session(paid: PaidSession) -> Fulfilment:
             # The payer's row written, its customer remembered, its lock and the payment's taken in one statement.
             reference = expandable_id(session.get("payment_intent")) or session["id"]
             user = lock_user(paid.telegram_id, stripe_customer_id=customer_id, payment=(SOURCE, reference))
+            if (session.get("metadata") or {}).get("gift") == "1":
+                return _open_gift(paid, user, reference)
             result = entitlements.grant(
                 user,
                 plan.entitlement,

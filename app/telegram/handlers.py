@@ -16,7 +16,7 @@ from app import entitlements, inbox, metrics, timeline, users
 from app.clock import from_timestamp
 from app.db import for_update
 from app.inbox import Context
-from app.models import Event
+from app.models import Event, Gift
 from app.telegram import SOURCE, commands, payments, refunds
 from app.ways import gifts
 from app.telegram.client import NotConfigured, bot_username, client_for, describe_error
@@ -97,13 +97,23 @@ def _gift_paid(context: Context, message: types.Message, payment: types.Successf
     buyer = users.ensure_user(message.from_user.id, **users.profile_from_telegram(message.from_user.to_dict()))
     charge_id = payment.telegram_payment_charge_id
     detail = {"charge_id": charge_id, "amount": payment.total_amount, "currency": payment.currency}
-    gift, created = gifts.record_purchase(buyer, plan, SOURCE, charge_id, detail)
+    _, created = gifts.record_purchase(buyer, plan, SOURCE, charge_id, detail)
     if created:
         metrics.telegram_payments.labels(result="paid").inc()
         metrics.telegram_payment_value.labels(currency=payment.currency).inc(payment.total_amount)
-        with outcomes():
-            text = gifts.bought_text(bot_username(client_for(context.settings)), plan, gift)
-        write_message(context, message.chat.id, text, key=f"confirm:{charge_id}")
+
+
+def gift_link(event: Event, context: Context) -> None:
+    """Send a gift's buyer the link to pass on (after either provider's payment)."""
+    gift = Gift.get_or_none(Gift.code == event.payload["gift"])
+    if gift is None:
+        raise inbox.Ignore("the gift no longer exists")
+    plan = context.catalogue.get(gift.plan)
+    with outcomes():
+        bot = client_for(context.settings)
+        text = gifts.bought_text(bot_username(bot), plan.title if plan else gift.plan, gift)
+        bot.send_message(event.payload["chat_id"], text)
+    timeline.note_message(event.payload["chat_id"], text, "gift")
 
 
 def refunded_payment(event: Event, context: Context) -> None:
@@ -151,6 +161,7 @@ HANDLERS: inbox.Table = {
     "refunded_payment": inbox.handler(refunded_payment),
     "command": inbox.handler(command, queue=SESSIONS, transactional=False),
     "send_message": inbox.handler(send_message, queue=SESSIONS, transactional=False),
+    "gift_link": inbox.handler(gift_link, queue=SESSIONS, transactional=False),
 }
 """Telegram's event types and how the inbox runs each (payments on `events`, replies on `sessions`); chat join
 requests are added from `app.access.handlers` where the tables are composed."""

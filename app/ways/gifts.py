@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from app import entitlements, metrics
+from app import entitlements, inbox, metrics
 from app.clock import iso, utcnow
 from app.db import for_update, transaction
 from app.models import Gift, LedgerEntry, User
@@ -20,6 +20,7 @@ from app.ways.refusals import Refused
 log = logging.getLogger(__name__)
 
 SOURCE = "gift"
+BOT = "telegram"  # the provider whose workers message the buyer
 
 
 def giftable(catalogue: Catalogue, key: str | None) -> Plan:
@@ -50,6 +51,11 @@ def record_purchase(buyer: User, plan: Plan, source: str, reference: str, detail
         gift = Gift.create(code=secrets.token_urlsafe(16), plan=plan.key, buyer=buyer, source=source, reference=reference)
         LedgerEntry.create(user=buyer, action="gift", entitlement=plan.entitlement, source=source, reference=reference,
                            detail={"plan": plan.key, "gift": gift.code, **detail})
+        # The bot sends the buyer the link, whichever provider took the payment, once the purchase commits.
+        recorded = inbox.record(BOT, f"gift-link:{gift.code}", "gift_link", {"gift": gift.code, "chat_id": buyer.telegram_id},
+                                subject=buyer.telegram_id)
+        if recorded.should_enqueue:
+            inbox.hand_off_after_commit([recorded.event.id])
     metrics.gifts.labels(state="bought").inc()
     return gift, True
 
@@ -59,9 +65,9 @@ def link(bot_username: str, gift: Gift) -> str:
     return f"https://t.me/{bot_username}?start=gift_{gift.code}"
 
 
-def bought_text(bot_username: str, plan: Plan, gift: Gift) -> str:
+def bought_text(bot_username: str, plan_title: str, gift: Gift) -> str:
     """What the buyer is told once the gift is paid."""
-    return (f"Thank you! Your gift of {plan.title} is ready. Pass this link on; the first person who opens it gets it:\n"
+    return (f"Thank you! Your gift of {plan_title} is ready. Pass this link on; the first person who opens it gets it:\n"
             f"{link(bot_username, gift)}\nYou will hear from me when it is redeemed.")
 
 

@@ -99,3 +99,26 @@ def test_a_guessed_or_malformed_gift_link_grants_nothing(client, worker, telegra
     open_link(client, 97, code)
     wait_for(lambda: any("not valid" in t for t in said_to(telegram_api, 97)))
     assert Grant.select().count() == 0
+
+
+def test_a_gift_bought_by_card_is_redeemed_once_by_another_user(client, app, worker, telegram_api, stripe_api):
+    from app import users
+    from tests.support.stripe import token_for
+
+    users.ensure_user(98)
+    created = client.post("/api/checkout", json={"plan": "premium_week", "gift": True}, headers=token_for(app, 98))
+    assert created.status_code == 200, created.get_json()
+    session = stripe_api.set_checkout_session(created.get_json()["id"], payment_status="paid")
+    page = client.get(f"/checkout/success?session_id={session['id']}")
+    assert "Gift paid" in page.get_data(as_text=True)
+
+    wait_for(lambda: any("start=gift_" in text for text in said_to(telegram_api, 98)))
+    code = re.search(r"start=gift_([A-Za-z0-9_-]+)", [t for t in said_to(telegram_api, 98) if "start=gift_" in t][0])[1]
+    assert Grant.select().count() == 0  # the buyer holds nothing
+    open_link(client, 99, code)
+    wait_for(lambda: any("A gift for you" in t for t in said_to(telegram_api, 99)))
+    (grant,) = list(Grant.select().where(Grant.source == "gift"))
+    assert grant.user.telegram_id == 99
+
+    refused = client.post("/api/checkout", json={"plan": "premium_month", "gift": True}, headers=token_for(app, 98))
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "not_giftable"
