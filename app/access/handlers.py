@@ -96,15 +96,25 @@ def reminder(event: Event, context: Context) -> None:
     bot = chats.client(context.settings)
     user = User.get_by_id(row.user_id)
     plan = _plan_title(context, row.user_id, row.entitlement)
-    text = (
-        f"Your {plan} ends in {row.days} day{'s' if row.days != 1 else ''}, on {chats.until_text(row.ends_at)}. "
-        "Renew with /buy, or in the Mini App."
-    )
+    days = f"{row.days} day{'s' if row.days != 1 else ''}, on {chats.until_text(row.ends_at)}"
+    if _ending_grant_source(row) == "trial":
+        text = f"Your free trial of {plan} ends in {days}. Keep it with /buy, or in the Mini App."
+    else:
+        text = f"Your {plan} ends in {days}. Renew with /buy, or in the Mini App."
     if chats.tell(bot, user.telegram_id, text, "reminder"):
         metrics.chat_access.labels(action="reminder", result="ok").inc()
     else:
         metrics.chat_access.labels(action="reminder", result="skipped").inc()
         raise inbox.Ignore(f"user {user.telegram_id} cannot be messaged")
+
+
+def _ending_grant_source(row: Reminder) -> str | None:
+    """The source of the grant whose end the reminder is about (`trial` for a free trial)."""
+    grant = (
+        Grant.select(Grant.source).where((Grant.user == row.user_id) & (Grant.entitlement == row.entitlement)
+                                         & Grant.revoked_at.is_null() & (Grant.ends_at == row.ends_at)).first()
+    )
+    return grant.source if grant is not None else None
 
 
 def _plan_title(context: Context, user_id: int, entitlement: str) -> str:

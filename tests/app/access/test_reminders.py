@@ -48,3 +48,16 @@ def test_a_stacked_purchase_is_an_extension_and_revoking_all_ends_with_the_reaso
     assert [(t.kind, t.reason, t.sequence) for t in rows] == [("started", None, 1), ("extended", None, 2), ("ended", "revoked", 3)]
     assert rows[1].previous_end == rows[0].ends_at
     wait_all_done("chat_remove", 2)
+
+
+def test_a_trials_reminder_says_it_is_a_trial(app, worker, telegram_api):
+    from app import entitlements, users
+    from app.access import rules
+
+    user = users.ensure_user(43)
+    with rules.using(app.extensions["entitle"].catalogue()):
+        entitlements.grant(user, "premium", source="trial", reference="trial:43:premium", days=float(THREE_DAYS_AND_A_BIT))
+
+    wait_for(lambda: reminders_sent(telegram_api), timeout=30, message="the trial's 3-day reminder")
+    (text,) = reminders_sent(telegram_api)
+    assert text.startswith("Your free trial of Premium ends in 3 days") and "/buy" in text
