@@ -88,6 +88,8 @@ class Settings:
     sweep_interval: float = 10.0
     sweep_after: float = 15.0
     sweep_lost_after: float = 30.0
+    batch_rows: int = 32
+    batch_seconds: float = 0.05
     prometheus_multiproc_dir: str | None = None
     redis_url: str | None = None
     metrics_host: str = ""
@@ -227,6 +229,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         sweep_interval=_number(env, "SWEEP_INTERVAL", 10.0, float, 0.01),
         sweep_after=_number(env, "SWEEP_AFTER", 15.0, float, 0.01),
         sweep_lost_after=_number(env, "SWEEP_LOST_AFTER", 30.0, float, 0.01),
+        batch_rows=_number(env, "BATCH_ROWS", 32, minimum=1),
+        batch_seconds=_number(env, "BATCH_SECONDS", 0.05, float, 0.0),
         prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR"),
         redis_url=get("REDIS_URL") or _redis_only(get("BROKER_URL")),
         metrics_host=get("DYNO") or socket.gethostname(),

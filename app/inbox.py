@@ -99,6 +99,13 @@ class Handlers:
         named = {spec.queue for table in self.tables.values() for spec in table.values()}
         return (DEFAULT_QUEUE, *sorted(named - {DEFAULT_QUEUE}))
 
+    def batchable(self, queue: str) -> frozenset[tuple[str, str]]:
+        """The (provider, type) kinds of a queue whose handlers run wholly in the database, so a batch may take them."""
+        return frozenset(
+            (p, t) for p, table in self.tables.items() for t, spec in table.items()
+            if spec.queue == queue and spec.transactional and spec.prepare is None
+        )
+
     def on_queue(self, queue: str) -> tuple[frozenset[tuple[str, str]], bool]:
         """The (provider, type) kinds that select a queue's rows, and whether a row is inside them or outside.
 
@@ -378,7 +385,7 @@ def process(
     started = time.perf_counter()
     _effects.pending = []
     _effects.context = context
-    provider, attempts, failure = None, 0, None
+    provider, attempts, failure, batched = None, 0, None, []
     try:
         try:
             with transaction():
@@ -389,9 +396,14 @@ def process(
                     last = final_attempt or (max_attempts is not None and attempts >= max_attempts)
                 if event is None:
                     status = None
+                    done = Event.select(Event.status).where(Event.id == event_id).scalar()
+                    if done in EventStatus.DONE:
+                        return done  # a batch (or a copy) handled this row: the message is acknowledged as it is
                 elif spec is not None and spec.transactional and spec.prepare is None:
                     # The common case: the claim, the handler's writes and the row's outcome in one transaction.
                     status, failure = _run_in_claim(event, spec, context, last)
+                    if failure is None and context is not None and _behind(event, context.settings):
+                        batched = _run_batch(event, handlers, context, max_attempts, started)
                 else:
                     status = None
                     if spec is not None and not spec.transactional:
@@ -426,7 +438,66 @@ def process(
     _run_effects(effects)
     metrics.events_processed.labels(provider=provider, result=status).inc()
     metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
+    for other in batched:
+        metrics.events_processed.labels(provider=other, result=EventStatus.PROCESSED).inc()
     return status
+
+
+BACKLOG_AFTER = timedelta(milliseconds=100)
+"""A message that reached its worker this long after its hand-off means rows are waiting: the worker batches."""
+
+
+def _behind(event: Event, settings: Settings) -> bool:
+    """True when the row's message waited in the queue (a backlog), on a database that can batch (PostgreSQL)."""
+    return (
+        settings.batch_rows > 1 and is_postgres() and event.subject is not None and event.dispatched_at is not None
+        and utcnow() - event.dispatched_at > BACKLOG_AFTER
+    )
+
+
+def _run_batch(event: Event, handlers: Handlers, context: Context, max_attempts: int | None, started: float) -> list[str]:
+    """Inside the own row's transaction: handle further pending rows of its queue; the providers of those processed.
+
+    At most `BATCH_ROWS` rows in all, and none taken once the transaction has run `BATCH_SECONDS`
+    (so a slow handler is never batched). Rows are claimed with `FOR UPDATE SKIP LOCKED` (another
+    worker's batch or attempt keeps its own),
+    only those about users after the own row's and in that order, so every transaction takes users'
+    locks in one fixed order. Each runs under a savepoint of its own: one that fails is rolled back
+    alone and left pending, untouched, for its own message to run it alone; the others commit.
+    """
+    spec = handlers.spec(event.provider, event.type)
+    kinds = handlers.batchable(spec.queue)
+    condition = (
+        (Event.status == EventStatus.PENDING) & Event.started_at.is_null() & Event.dispatched_at.is_null(False)
+        & (Event.subject > event.subject) & _kinds_filter(kinds, True)
+    )
+    if max_attempts is not None:
+        condition &= Event.attempts < max_attempts
+    settings = context.settings
+    rows = Event.select().where(condition).order_by(Event.subject, Event.id).limit(settings.batch_rows - 1)
+    done = []
+    for row in rows.for_update(skip_locked=True):
+        if time.perf_counter() - started > settings.batch_seconds:
+            break  # the rest keep their messages; their locks go with this commit
+        mark = len(_effects.pending)
+        database.execute_sql(f"SAVEPOINT {BATCHED}")
+        try:
+            handlers.spec(row.provider, row.type).fn(row, context)
+            now = utcnow()
+            Event.update(
+                status=EventStatus.PROCESSED, attempts=Event.attempts + 1, processed_at=now, updated_at=now, error=None
+            ).where(Event.id == row.id).execute()
+            database.execute_sql(f"RELEASE SAVEPOINT {BATCHED}")
+            done.append(row.provider)
+        except Exception as exc:  # an IGNORED too: its own message decides it alone
+            database.execute_sql(f"ROLLBACK TO SAVEPOINT {BATCHED}")
+            database.execute_sql(f"RELEASE SAVEPOINT {BATCHED}")
+            del _effects.pending[mark:]
+            log.info("event %s left to its own message after failing in a batch: %s", row.id, describe_error(exc))
+    return done
+
+
+BATCHED = "entitle_batched"
 
 
 ATTEMPT = "entitle_attempt"
