@@ -79,7 +79,10 @@ def _join_query(data: dict, request_: types.ChatJoinRequest):
         # Too slow to decide in time: the request goes to the chat's queue, where a worker decides it as a plain join request.
         log.warning("join query %s not decided at the door (%s); queued for the workers", request_.query_id, type(exc).__name__)
         decision = _queue_now(bot, request_.query_id)
-    runtime().enqueue(recorded.event.id)
+    try:
+        runtime().hand_off(recorded.event)
+    except Exception as exc:  # noqa: BLE001 - the row stays pending and the sweeper hands it off
+        log.warning("join query %s not handed off (%s); the sweeper will", request_.query_id, type(exc).__name__)
     return jsonify({"ok": True, "status": "recorded", "event": recorded.event.id, "decision": decision})
 
 

@@ -88,9 +88,7 @@ def open_query(
     paywall_url: Callable[[JoinQuery], str],
 ) -> Door:
     """Decide a join query once and answer Telegram now (the paywall opens `paywall_url(row)`); a later delivery gets the first decision."""
-    existing = JoinQuery.get_or_none(JoinQuery.query_id == request.query_id)
-    if existing is not None:
-        return Door(existing, False)
+    # A second delivery of the query meets the unique query id below and gets the first decision.
     chat, requester = request.chat.id, request.from_user.id
     now = utcnow()
     try:
