@@ -101,6 +101,7 @@ class Settings:
     webhook_late_after: float = 60.0
     reconcile_interval: float = 900.0
     api_rate_limit: int = 600  # requests per API key per minute on /api/v1; 0: no limit
+    worker_queues: tuple[str, ...] = ()  # empty: every queue
 
     @property
     def jwt_secret_file(self) -> Path:
@@ -142,6 +143,8 @@ class Settings:
                     shown[name] = mask(value)
             elif name in ("DATABASE_URL", "BROKER_URL", "REDIS_URL"):
                 shown[name] = mask_url(value) if value else "(embedded)"
+            elif name == "WORKER_QUEUES":
+                shown[name] = ", ".join(value) or "(all)"
             else:
                 shown[name] = "" if value is None else str(value)
         return shown
@@ -242,6 +245,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         webhook_late_after=_number(env, "WEBHOOK_LATE_AFTER", 60.0, float, 0.01),
         reconcile_interval=_number(env, "RECONCILE_INTERVAL", 900.0, float, 0),
         api_rate_limit=_number(env, "API_RATE_LIMIT", 600, minimum=0),
+        worker_queues=tuple(q.strip() for q in (get("WORKER_QUEUES") or "").split(",") if q.strip()),
     )
 
 

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[..., object]
 
-DEFAULT_QUEUE = "events"
-"""Payments, refunds and subscription changes; a handler spec names another queue (replies to people go to `sessions`)."""
+DEFAULT_QUEUE = "payments"
+"""Payments, refunds and subscription changes; a handler spec names another queue (chat access goes to `access`, replies to people to `sessions`)."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Optional
 
 import typer
@@ -68,11 +67,28 @@ def run(
 
 
 def worker(
-    processes: int = typer.Option(os.cpu_count() or 2, "--processes", "-p", min=1, help="Worker processes."),
-    threads: int = typer.Option(4, "--threads", "-t", min=1, help="Threads per process."),
+    processes: int = typer.Option(2, "--processes", "-p", min=1, envvar="WORKER_PROCESSES", help="Worker processes (WORKER_PROCESSES)."),
+    threads: int = typer.Option(4, "--threads", "-t", min=1, envvar="WORKER_THREADS", help="Threads per process (WORKER_THREADS)."),
+    queues: Optional[str] = typer.Option(
+        None, "--queues", "-Q", help="Comma-separated queues to consume (default: WORKER_QUEUES, else all: payments, access, sessions)."
+    ),
 ) -> None:
-    """Run Dramatiq worker processes for the configured broker."""
+    """Run supervised worker processes for the configured broker: a process that dies is logged with its cause and restarted."""
+    from workers.runtime import PROVIDER_TABLES
+    from workers.supervisor import supervise
+
     settings = context.settings()
+    known = inbox.Handlers(PROVIDER_TABLES).queues()
+    if queues is not None:
+        chosen = tuple(q.strip() for q in queues.split(",") if q.strip())
+        unknown = [q for q in chosen if q not in known]
+        if unknown or not chosen:
+            raise typer.BadParameter(f"unknown queue {', '.join(unknown) or '(none named)'}; the queues are {', '.join(known)}", param_hint="--queues")
+    else:
+        chosen = settings.worker_queues
+        unknown = [q for q in chosen if q not in known]
+        if unknown:
+            fail(f"WORKER_QUEUES names unknown queue {', '.join(unknown)}; the queues are {', '.join(known)}")
     try:
         check_for_startup(settings)
     except ConfigError as exc:
@@ -83,8 +99,8 @@ def worker(
 
     if METRICS_DIR:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
-    args = [sys.executable, "-m", "dramatiq", "workers.main", "--processes", str(processes), "--threads", str(threads)]
-    os.execvp(args[0], args)
+        os.makedirs(METRICS_DIR, exist_ok=True)
+    raise typer.Exit(supervise(processes, threads, chosen, all_queues=known))
 
 
 def _workers_report(settings, database_ok: bool) -> dict:

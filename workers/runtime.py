@@ -44,7 +44,7 @@ PROVIDER_TABLES: Mapping[str, Table] = {
 """Every provider's handler table, by provider name: a new provider is one more row."""
 
 # The actor that consumes each queue (its name is what messages in the broker carry).
-ACTOR_NAMES = {"events": "process_event", "sessions": "process_session_event"}
+ACTOR_NAMES = {"sessions": "process_session_event"}
 
 
 def actor_name(queue: str) -> str:

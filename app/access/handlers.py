@@ -14,8 +14,12 @@ from app.access.transitions import PROVIDER
 from app.telegram.handlers import SESSIONS
 from app.clock import utcnow
 from app.models import EntitlementState, EntitlementTransition, Event, Grant, JoinQuery, Reminder, User
+from app.telegram.handlers import SESSIONS
 
 log = logging.getLogger(__name__)
+
+ACCESS = "access"
+"""The queue of chat access (invites, removals, join requests) and reminders: its retries and rate limits never sit in front of a payment."""
 
 
 def _user(telegram_id: int) -> User:
@@ -187,14 +191,14 @@ def join_unpaid(event: Event, context: Context) -> None:
 
 
 HANDLERS: inbox.Table = {
-    "transition": inbox.handler(transition),
-    "emoji_status": inbox.handler(emoji_status_change, transactional=False),
-    "join_unpaid": inbox.handler(join_unpaid, transactional=False),
-    "chat_invite": inbox.handler(chat_invite, transactional=False),
-    "chat_remove": inbox.handler(chat_remove, transactional=False),
-    "reminder": inbox.handler(reminder, transactional=False),
+    "transition": inbox.handler(transition, queue=ACCESS),
+    "emoji_status": inbox.handler(emoji_status_change, queue=ACCESS, transactional=False),
+    "join_unpaid": inbox.handler(join_unpaid, queue=ACCESS, transactional=False),
+    "chat_invite": inbox.handler(chat_invite, queue=ACCESS, transactional=False),
+    "chat_remove": inbox.handler(chat_remove, queue=ACCESS, transactional=False),
+    "reminder": inbox.handler(reminder, queue=ACCESS, transactional=False),
 }
-"""What transitions set off: invites into and removals from chats, and reminders (all on `events`)."""
+"""What transitions set off: invites into and removals from chats, and reminders (all on `access`)."""
 
 def chat_join_query(event: Event, context: Context) -> None:
     """Finish a join query the webhook could not decide in time: it waits in the chat's queue, decided as a plain join request."""
@@ -207,8 +211,9 @@ def chat_join_query(event: Event, context: Context) -> None:
 
 
 TELEGRAM_HANDLERS: inbox.Table = {
-    # Someone waiting at a chat's door: answered beside replies to people.
-    "chat_join_request": inbox.handler(chat_join_request, queue=SESSIONS, transactional=False),
+    # Someone waiting at a chat's door: decided with the rest of chat access.
+    "chat_join_request": inbox.handler(chat_join_request, queue=ACCESS, transactional=False),
+    # A join query the webhook could not decide in time: Telegram is waiting, so beside replies, never behind bulk work.
     "chat_join_query": inbox.handler(chat_join_query, queue=SESSIONS, transactional=False),
 }
 """The Telegram updates this package answers, added to Telegram's table by the composition root."""

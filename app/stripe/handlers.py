@@ -172,4 +172,4 @@ HANDLERS: inbox.Table = {
     "charge.refunded": inbox.handler(charge_refunded),
     "charge.dispute.created": inbox.handler(dispute_created, prepare=_disputed_payment),
 }
-"""Stripe's event types and how the inbox runs each (all on the `events` queue)."""
+"""Stripe's event types and how the inbox runs each (all on the `payments` queue)."""

@@ -163,5 +163,5 @@ HANDLERS: inbox.Table = {
     "send_message": inbox.handler(send_message, queue=SESSIONS, transactional=False),
     "gift_link": inbox.handler(gift_link, queue=SESSIONS, transactional=False),
 }
-"""Telegram's event types and how the inbox runs each (payments on `events`, replies on `sessions`); chat join
-requests are added from `app.access.handlers` where the tables are composed."""
+"""Telegram's event types and how the inbox runs each (payments on `payments`, replies on `sessions`); chat join
+requests are added from `app.access.handlers` where the tables are composed (on `access`)."""

@@ -45,7 +45,7 @@ def test_status_masks_secrets_and_reports_health(cli, worker):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["database"]["state"] == "ok" and report["broker"]["state"] == "ok"
-    assert set(report["broker"]["queues"]) == {"events", "sessions"}
+    assert set(report["broker"]["queues"]) == {"payments", "access", "sessions"}
     assert report["events"] == {"pending": 0, "processed": 0, "failed": 0, "ignored": 0}
     assert report["workers"]["state"] == "ok" and report["workers"]["alive"] == 1
     human = cli("status", **secret_env)

@@ -69,9 +69,11 @@ def test_the_embedded_broker_processes_in_process(env, database):
     assert Grant.select().where(Grant.reference == "embedded-1").count() == 1
 
 
-def test_bot_commands_go_to_the_sessions_queue_and_payments_to_events(env, database, runtime):
+def test_payments_chat_access_and_bot_replies_each_have_a_queue(env, database, runtime):
     from workers.broker import queue_depths
 
     runtime.accept("telegram", "update:1", "command", {"update_id": 1})
     runtime.accept("testpay", "pay-1", "slow_paid", {"user": 1})
-    assert queue_depths(runtime.broker, runtime.queues()) == {"events": 1, "sessions": 1}
+    runtime.accept("access", "remove:1", "chat_remove", {"user": 1, "chat": -100, "entitlement": "premium"})
+    runtime.accept("telegram", "join:1", "chat_join_request", {"update_id": 2})
+    assert queue_depths(runtime.broker, runtime.queues()) == {"payments": 1, "access": 2, "sessions": 1}
