@@ -129,6 +129,19 @@ class PermanentError(Exception):
     """Raised by a handler when retrying cannot help; the row is marked failed at once."""
 
 
+class Deferred(Exception):
+    """Raised by a handler that runs outside the transaction (`transactional=False`) and must wait before trying again.
+
+    For a Bot API 429's `retry_after`, or a spent budget: the attempt is not counted and no
+    thread waits; the row stays pending, due in `delay` seconds, and the worker sends its
+    message again with that delay.
+    """
+
+    def __init__(self, delay: float, reason: str = ""):
+        super().__init__(reason or f"to be tried again in {delay:g} s")
+        self.delay = max(0.0, float(delay))
+
+
 # What a handler may raise to say the event needs nothing done: the row is marked ignored. The
 # composition root adds the services' own (a payment refunded or disputed before it granted).
 IGNORED: tuple[type[Exception], ...] = (Ignore,)
@@ -422,6 +435,11 @@ def process(
                 spec = handlers.spec(event.provider, event.type)
             if status is None:
                 status = _run_claimed(event, spec, context)
+        except Deferred as deferred:
+            _effects.pending = []
+            _defer(event_id, deferred)
+            metrics.events_processed.labels(provider=provider, result="deferred").inc()
+            raise
         except IGNORED as reason:
             _effects.pending = []  # what the handler meant to do after its commit was rolled back with it
             status = _mark_ignored(event_id, str(reason) or None)
@@ -604,6 +622,17 @@ def _record_failure(event_id: int, provider: str, exc: Exception, last: bool, st
     return exc
 
 
+def _defer(event_id: int, deferred: Deferred) -> None:
+    """Give back the attempt a deferral took and mark the row due in `delay` seconds (the sweeper leaves it until then)."""
+    now = utcnow()
+    with transaction():
+        Event.update(
+            attempts=Event.attempts - 1, started_at=None, lease_until=None, updated_at=now,
+            dispatched_at=now + timedelta(seconds=deferred.delay),
+        ).where((Event.id == event_id) & (Event.status == EventStatus.PENDING)).execute()
+        _log(event_id, "deferred", str(deferred))
+
+
 def statuses(event_ids: Iterable[int]) -> dict[int, str]:
     """The status of each of these events that exists."""
     ids = list(event_ids)
@@ -688,6 +717,7 @@ def lost_in_queue(
         .where(
             (Event.status == EventStatus.PENDING)
             & Event.dispatched_at.is_null(False)
+            & (Event.dispatched_at <= utcnow())  # a deferred row's message is due later, wherever it waits
             & Event.started_at.is_null()
             & _kinds_filter(kinds, inside)
         )

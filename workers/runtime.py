@@ -44,7 +44,7 @@ PROVIDER_TABLES: Mapping[str, Table] = {
 """Every provider's handler table, by provider name: a new provider is one more row."""
 
 # The actor that consumes each queue (its name is what messages in the broker carry).
-ACTOR_NAMES = {"sessions": "process_session_event"}
+ACTOR_NAMES = {"payments": "process_event", "sessions": "process_session_event"}
 
 
 def actor_name(queue: str) -> str:
@@ -128,6 +128,13 @@ class Runtime:
             inbox.dispatch_failed(event.id, generation, type(exc).__name__)
             raise
 
+    def send_later(self, queue: str, event_id: int, generation: int, delay: float) -> None:
+        """Send a deferred row's message again, due in `delay` seconds; if the broker cannot take it, the sweeper will."""
+        try:
+            self.broker.get_actor(actor_name(queue)).send_with_options(args=(event_id, generation), delay=int(delay * 1000))
+        except Exception as exc:
+            inbox.dispatch_failed(event_id, generation, type(exc).__name__)
+
     def process(self, event_id: int, generation: int = 0) -> str:
         """Run one attempt of an event, as an actor does for a message of this generation."""
         with access_rules.using(self.catalogue_if_readable()):
@@ -152,9 +159,15 @@ def declare_actors(runtime: Runtime) -> list[dramatiq.Actor]:
     """Declare one actor per queue on the runtime's broker, with the retry policy from the settings."""
     settings = runtime.settings
 
-    def run(event_id: int, generation: int = 0) -> None:
-        # A message from before generations existed carries only the id: it is generation 0.
-        runtime.process(event_id, generation)
+    def consumer(queue: str):
+        def run(event_id: int, generation: int = 0) -> None:
+            # A message from before generations existed carries only the id: it is generation 0.
+            try:
+                runtime.process(event_id, generation)
+            except inbox.Deferred as deferred:
+                runtime.send_later(queue, event_id, generation, deferred.delay)
+
+        return run
 
     options = dict(
         max_retries=settings.event_max_retries,
@@ -163,7 +176,7 @@ def declare_actors(runtime: Runtime) -> list[dramatiq.Actor]:
         throws=(inbox.PermanentError,),
     )
     return [
-        dramatiq.actor(run, actor_name=actor_name(queue), queue_name=queue, broker=runtime.broker, **options)
+        dramatiq.actor(consumer(queue), actor_name=actor_name(queue), queue_name=queue, broker=runtime.broker, **options)
         for queue in runtime.queues()
     ]
 

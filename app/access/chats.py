@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ADMIN_STATUSES = ("creator", "administrator")
-MAX_RETRY_AFTER = 30  # seconds; a longer flood wait goes back to the queue's own backoff
+MAX_RETRY_AFTER = 30  # seconds an operator's command waits for a flood limit before giving up
 RATE_LIMIT_TRIES = 3
 # Bot API descriptions that mean the operator must change the chat, not that a retry could help.
 _RIGHTS_PROBLEMS = (
@@ -54,15 +54,24 @@ def _retry_after(exc: ApiTelegramException) -> float | None:
 
 
 def call(action: str, fn: Callable[..., T], *args, **kwargs) -> T:
-    """Call the Bot API; a 429 waits its `retry_after` and tries again (a few times), other failures are raised."""
+    """Call the Bot API; other failures are raised, and a 429 waits its `retry_after` without holding a thread.
+
+    Inside an inbox handler the event is deferred (`inbox.Deferred`): its message comes back
+    after `retry_after` and the handler decides again from what holds then. Elsewhere (an
+    operator's command) the call waits and tries again, a few times.
+    """
     for attempt in range(1, RATE_LIMIT_TRIES + 1):
         try:
             return fn(*args, **kwargs)
         except ApiTelegramException as exc:
             wait = _retry_after(exc)
-            if wait is None or wait > MAX_RETRY_AFTER or attempt == RATE_LIMIT_TRIES:
+            if wait is None:
                 raise
             metrics.chat_access.labels(action=action, result="retry").inc()
+            if inbox.current_context() is not None:
+                raise inbox.Deferred(wait, f"the Bot API asked to wait {wait:g} s before {action}") from None
+            if wait > MAX_RETRY_AFTER or attempt == RATE_LIMIT_TRIES:
+                raise
             log.info("Bot API asked to wait %ss before %s; waiting", wait, action)
             time.sleep(wait)
     raise AssertionError("unreachable")

@@ -11,7 +11,6 @@ from app import inbox, metrics
 from app.inbox import Context
 from app.access import chats, emoji_status, join_queries, membership, transitions
 from app.access.transitions import PROVIDER
-from app.telegram.handlers import SESSIONS
 from app.clock import utcnow
 from app.models import EntitlementState, EntitlementTransition, Event, Grant, JoinQuery, Reminder, User
 from app.telegram.handlers import SESSIONS

@@ -33,14 +33,14 @@ def test_a_waiting_backlog_is_left_alone_and_messages_flushed_from_redis_run_aga
     for i in range(6):
         runtime.accept("testpay", f"backlog-{i}", "slow_paid", {"user": 200 + i, "sleep": 0})
     rows = list(Event.select().order_by(Event.id))
-    assert queue_depths(broker, runtime.queues())["events"] == 6
+    assert queue_depths(broker, runtime.queues())["payments"] == 6
 
     # Given no worker for longer than SWEEP_LOST_AFTER (2 s in the tests), the backlog still waits in Redis
 
 
     time.sleep(settings.sweep_lost_after + 0.5)
     assert sweep_once(runtime) == 0, "every waiting row still has its message"
-    assert queue_depths(broker, runtime.queues())["events"] == 6
+    assert queue_depths(broker, runtime.queues())["payments"] == 6
     assert [Event.get_by_id(r.id).dispatch for r in rows] == [1] * 6
 
     # When Redis loses the messages (a flush, a restart without persistence)
