@@ -102,6 +102,7 @@ class Settings:
     reconcile_interval: float = 900.0
     api_rate_limit: int = 600  # requests per API key per minute on /api/v1; 0: no limit
     worker_queues: tuple[str, ...] = ()  # empty: every queue
+    broker_timeout: float = 2.0
 
     @property
     def jwt_secret_file(self) -> Path:
@@ -245,6 +246,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         webhook_late_after=_number(env, "WEBHOOK_LATE_AFTER", 60.0, float, 0.01),
         reconcile_interval=_number(env, "RECONCILE_INTERVAL", 900.0, float, 0),
         api_rate_limit=_number(env, "API_RATE_LIMIT", 600, minimum=0),
+        broker_timeout=_number(env, "BROKER_TIMEOUT", 2.0, float, 0.05),
         worker_queues=tuple(q.strip() for q in (get("WORKER_QUEUES") or "").split(",") if q.strip()),
     )
 

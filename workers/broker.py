@@ -31,8 +31,15 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     if url.startswith(("redis://", "rediss://", "unix://")):
         import redis
         from dramatiq.brokers.redis import RedisBroker
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
+        # A frozen or unreachable Redis costs a caller BROKER_TIMEOUT once, never more: no retries
+        # here (a webhook leaves the hand-off to the sweeper; Dramatiq restarts its own consumers).
+        timeout = settings.broker_timeout
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30, retry=Retry(NoBackoff(), 0),
+        )
         return RedisBroker(client=client, namespace=settings.broker_namespace, middleware=middleware)
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker

@@ -13,7 +13,8 @@ and `entitle events replay` hand rows off through the same `Runtime.hand_off`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import dramatiq
@@ -60,6 +61,7 @@ class Runtime:
     plans: PlanFile
     handlers: Handlers
     broker: dramatiq.Broker
+    _broker_failing_until: float = field(default=0.0, init=False, repr=False)
 
     @property
     def context(self) -> Context:
@@ -100,11 +102,18 @@ class Runtime:
             return False
 
     def enqueue(self, event_id: int) -> bool:
-        """Hand a pending inbox row to the workers; False (and the row stays pending for the sweeper) if that failed."""
+        """Hand a pending inbox row to the workers; False (and the row stays pending for the sweeper) if that failed.
+
+        After a failure the next `BROKER_TIMEOUT` x 5 seconds try nothing: while the broker is down
+        or frozen, each webhook would otherwise wait on it in turn, and Telegram waits for some answers.
+        """
+        if time.monotonic() < self._broker_failing_until:
+            return False
         try:
             event = Event.get_or_none(Event.id == event_id)
             return event is not None and self.hand_off(event)
         except Exception as exc:
+            self._broker_failing_until = time.monotonic() + 5 * self.settings.broker_timeout
             log.warning("could not enqueue event %s (%s); the sweeper will retry", event_id, type(exc).__name__)
             return False
 
