@@ -15,6 +15,7 @@ from app.telegram import payments as stars
 from simulate import telegram_updates as updates
 from simulate.redis_server import RedisServer, free_port
 from tests.conftest import ROOT
+from tests.support import processes
 from tests.support.telegram import HEADERS, payment_update, telegram_env
 from tests.support.waiting import wait_for
 
@@ -35,8 +36,8 @@ def test_pre_checkout_answers_never_wait_on_a_frozen_redis(env, database, telegr
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     run_env["PATH"] = f"{os.path.dirname(sys.executable)}:{run_env['PATH']}"
-    web = subprocess.Popen(["bash", "-c", _web_line()], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
+    web = processes.start(["bash", "-c", _web_line()], cwd=ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          stop_signal=signal.SIGTERM)
     url = f"http://127.0.0.1:{port}/webhooks/telegram"
     plan = Catalogue.from_file(env["PLANS_FILE"]).get("premium_week")
     try:
@@ -72,6 +73,5 @@ def test_pre_checkout_answers_never_wait_on_a_frozen_redis(env, database, telegr
         assert len(rows) == 4 and all(row.status == "pending" for row in rows)
     finally:
         os.kill(redis.process.pid, signal.SIGCONT)
-        os.killpg(web.pid, signal.SIGTERM)
-        web.wait(20)
+        processes.end(web)
         redis.stop()

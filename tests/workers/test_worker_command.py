@@ -15,6 +15,7 @@ from app.models import Event, Grant
 from app.plans import Catalogue
 from simulate import telegram_updates as updates
 from tests.conftest import ROOT
+from tests.support import processes
 from tests.support.telegram import payment_update, post_update, telegram_env
 from tests.support.waiting import wait_for
 
@@ -29,46 +30,35 @@ def worker_env(env, telegram_api, tmp_path):
 
 
 class Running:
-    """An `entitle worker` started in its own session, its log in a file; stopped (SIGTERM, then SIGKILL) at the end."""
+    """An `entitle worker` started in its own session (tests.support.processes), its log in a file."""
 
     def __init__(self, env: dict, log: Path, *args: str):
         self.log_path = log
         self._log = open(log, "w")
-        self.proc = subprocess.Popen([ENTITLE, "worker", *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = processes.start([ENTITLE, "worker", *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                    stop_signal=signal.SIGTERM)
 
     def log(self) -> str:
         return self.log_path.read_text()
 
     def stop(self) -> int:
+        """SIGTERM to the supervisor alone, as a platform stops it; its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+                pass
+        processes.end(self.proc)
         self._log.close()
         return self.proc.returncode
 
 
-@pytest.fixture
-def started():
-    running: list[Running] = []
-
-    def start(env: dict, log: Path, *args: str) -> Running:
-        worker = Running(env, log, *args)
-        running.append(worker)
-        return worker
-
-    yield start
-    for worker in running:
-        if worker.proc.poll() is None:
-            os.killpg(worker.proc.pid, signal.SIGKILL)
-            worker.proc.wait(10)
+def started(env: dict, log: Path, *args: str) -> Running:
+    return Running(env, log, *args)
 
 
-def test_a_worker_consumes_only_the_queues_it_is_given(worker_env, database, telegram_api, tmp_path, started):
+def test_a_worker_consumes_only_the_queues_it_is_given(worker_env, database, telegram_api, tmp_path):
     from webapp import create_app
     from app.config import load_settings
 
@@ -112,7 +102,7 @@ def _started_pids(text: str) -> dict[int, list[int]]:
     return found
 
 
-def test_a_killed_worker_process_is_logged_with_its_cause_and_restarted(worker_env, database, telegram_api, tmp_path, started):
+def test_a_killed_worker_process_is_logged_with_its_cause_and_restarted(worker_env, database, telegram_api, tmp_path):
     from webapp import create_app
     from app.config import load_settings
 
@@ -139,7 +129,7 @@ def test_a_killed_worker_process_is_logged_with_its_cause_and_restarted(worker_e
     assert "worker stopped" in worker.log()
 
 
-def test_a_worker_that_cannot_start_stops_the_whole_worker_with_exit_1(worker_env, database, tmp_path, started):
+def test_a_worker_that_cannot_start_stops_the_whole_worker_with_exit_1(worker_env, database, tmp_path):
     broken = tmp_path / "plans.toml"
     broken.write_text("[plans.x]\ntitle = 'X'\nentitlement = 'x'\ndays = 'many'\n")
     worker = started({**worker_env, "PLANS_FILE": str(broken)}, tmp_path / "worker.log", "-p", "1", "-t", "1")
