@@ -62,6 +62,7 @@ class Stack:
         self.worker: subprocess.Popen | None = None
         self.web_port = free_port()
         self.urls: dict[str, str] = {}
+        self.code_root = config.ROOT  # where web and workers import the service from (another tree for a baseline)
 
     # -- environment ---------------------------------------------------------------------
 
@@ -150,7 +151,7 @@ class Stack:
         self.web = subprocess.Popen(
             [str(config.ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(config.ROOT / "gunicorn.conf.py"),
              "--bind", f"127.0.0.1:{self.web_port}", "--workers", str(workers), "--backlog", "2048", *os.environ.get("BENCH_GUNICORN_ARGS", "").split(), app],
-            cwd=config.ROOT, env=self.env, stdout=self._log("web"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.code_root, env=self.env, stdout=self._log("web"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_port(self.web_port)
         deadline = time.monotonic() + 30
@@ -173,7 +174,7 @@ class Stack:
         before = log.read_text(errors="replace").count("ready for action") if log.exists() else 0
         self.worker = subprocess.Popen(
             [config.PYTHON, "-m", "dramatiq", *modules, "--processes", str(processes), "--threads", str(threads)],
-            cwd=config.ROOT, env=self.env, stdout=self._log("worker"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.code_root, env=self.env, stdout=self._log("worker"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         if wait:
             deadline = time.monotonic() + 60

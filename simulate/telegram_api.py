@@ -20,6 +20,7 @@ import json
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -42,6 +43,10 @@ _METHODS = (
     "getChatMember", "getStarTransactions", "answerChatJoinRequestQuery", "sendChatJoinRequestWebApp", "setUserEmojiStatus",
 )
 _CANONICAL = {name.lower(): name for name in _METHODS}
+# What Telegram's published limits count: messages, and (as bulk work) changes of chat membership.
+_LIMITED = frozenset({
+    "sendMessage", "createChatInviteLink", "approveChatJoinRequest", "declineChatJoinRequest", "banChatMember", "unbanChatMember",
+})
 
 _REQUIRED = {
     "sendMessage": ("chat_id", "text"),
@@ -135,6 +140,8 @@ class FakeTelegramAPI(Served):
         self._message_ids = itertools.count(1)
         self._star_transactions: list[dict[str, Any]] = []  # the bot's Star ledger, oldest first
         self.star_ledger_newest_first = False  # the order getStarTransactions pages in
+        self._limits: tuple[int, int] | None = None  # (per second, per chat per second) once `enforce_limits` is called
+        self.refused_for_rate = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -205,6 +212,33 @@ class FakeTelegramAPI(Served):
         with self._lock:
             found = self._charges.get(charge_id)
             return dict(found) if found is not None else None
+
+    def enforce_limits(self, per_second: int = 30, per_chat_per_second: int = 1) -> None:
+        """Answer 429 with `retry_after`, as Telegram does, past its published limits (Bots FAQ): about 30 messages a
+        second overall (membership changes counted too) and one message a second to one chat, over any second."""
+        with self._lock:
+            self._limits = (per_second, per_chat_per_second)
+            self._sent_at: deque[float] = deque()
+            self._sent_to: dict[str, deque[float]] = {}
+            self.refused_for_rate = 0
+
+    def _enforce_limits(self, method: str, params: dict[str, str]) -> None:
+        if self._limits is None or method not in _LIMITED:
+            return
+        per_second, per_chat = self._limits
+        now = time.monotonic()
+        while self._sent_at and self._sent_at[0] <= now - 1:
+            self._sent_at.popleft()
+        chat = params.get("chat_id") if method == "sendMessage" else None
+        to_chat = self._sent_to.setdefault(chat, deque()) if chat is not None else None
+        while to_chat and to_chat[0] <= now - 1:
+            to_chat.popleft()
+        if len(self._sent_at) >= per_second or (to_chat is not None and len(to_chat) >= per_chat):
+            self.refused_for_rate += 1
+            raise _APIError(429, "Too Many Requests: retry after 1", {"retry_after": 1})
+        self._sent_at.append(now)
+        if to_chat is not None:
+            to_chat.append(now)
 
     def forget_calls(self) -> None:
         """Drop the recorded calls (a long-running server keeps what it was told, not every request)."""
@@ -322,6 +356,7 @@ class FakeTelegramAPI(Served):
             if self.expected_token is not None and token != self.expected_token:
                 raise _APIError(401, "Unauthorized")
             self._calls.append(Call(method, params, token, files))
+            self._enforce_limits(method, params)
             failure = self._failures.get(method.lower())
             if failure is not None:
                 if failure.remaining is not None:

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         import dramatiq
-        from dramatiq.errors import ConnectionError as BrokerConnectionError
+        from dramatiq.errors import BrokerConnectionError
         from dramatiq.middleware import MiddlewareError
 
         from workers import main as wiring  # builds the runtime for the environment's settings
@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         pass
     log.info("stopping: letting the messages in hand finish")
     worker.stop(timeout=args.shutdown_timeout)
-    broker.emit_before("process_stop")
     broker.close()
     return EXIT_OK
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from datetime import datetime
 from typing import Callable, TypeVar
@@ -14,6 +15,7 @@ from telebot.apihelper import ApiException, ApiTelegramException
 from app import inbox, metrics, timeline
 from app.clock import iso
 from app.config import Settings
+from app.telegram import budget
 from app.telegram.client import describe_error
 from app.telegram.client import NotConfigured, client_for
 
@@ -51,6 +53,19 @@ def _retry_after(exc: ApiTelegramException) -> float | None:
     parameters = (exc.result_json or {}).get("parameters") or {}
     value = parameters.get("retry_after")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 1.0
+
+
+def take_share(settings: Settings, action: str, calls: int, to_chat: int | None) -> None:
+    """Before a handler's Bot API calls: take their share of the bot's budget (`calls` in all, one message to `to_chat`), or defer the event.
+
+    Taken at once for every call the handler makes, so a handler never stops half-way for want
+    of budget; the event comes back when there is room and decides again from what holds then.
+    """
+    wait = budget.for_settings(settings).wait_for(to_chat, calls)
+    if wait:
+        metrics.chat_access.labels(action=action, result="throttled").inc()
+        # Spread what waits, so a backlog does not come back all at once.
+        raise inbox.Deferred(wait + random.uniform(0, 1), f"the bot's Bot API budget allows {action} in {wait:.2f} s")
 
 
 def call(action: str, fn: Callable[..., T], *args, **kwargs) -> T:

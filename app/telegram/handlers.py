@@ -17,7 +17,7 @@ from app.clock import from_timestamp
 from app.db import for_update
 from app.inbox import Context
 from app.models import Event, Gift
-from app.telegram import SOURCE, commands, payments, refunds
+from app.telegram import SOURCE, budget, commands, payments, refunds
 from app.ways import gifts
 from app.telegram.client import NotConfigured, bot_username, client_for, describe_error
 
@@ -143,7 +143,9 @@ def command(event: Event, context: Context) -> None:
     settings = context.settings
     message = _message(event)
     with outcomes():
-        answered = commands.answer(client_for(settings), settings, context.catalogue, message)
+        bot = client_for(settings)
+        budget.for_settings(settings).count(message.chat.id)  # a reply never waits: bulk work leaves room for it
+        answered = commands.answer(bot, settings, context.catalogue, message)
     if answered is None:
         raise inbox.Ignore("not a command of this bot")
 
@@ -152,7 +154,9 @@ def send_message(event: Event, context: Context) -> None:
     """Send a message the service wrote (a payment's thank-you), and keep it in the payer's timeline."""
     chat_id, text = event.payload["chat_id"], event.payload["text"]
     with outcomes():
-        client_for(context.settings).send_message(chat_id, text)
+        bot = client_for(context.settings)
+        budget.for_settings(context.settings).count(chat_id)  # a reply never waits: bulk work leaves room for it
+        bot.send_message(chat_id, text)
     timeline.note_message(chat_id, text, event.external_id.partition(":")[0])
 
 

@@ -2,7 +2,7 @@
 
 The broker is a Redis of its own on a free port (so stopping it never touches the machine's);
 the database is `entitle_chaos` on the machine's PostgreSQL, which the restart scenario restarts.
-CHAOS_ONLY=duplicates,kill,redis,postgres,badinput,receivers picks scenarios; BENCH_WRITE_DOCS=1 updates
+CHAOS_ONLY=duplicates,kill,redis,postgres,storm,freeze,badinput,receivers picks scenarios; BENCH_WRITE_DOCS=1 updates
 docs/RELIABILITY.md. Exits 1 when anything was lost, doubled, or answered wrongly.
 """
 from __future__ import annotations
@@ -12,7 +12,8 @@ import sys
 import time
 
 from bench import config, report
-from bench.chaos import badinput, receivers, scenarios
+from bench import storm
+from bench.chaos import badinput, freeze, receivers, scenarios
 from bench.services import Stack
 from simulate.redis_server import RedisServer
 
@@ -42,6 +43,23 @@ def render(results: list[dict]) -> str:
                      "pass" if t["ok"] else "FAIL"])
     return report.table(["scenario", "events accepted", "grants expected", "grants present", "grants doubled",
                          "events lost", "200 without row", "s", "notes", "verdict"], rows)
+
+
+def render_timing(results: list[dict]) -> str:
+    """The latency targets of the scenarios that have one: payments' acceptance→grant p99, pre-checkout answers."""
+    rows = []
+    for r in results:
+        if "p99" in r:
+            ok = r["p99"] is not None and r["p99"] < 1 and r["removals_done"] == r["removals"]
+            rows.append([r["scenario"], f"acceptance→grant p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s; "
+                         f"{r['removals_done']} of {r['removals']} removals done {r['removals_after_storm_s']:.0f} s after the 429s stopped",
+                         "p99 < 1 s; every removal done", "pass" if ok else "FAIL"])
+        if "pre_checkout" in r:
+            ok = r["pre_checkout_late"] == 0 and r["pre_checkout_refused"] == 0
+            rows.append([r["scenario"], f"{r['pre_checkout']} pre-checkout answers, slowest {r['pre_checkout_slowest_s']:.2f} s, "
+                         f"{r['pre_checkout_late']} later than 10 s, {r['pre_checkout_refused']} not approved",
+                         "every answer within 10 s", "pass" if ok else "FAIL"])
+    return report.table(["scenario", "measured", "target", "verdict"], rows) if rows else ""
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -88,7 +106,7 @@ def render_receivers(result: dict, machine_line: str) -> str:
 
 def main() -> int:
     """Run the scenarios; print and (optionally) write the tables."""
-    only = set(filter(None, os.environ.get("CHAOS_ONLY", "duplicates,kill,redis,postgres,badinput,receivers").split(",")))
+    only = set(filter(None, os.environ.get("CHAOS_ONLY", "duplicates,kill,redis,postgres,storm,freeze,badinput,receivers").split(",")))
     write = os.environ.get("BENCH_WRITE_DOCS") == "1"
     started = time.monotonic()
     info = report.machine()
@@ -103,7 +121,9 @@ def main() -> int:
         plan = [("duplicates", lambda u: scenarios.duplicates(stack, u)),
                 ("kill", lambda u: scenarios.worker_kills(stack, u)),
                 ("redis", lambda u: scenarios.redis_outage(stack, redis_server, u)),
-                ("postgres", lambda u: scenarios.postgres_restart(stack, u))]
+                ("postgres", lambda u: scenarios.postgres_restart(stack, u)),
+                ("storm", lambda u: storm.chaos_scenario(stack, u)),
+                ("freeze", lambda u: freeze.frozen_redis(stack, redis_server, u))]
         for key, scenario in plan:
             if key in only:
                 result = scenario(user)
@@ -125,6 +145,11 @@ def main() -> int:
         print("\n## Faults\n\n" + text, flush=True)
         if write:
             report.write_section(DOC, "faults", text)
+    timed = render_timing(results)
+    if timed:
+        print("\n## Answers and payments under load\n\n" + timed, flush=True)
+        if write:
+            report.write_section(DOC, "timing", timed)
     if bad is not None:
         text = render_bad(bad, report.machine_line(info) + f" Bad-input run: {bad['seconds']:.0f} s.")
         print("\n## Bad input\n\n" + text, flush=True)
@@ -141,6 +166,7 @@ def main() -> int:
     report.save("chaos", {"machine": info, "scenarios": results, "badinput": bad, "receivers": hostile, "elapsed_s": elapsed})
     print(f"\n{elapsed / 60:.1f} min", flush=True)
     ok = all(r["tally"]["ok"] for r in results) and (bad is None or bad["ok"]) and (hostile is None or hostile["ok"])
+    ok = ok and "FAIL" not in timed
     return 0 if ok else 1
 
 

@@ -55,3 +55,4 @@ def test_a_join_request_deferred_by_a_429_is_decided_again_after_a_refund(client
     assert len(approvals) == 1, "only the refused approval was ever sent"
     (row,) = [e for e in Event.select().where(Event.type == "chat_join_request")]
     wait_for(lambda: Event.get_by_id(row.id).status == "processed", message="the join request handled")
+

@@ -1,0 +1,70 @@
+"""10,000 reminders due at once, sent by two worker processes through one Bot API budget: none refused by a Bot API that enforces Telegram's limits."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app.clock import utcnow
+from app.db import transaction
+from app.models import EntitlementState, Event, Reminder, User
+from tests.conftest import DATABASE_URL, ROOT
+from tests.support import processes
+from tests.support.access import access_env
+from tests.support.waiting import wait_for
+
+REMINDERS = 10_000
+FIRST_USER = 9_000_000
+
+
+def _due_reminders(count: int) -> None:
+    """`count` holders of premium whose end is two days away, each with a reminder due now."""
+    now = utcnow()
+    ends = now + timedelta(days=2)
+    with transaction():
+        User.insert_many([{"telegram_id": FIRST_USER + i, "first_name": f"Holder{i}"} for i in range(count)]).execute()
+    ids = [u.id for u in User.select(User.id).where(User.telegram_id >= FIRST_USER).order_by(User.id)]
+    for start in range(0, count, 1000):
+        chunk = ids[start:start + 1000]
+        with transaction():
+            EntitlementState.insert_many(
+                [{"user": i, "entitlement": "premium", "holding": True, "ends_at": ends} for i in chunk]).execute()
+            Reminder.insert_many(
+                [{"user": i, "entitlement": "premium", "ends_at": ends, "days": 3, "due_at": now - timedelta(minutes=1)} for i in chunk]
+            ).execute()
+
+
+@pytest.mark.skipif(not DATABASE_URL.startswith("postgres"), reason="two processes writing 10,000 events need PostgreSQL; SQLite serialises every writer")
+def test_ten_thousand_reminders_due_at_once_stay_within_telegrams_limits(env, database, telegram_api, tmp_path):
+    # Given a Bot API that refuses with 429 past Telegram's published limits, and 10,000 reminders due at once
+    telegram_api.enforce_limits(per_second=30, per_chat_per_second=1)
+    worker_env = {**os.environ, **access_env(env, telegram_api, tmp_path), "BROKER_NAMESPACE": f"entitle-budget-{uuid.uuid4().hex[:8]}"}
+    worker_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    _due_reminders(REMINDERS)
+
+    # When one `entitle worker` with two processes sends them
+    log = open(tmp_path / "worker.log", "w")
+    worker = processes.start([str(Path(sys.executable).with_name("entitle")), "worker", "--processes", "2", "--threads", "4"],
+                             cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT, stop_signal=signal.SIGTERM)
+    try:
+        def sent() -> bool:
+            assert worker.poll() is None, "the worker exited"
+            return Event.select().where((Event.type == "reminder") & (Event.status == "processed")).count() == REMINDERS
+
+        wait_for(sent, timeout=REMINDERS / 25 * 3, interval=2, message="every reminder sent")
+    finally:
+        processes.end(worker)
+        log.close()
+
+    # Then each holder got one reminder, and Telegram never had to refuse one
+    messages = [c for c in telegram_api.calls_to("sendMessage") if int(c.params["chat_id"]) >= FIRST_USER]
+    assert len(messages) == REMINDERS
+    assert len({c.params["chat_id"] for c in messages}) == REMINDERS
+    assert telegram_api.refused_for_rate == 0
+    assert not Event.select().where((Event.type == "reminder") & (Event.status != "processed")).exists()
