@@ -20,8 +20,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItemPerSecond, storage, strategies
-
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +38,8 @@ class Budget:
     """The rate windows of one bot: every bulk call, and the messages to each chat."""
 
     def __init__(self, key: _Key, timeout: float = 2.0):
+        from limits import RateLimitItemPerSecond, storage, strategies  # imported by the first process that sends
+
         if key.url and key.url.startswith(("redis://", "rediss://")):
             backend = storage.RedisStorage(
                 key.url, key_prefix=f"{key.namespace}:bot-api", socket_timeout=timeout, socket_connect_timeout=timeout,
