@@ -1,4 +1,4 @@
-"""10,000 reminders due at once, sent by two worker processes through one Bot API budget: none refused by a Bot API that enforces Telegram's limits."""
+"""10,000 reminders queued at once, sent by two worker processes through one Bot API budget: none refused by a Bot API that enforces Telegram's limits."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.clock import utcnow
+from app.clock import iso, utcnow
 from app.db import transaction
 from app.models import EntitlementState, Event, Reminder, User
 from tests.conftest import DATABASE_URL, ROOT
@@ -23,30 +23,39 @@ REMINDERS = 10_000
 FIRST_USER = 9_000_000
 
 
-def _due_reminders(count: int) -> None:
-    """`count` holders of premium whose end is two days away, each with a reminder due now."""
+def _queued_reminders(count: int) -> None:
+    """`count` holders of premium whose end is two days away, each with a reminder queued in the inbox now (for the workers' sweeper)."""
     now = utcnow()
     ends = now + timedelta(days=2)
     with transaction():
         User.insert_many([{"telegram_id": FIRST_USER + i, "first_name": f"Holder{i}"} for i in range(count)]).execute()
-    ids = [u.id for u in User.select(User.id).where(User.telegram_id >= FIRST_USER).order_by(User.id)]
+    users = {u.id: u.telegram_id for u in User.select(User.id, User.telegram_id).where(User.telegram_id >= FIRST_USER)}
+    ids = sorted(users)
     for start in range(0, count, 1000):
         chunk = ids[start:start + 1000]
         with transaction():
             EntitlementState.insert_many(
                 [{"user": i, "entitlement": "premium", "holding": True, "ends_at": ends} for i in chunk]).execute()
             Reminder.insert_many(
-                [{"user": i, "entitlement": "premium", "ends_at": ends, "days": 3, "due_at": now - timedelta(minutes=1)} for i in chunk]
+                [{"user": i, "entitlement": "premium", "ends_at": ends, "days": 3, "due_at": now, "status": "queued"} for i in chunk]
             ).execute()
+    reminders = list(Reminder.select(Reminder.id, Reminder.user).where(Reminder.status == "queued"))
+    for start in range(0, count, 1000):
+        with transaction():
+            Event.insert_many([
+                {"provider": "access", "external_id": f"reminder:{r.id}", "type": "reminder", "subject": users[r.user_id],
+                 "payload": {"reminder": r.id, "user": users[r.user_id], "entitlement": "premium", "ends_at": iso(ends), "days": 3}}
+                for r in reminders[start:start + 1000]
+            ]).execute()
 
 
 @pytest.mark.skipif(not DATABASE_URL.startswith("postgres"), reason="two processes writing 10,000 events need PostgreSQL; SQLite serialises every writer")
-def test_ten_thousand_reminders_due_at_once_stay_within_telegrams_limits(env, database, telegram_api, tmp_path):
-    # Given a Bot API that refuses with 429 past Telegram's published limits, and 10,000 reminders due at once
+def test_ten_thousand_reminders_queued_at_once_stay_within_telegrams_limits(env, database, telegram_api, tmp_path):
+    # Given a Bot API that refuses with 429 past Telegram's published limits, and 10,000 reminders queued at once
     telegram_api.enforce_limits(per_second=30, per_chat_per_second=1)
     worker_env = {**os.environ, **access_env(env, telegram_api, tmp_path), "BROKER_NAMESPACE": f"entitle-budget-{uuid.uuid4().hex[:8]}"}
     worker_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    _due_reminders(REMINDERS)
+    _queued_reminders(REMINDERS)
 
     # When one `entitle worker` with two processes sends them
     log = open(tmp_path / "worker.log", "w")
