@@ -46,6 +46,8 @@ PROVIDER_TABLES: Mapping[str, Table] = {
 
 # The actor that consumes each queue (its name is what messages in the broker carry).
 ACTOR_NAMES = {"payments": "process_event", "sessions": "process_session_event"}
+# Within one process, messages already fetched run payments first, then replies, then chat access (lower runs first).
+QUEUE_PRIORITY = {"sessions": 10, "access": 20}
 
 
 def actor_name(queue: str) -> str:
@@ -93,11 +95,18 @@ class Runtime:
         return recorded
 
     def send_handed_off(self, event: Event) -> bool:
-        """Send the message of a committed row born handed off; False (and the row is left to the sweeper) if that failed."""
+        """Send the message of a committed row born handed off; False (and the row is left to the sweeper) if that failed.
+
+        While the broker is failing (see `enqueue`) nothing is tried: the row is marked as never handed off.
+        """
+        if self._broker_failing():
+            inbox.dispatch_failed(event.id, inbox.BORN_GENERATION, "the broker failed moments ago")
+            return False
         try:
             self._send(event, inbox.BORN_GENERATION)
             return True
         except Exception as exc:
+            self._broker_failed()
             log.warning("could not enqueue event %s (%s); the sweeper will retry", event.id, type(exc).__name__)
             return False
 
@@ -107,15 +116,21 @@ class Runtime:
         After a failure the next `BROKER_TIMEOUT` x 5 seconds try nothing: while the broker is down
         or frozen, each webhook would otherwise wait on it in turn, and Telegram waits for some answers.
         """
-        if time.monotonic() < self._broker_failing_until:
+        if self._broker_failing():
             return False
         try:
             event = Event.get_or_none(Event.id == event_id)
             return event is not None and self.hand_off(event)
         except Exception as exc:
-            self._broker_failing_until = time.monotonic() + 5 * self.settings.broker_timeout
+            self._broker_failed()
             log.warning("could not enqueue event %s (%s); the sweeper will retry", event_id, type(exc).__name__)
             return False
+
+    def _broker_failed(self) -> None:
+        self._broker_failing_until = time.monotonic() + 5 * self.settings.broker_timeout
+
+    def _broker_failing(self) -> bool:
+        return time.monotonic() < self._broker_failing_until
 
     def hand_off(self, event: Event, *, expect: Event | None = None) -> bool:
         """Give a pending row to the actor of its queue with its next generation; False when the row needs no message.
@@ -185,7 +200,8 @@ def declare_actors(runtime: Runtime) -> list[dramatiq.Actor]:
         throws=(inbox.PermanentError,),
     )
     return [
-        dramatiq.actor(consumer(queue), actor_name=actor_name(queue), queue_name=queue, broker=runtime.broker, **options)
+        dramatiq.actor(consumer(queue), actor_name=actor_name(queue), queue_name=queue, broker=runtime.broker,
+                       priority=QUEUE_PRIORITY.get(queue, 0), **options)
         for queue in runtime.queues()
     ]
 
