@@ -245,3 +245,42 @@ def test_a_malformed_query_id_is_refused_at_the_door(client, telegram_api):
     assert response.status_code == 400
     assert "chat_join_request.query_id" in response.get_json()["error"]["message"]
     assert JoinQuery.select().count() == 0 and telegram_api.calls == []
+
+
+def test_a_query_is_answered_queue_in_time_when_the_database_is_slow_and_a_worker_approves_it_later(
+        client, worker, plans, telegram_api):
+    from tests.conftest import DATABASE_URL
+
+    if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
+        pytest.skip("PostgreSQL only: the door's read is bounded by statement_timeout, which SQLite does not have")
+    import psycopg2
+
+    pay(client, 42, plans.get("premium_week"), "stx-slow-1")
+    # Another connection holds the table the decision reads, as a long migration or a stuck transaction would.
+    blocker = psycopg2.connect(DATABASE_URL)
+    try:
+        with blocker.cursor() as cur:
+            # Should the door wait for it, PostgreSQL ends this session after 12 s, and the test fails instead of hanging.
+            cur.execute("SET idle_in_transaction_session_timeout = '12s'")
+            cur.execute('LOCK TABLE "grant" IN ACCESS EXCLUSIVE MODE')
+        began = time.monotonic()
+        response = post_update(client, query_update(30, CHAT_A, 42, "q-slow"))
+        took = time.monotonic() - began
+
+        assert response.status_code == 200
+        assert response.get_json()["decision"] == "queued"
+        assert took < 8, f"the webhook answered after {took:.1f} s; Telegram waits 10 s"
+        assert answers(telegram_api, "q-slow") == ["queue"]
+        assert telegram_api.calls_to("approveChatJoinRequest") == []
+    finally:
+        if not blocker.closed:
+            try:
+                blocker.rollback()
+            finally:
+                blocker.close()
+
+    wait_for(lambda: [(c.params["chat_id"], c.params["user_id"]) for c in telegram_api.calls_to("approveChatJoinRequest")]
+             == [(str(CHAT_A), "42")], timeout=60)
+    wait_until_done("joinq:q-slow")
+    assert answers(telegram_api, "q-slow") == ["queue"]
+    assert JoinQuery.select().where(JoinQuery.query_id == "q-slow").count() == 0
