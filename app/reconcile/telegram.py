@@ -42,7 +42,9 @@ def _newest_first(dates: list[datetime]) -> bool:
     return len(dates) > 1 and all(a >= b for a, b in zip(dates, dates[1:])) and dates[0] > dates[-1]
 
 
-def read_ledger(bot, since: datetime, report: Report, progress: Progress | None = None, *, start: int = 0) -> list[dict]:
+def read_ledger(
+    bot, since: datetime, report: Report, progress: Progress | None = None, *, start: int = 0, back: int = PAGE_SIZE
+) -> list[dict]:
     """Every Star transaction dated `since` or later (and every undated one, to be reported), in whichever order Telegram pages them.
 
     The Bot API documents getStarTransactions as returning the transactions "in chronological
@@ -51,7 +53,7 @@ def read_ledger(bot, since: datetime, report: Report, progress: Progress | None 
     pages that go newest first end the reading at the first transaction older than `since`;
     in any other order every page is read, up to the end of the ledger. `start` (where an earlier
     run's chronological reading ended, less a page) skips the pages before it, once the first page
-    read shows that it holds only transactions from before `since`; otherwise reading starts over at 0.
+    read shows that it begins before `since`; otherwise it steps back twice as far each time, down to 0.
     """
     found: list[dict] = []
     offset = start
@@ -64,8 +66,8 @@ def read_ledger(bot, since: datetime, report: Report, progress: Progress | None 
         dated = [(t, _date(t)) for t in transactions]
         dates = [at for _, at in dated if at is not None]
         if offset == start and start > 0 and not (dates and dates[0] < since and not _newest_first(dates)):
-            # Not provably before the window (or not chronological after all): read from the start.
-            return read_ledger(bot, since, report, progress)
+            # Not provably before the window (or not chronological after all): start further back.
+            return read_ledger(bot, since, report, progress, start=max(0, start - 2 * back), back=2 * back)
         found += [t for t, at in dated if at is None or at >= since]
         if progress is not None:
             progress(len(found), report.calls)

@@ -209,6 +209,28 @@ def test_a_routine_run_resumes_a_chronological_ledger_a_page_before_where_the_la
     assert report.summary()["ledger_read_to"] == 253
 
 
+def test_a_routine_run_steps_further_back_when_the_page_before_its_end_is_inside_the_window(cli, settings, telegram_api, plans):
+    import time
+
+    from app.reconcile import runs, service
+
+    plan = plans.get("premium_week")
+    now = int(time.time())
+    for i in range(350):  # 200 from yesterday, then 150 from the last few minutes
+        date = now - 86400 + i * 60 if i < 200 else now - 300 + i - 200
+        telegram_api.star_payment(6000 + i, plan.stars, payments.encode_payload(plan.key, 6000 + i), date=date)
+    assert rows_of(cli("reconcile", "telegram", "--json"))
+    new = [telegram_api.star_payment(7000 + i, plan.stars, payments.encode_payload(plan.key, 7000 + i), date=now + i)["id"]
+           for i in range(3)]
+    before = len(telegram_api.calls_to("getStarTransactions"))
+
+    report = service.reconcile("telegram", settings, routine=True)
+
+    calls = telegram_api.calls_to("getStarTransactions")[before:]
+    assert [c.params.get("offset") for c in calls] == ["250", "50", "150", "250", "350"]
+    assert {r["external_id"] for r in report.rows if r["action"] == "recorded"} == set(new)
+
+
 def test_malformed_ledger_entries_are_reported_and_skipped_and_the_rest_recorded(cli, client, worker, telegram_api, plans):
     plan = plans.get("premium_week")
     good = lambda user_id: telegram_api.star_payment(user_id, plan.stars, payments.encode_payload(plan.key, user_id))["id"]  # noqa: E731
