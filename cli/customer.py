@@ -44,5 +44,6 @@ def show(
             "Timeline (oldest first)",
             ["at", "kind", "what", "reference"],
             [(line.at.isoformat(timespec="seconds"), line.kind, line.summary, line.reference) for line in found.lines],
+            optional=["reference"],
         )
     )

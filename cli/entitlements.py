@@ -49,6 +49,7 @@ def list_grants(
                 )
                 for r in rows
             ],
+            optional=["source", "revoked", "active"],
         )
     )
 

@@ -68,10 +68,11 @@ def list_events(
                     styled(r["status"], STATUS_STYLE[r["status"]]),
                     r["attempts"],
                     r["received_at"],
-                    (r["error"] or "")[:60],
+                    r["error"] or "",
                 )
                 for r in rows
             ],
+            optional=["attempts", "provider", "user", "error", "received"],
         )
     )
 

@@ -1,4 +1,4 @@
-"""Console output: rich for people, plain JSON on stdout for machines."""
+"""Console output: rich for people, plain JSON on stdout for machines, one tab-separated line per row when piped."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,19 @@ from rich.text import Text
 
 from app.text import visible
 
-console = Console()
+class _Console(Console):
+    """A console that prints a listing piped elsewhere as whole lines, never wrapped or cut at the terminal's width."""
+
+    def print(self, *objects, **kwargs) -> None:  # noqa: A003 - rich's name
+        if objects and not self.is_terminal and all(isinstance(o, Listing) for o in objects):
+            for listing in objects:
+                self.file.write(listing.as_lines())
+            self.file.flush()
+            return
+        super().print(*objects, **kwargs)
+
+
+console = _Console()
 errors = Console(stderr=True)
 
 
@@ -44,47 +56,74 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-# Columns holding ids an operator copies into the next command: kept whole, on one line.
-WHOLE_COLUMNS = frozenset({"external id", "reference", "charge", "payment", "session"})
-# Below this width a folded column is no longer readable; the rows are then shown one field per line.
-READABLE_COLUMN = 10
+# Columns of prose: shortened with an ellipsis to fit. Every other column (ids, keys, timestamps, amounts)
+# is shown whole on one line or not at all.
+PROSE_COLUMNS = frozenset({"title", "error", "detail", "what", "labels", "value", "message", "description", "events", "url", "name",
+                           "verdict"})
+# Narrower than this, a shortened prose column says too little; it is dropped (or the rows listed) instead.
+READABLE_COLUMN = 12
 
 
-def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable]) -> "Listing":
-    """Rows as a rich table; too narrow a terminal shows them one field per line, so ids stay whole.
+def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable], optional: Iterable[str] = ()) -> "Listing":
+    """Rows as a table that fits the terminal: prose shortened, then the `optional` columns dropped in the order given.
 
+    Ids, keys and timestamps are never broken: when even the other columns cannot fit, each row is shown one
+    field per line. Piped elsewhere (not a terminal), each row is one tab-separated line, after a header line.
     Cells are text as they are (see `plain`): names, payloads and providers' errors never become markup.
     """
-    return Listing(title, list(columns), [[plain(v) for v in row] for row in rows])
+    return Listing(title, list(columns), [[plain(v) for v in row] for row in rows], list(optional))
 
 
 class Listing:
-    """A table that keeps id columns whole on one line, folding the others, or lists records when that cannot fit."""
+    """A table that fits its width by shortening prose and dropping optional columns, or lists records when it cannot."""
 
-    def __init__(self, title: str | None, columns: list[str], rows: list[list[Text]]):
-        self.title, self.columns, self.rows = title, columns, rows
+    def __init__(self, title: str | None, columns: list[str], rows: list[list[Text]], optional: list[str]):
+        self.title, self.columns, self.rows, self.optional = title, columns, rows, optional
+        self.widths = [max([len(c), *(r[i].cell_len for r in rows)]) for i, c in enumerate(columns)]
 
-    def _table(self) -> Table:
-        t = Table(title=self.title, show_lines=False, header_style="bold")
-        for index, column in enumerate(self.columns):
-            if column in WHOLE_COLUMNS:
-                t.add_column(column, no_wrap=True, min_width=max([len(column), *(r[index].cell_len for r in self.rows)]))
-            else:
-                # Fold rather than cut: nothing an operator reads is ever lost off the edge.
-                t.add_column(column, overflow="fold")
+    def _layout(self, width: int) -> list[tuple[int, int]] | None:
+        """(column index, width) of each column shown, or None when even the required columns cannot fit."""
+        shown = list(range(len(self.columns)))
+        droppable = [self.columns.index(c) for c in self.optional if c in self.columns]
+        while True:
+            borders = 2 * (len(shown) - 1)
+            whole = sum(self.widths[i] for i in shown if self.columns[i] not in PROSE_COLUMNS)
+            prose = [i for i in shown if self.columns[i] in PROSE_COLUMNS]
+            room = width - borders - whole
+            if room >= sum(min(self.widths[i], READABLE_COLUMN) for i in prose):
+                return list(zip(shown, self._prose_widths(shown, prose, room)))
+            if not droppable:
+                return None
+            shown.remove(droppable.pop(0))
+
+    def _prose_widths(self, shown: list[int], prose: list[int], room: int) -> list[int]:
+        """Each shown column's width: its widest value, prose sharing what room is left (narrowest first)."""
+        widths = {i: self.widths[i] for i in shown}
+        left = room
+        for count, i in enumerate(sorted(prose, key=lambda i: self.widths[i])):
+            widths[i] = min(self.widths[i], left // (len(prose) - count))
+            left -= widths[i]
+        return [widths[i] for i in shown]
+
+    def _table(self, layout: list[tuple[int, int]]) -> Table:
+        # No borders: two spaces between columns leave the room to the values.
+        t = Table(title=self.title, show_lines=False, header_style="bold", box=None, padding=(0, 1), pad_edge=False)
+        for index, width in layout:
+            t.add_column(self.columns[index], width=width, no_wrap=True, overflow="ellipsis")
         for row in self.rows:
-            t.add_row(*row)
+            t.add_row(*(row[index] for index, _ in layout))
         return t
 
-    def _fits(self, width: int) -> bool:
-        whole = sum(max([len(c), *(r[i].cell_len for r in self.rows)]) for i, c in enumerate(self.columns) if c in WHOLE_COLUMNS)
-        folded = sum(1 for c in self.columns if c not in WHOLE_COLUMNS)
-        borders = 3 * len(self.columns) + 1
-        return whole + folded * READABLE_COLUMN + borders <= width
+    def as_lines(self) -> str:
+        """The header, then each row, as tab-separated lines of plain text (what a pipe gets)."""
+        clean = lambda value: " ".join(value.split())  # noqa: E731 - a tab or newline would split the row
+        header = "\t".join(self.columns) + "\n"
+        return header + "".join("\t".join(clean(cell.plain) for cell in row) + "\n" for row in self.rows)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        if self._fits(options.max_width):
-            yield self._table()
+        layout = self._layout(options.max_width)
+        if layout is not None:
+            yield self._table(layout)
             return
         if self.title:
             yield Text(self.title, style="bold")

@@ -31,4 +31,5 @@ def list_plans(as_json: bool = typer.Option(False, "--json", help="Machine-reada
         )
         for p in catalogue
     ]
-    console.print(table(f"Plans ({context.settings().plans_file})", ["plan", "title", "grants", "length", "stars", "card"], rows))
+    console.print(table(f"Plans ({context.settings().plans_file})", ["plan", "title", "grants", "length", "stars", "card"], rows,
+                        optional=["card", "grants"]))
