@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from datetime import datetime
 from typing import Callable, TypeVar
@@ -55,17 +54,17 @@ def _retry_after(exc: ApiTelegramException) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 1.0
 
 
-def take_share(settings: Settings, action: str, calls: int, to_chat: int | None) -> None:
-    """Before a handler's Bot API calls: take their share of the bot's budget (`calls` in all, one message to `to_chat`), or defer the event.
+def take_share(settings: Settings, action: str, calls: int, to_chat: int | None, caller: str) -> None:
+    """Before a handler's Bot API calls: reserve their slot in the bot's budget (`calls` in all, one message to `to_chat`), or defer the event until it.
 
-    Taken at once for every call the handler makes, so a handler never stops half-way for want
-    of budget; the event comes back when there is room and decides again from what holds then.
+    Reserved at once for every call the handler makes, so a handler never stops half-way for want
+    of budget; the event (`caller`) comes back at its slot, goes without asking again, and decides
+    again from what holds then.
     """
-    wait = budget.for_settings(settings).wait_for(to_chat, calls)
+    wait = budget.for_settings(settings).wait_for(caller, to_chat, calls)
     if wait:
         metrics.chat_access.labels(action=action, result="throttled").inc()
-        # Spread what waits, so a backlog does not come back all at once.
-        raise inbox.Deferred(wait + random.uniform(0, 1), f"the bot's Bot API budget allows {action} in {wait:.2f} s")
+        raise inbox.Deferred(wait, f"the bot's Bot API budget has {action} in {wait:.2f} s")
 
 
 def call(action: str, fn: Callable[..., T], *args, **kwargs) -> T:

@@ -48,7 +48,7 @@ def chat_invite(event: Event, context: Context) -> None:
     user = _user(data["user"])
     if not transitions.holds(user.id, data["entitlement"]):
         raise inbox.Ignore(f"user {user.telegram_id} no longer holds {data['entitlement']}; no invite")
-    chats.take_share(context.settings, "invite", 2, to_chat=user.telegram_id)  # the link, and the message that carries it
+    chats.take_share(context.settings, "invite", 2, user.telegram_id, f"event:{event.id}")  # the link, and the message that carries it
     chat = int(data["chat"])
     # A payer who came through the chat's paywall is let in by answering their waiting join request.
     if _chat_call(event, chat, "paywall_paid", join_queries.approve_paid, bot, user.telegram_id, chat):
@@ -82,7 +82,7 @@ def chat_remove(event: Event, context: Context) -> None:
         metrics.chat_access.labels(action="remove", result="admin").inc()
         raise inbox.Ignore(f"user {user.telegram_id} is the chat's {status}; not removed from chat {chat}")
     member = status in ("member", "restricted")
-    chats.take_share(context.settings, "remove", 3 if member else 2, to_chat=user.telegram_id if member else None)  # ban, unban (, and say so)
+    chats.take_share(context.settings, "remove", 3 if member else 2, user.telegram_id if member else None, f"event:{event.id}")  # ban, unban (, and say so)
     _chat_call(event, chat, "remove", chats.remove, bot, chat, user.telegram_id)
     metrics.chat_access.labels(action="remove", result="ok").inc()
     if member:
@@ -101,7 +101,7 @@ def reminder(event: Event, context: Context) -> None:
         raise inbox.Ignore("the end moved since the reminder was due; not sent")
     bot = chats.client(context.settings)
     user = User.get_by_id(row.user_id)
-    chats.take_share(context.settings, "reminder", 1, to_chat=user.telegram_id)
+    chats.take_share(context.settings, "reminder", 1, user.telegram_id, f"event:{event.id}")
     plan = _plan_title(context, row.user_id, row.entitlement)
     days = f"{row.days} day{'s' if row.days != 1 else ''}, on {chats.until_text(row.ends_at)}"
     if _ending_grant_source(row) == "trial":
@@ -144,7 +144,7 @@ def chat_join_request(event: Event, context: Context) -> None:
         raise inbox.Ignore(f"chat {chat} is not one of an entitlement's chats")
     bot = chats.client(context.settings)
     # The share first (an answer, and a message when declined): the decision below is made when the calls are.
-    chats.take_share(context.settings, "join", 2, to_chat=request.user_chat_id or requester)
+    chats.take_share(context.settings, "join", 2, request.user_chat_id or requester, f"event:{event.id}")
     user = User.get_or_none(User.telegram_id == requester)
     held = _holds_any_for(context, user, chat) if user is not None else None
     if held is not None:

@@ -1,17 +1,19 @@
-"""One Bot API budget per bot, shared by every process and host through Redis (the `limits` library's moving windows).
+"""One Bot API budget per bot, shared by every process and host through Redis: a GCRA schedule of the bot's calls.
 
 Telegram's published limits (Bots FAQ, "My bot is hitting limits, how do I avoid this?"):
 no more than one message per second to one chat, about 30 messages per second in bulk, and
-20 a minute to one group. `BOT_API_RATE` (default 25, under the 30) counts every call that
-messages users or changes chat membership; `BOT_API_CHAT_RATE` (default 1) counts the
-messages to one chat. Bulk work (chat access, reminders) takes its share before it calls and
-is deferred when there is none; replies to people and payment confirmations are counted
-without ever waiting, and answers Telegram waits for (pre-checkout, join-request queries)
-are never counted here at all.
+20 a minute to one group. `BOT_API_RATE` (default 25, under the 30) paces every call that
+messages users or changes chat membership; `BOT_API_CHAT_RATE` (default 1) paces the messages
+to one chat. Bulk work (chat access, reminders) reserves its calls' slot before calling: the
+first in line goes at once, the rest are deferred exactly until their slot and, when they come
+back, go without asking again, so a backlog waits its turn instead of asking again and again.
+Replies to people and payment confirmations take a slot without ever waiting; answers Telegram
+waits for (pre-checkout, join-request queries) are never counted here at all.
 
-The budget lives under `{BROKER_NAMESPACE}:bot-api` in the broker's Redis, so web and worker
-processes on any host share it; with an in-process broker (`entitle run`) it is the process's
-own. When Redis cannot be reached the call goes ahead: Telegram's own 429 still stops a flood.
+The schedule lives under `{BROKER_NAMESPACE}:bot-api` in the broker's Redis (one Lua script, so
+every process and host shares it, timed by Redis's own clock); with an in-process broker
+(`entitle run`) it is the process's own. When Redis cannot be reached the call goes ahead:
+Telegram's own 429 still stops a flood.
 """
 from __future__ import annotations
 
@@ -20,9 +22,35 @@ import threading
 import time
 from dataclasses import dataclass
 
+import redis
+
 from app.config import Settings
 
 log = logging.getLogger(__name__)
+
+# KEYS: the bot's next free time, this caller's reservation, the chat's next free time (or "").
+# ARGV: the caller's calls in ms of schedule, one message's ms for the chat, whether to wait (1) or only count (0).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = redis.call('GET', KEYS[2])
+if held then
+  held = tonumber(held)
+  if held <= now then redis.call('DEL', KEYS[2]) return 0 end
+  return math.ceil(held - now)
+end
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+if KEYS[3] ~= '' then slot = math.max(slot, tonumber(redis.call('GET', KEYS[3]) or '0')) end
+if ARGV[3] == '0' then slot = now end
+local keep = 3600000
+redis.call('SET', KEYS[1], tostring(math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), slot) + tonumber(ARGV[1])), 'PX', keep)
+if KEYS[3] ~= '' then
+  redis.call('SET', KEYS[3], tostring(math.max(tonumber(redis.call('GET', KEYS[3]) or '0'), slot) + tonumber(ARGV[2])), 'PX', keep)
+end
+if slot <= now then return 0 end
+redis.call('SET', KEYS[2], tostring(slot), 'PX', math.ceil(slot - now) + keep)
+return math.ceil(slot - now)
+"""
 
 
 @dataclass(frozen=True)
@@ -35,53 +63,64 @@ class _Key:
 
 
 class Budget:
-    """The rate windows of one bot: every bulk call, and the messages to each chat."""
+    """The schedule of one bot's calls: every bulk call, and the messages to each chat."""
 
     def __init__(self, key: _Key, timeout: float = 2.0):
-        from limits import RateLimitItemPerSecond, storage, strategies  # imported by the first process that sends
-
+        self._prefix = f"{key.namespace}:bot-api:{key.token_id}"
+        self._call_ms = 1000.0 / key.rate
+        self._message_ms = 1000.0 / key.chat_rate
+        self._client = None
         if key.url and key.url.startswith(("redis://", "rediss://")):
-            backend = storage.RedisStorage(
-                key.url, key_prefix=f"{key.namespace}:bot-api", socket_timeout=timeout, socket_connect_timeout=timeout,
-            )
-        else:
-            backend = storage.MemoryStorage()
-        self._limiter = strategies.MovingWindowRateLimiter(backend)
-        self._all = RateLimitItemPerSecond(key.rate)
-        self._chat = RateLimitItemPerSecond(key.chat_rate)
-        self._bot = key.token_id
+            self._client = redis.Redis.from_url(key.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+            self._script = self._client.register_script(_RESERVE)
+        self._local: dict[str, float] = {}
+        self._lock = threading.Lock()
         self._failing_logged = False
 
-    def wait_for(self, chat: int | None, calls: int = 1) -> float:
-        """Take the share of `calls` bulk calls, one of them a message to `chat` (None: no message); 0, or the seconds to wait."""
-        try:
-            # A handler's calls are taken together; never more than a whole second's budget, or they could never pass.
-            if not self._limiter.hit(self._all, self._bot, cost=min(calls, self._all.amount)):
-                return self._reset_in(self._all, self._bot)
-            if chat is not None and not self._limiter.hit(self._chat, self._bot, str(chat)):
-                return self._reset_in(self._chat, self._bot, str(chat))
-            return 0.0
-        except Exception as exc:  # Redis down or frozen: the call goes ahead
-            self._unreachable(exc)
-            return 0.0
+    def wait_for(self, caller: str, chat: int | None, calls: int = 1) -> float:
+        """Reserve the slot of `caller`'s `calls` (one a message to `chat`; None: none); 0 to go now, else the seconds until its slot.
+
+        A caller that comes back at its slot is let through without a new reservation.
+        """
+        return self._reserve(caller, chat, calls, wait=True)
 
     def count(self, chat: int | None) -> None:
-        """Count a call that never waits (a reply to a person), so bulk work leaves room for it."""
+        """Take a slot for a call that never waits (a reply to a person), so bulk work leaves room for it."""
+        self._reserve("", chat, 1, wait=False)
+
+    def _reserve(self, caller: str, chat: int | None, calls: int, *, wait: bool) -> float:
+        keys = [f"{self._prefix}:next", f"{self._prefix}:held:{caller}", f"{self._prefix}:chat:{chat}" if chat is not None else ""]
+        args = [self._call_ms * calls, self._message_ms, 1 if wait else 0]
+        if self._client is None:
+            return self._reserve_here(keys, args) / 1000
         try:
-            self._limiter.hit(self._all, self._bot)
-            if chat is not None:
-                self._limiter.hit(self._chat, self._bot, str(chat))
-        except Exception as exc:
-            self._unreachable(exc)
+            return int(self._script(keys=keys, args=args)) / 1000
+        except Exception as exc:  # Redis down or frozen: the call goes ahead
+            if not self._failing_logged:
+                self._failing_logged = True
+                log.warning("the Bot API budget cannot be read (%s); calls go ahead unthrottled", type(exc).__name__)
+            return 0.0
 
-    def _reset_in(self, item, *identifiers: str) -> float:
-        stats = self._limiter.get_window_stats(item, *identifiers)
-        return max(0.05, stats.reset_time - time.time())
-
-    def _unreachable(self, exc: Exception) -> None:
-        if not self._failing_logged:
-            self._failing_logged = True
-            log.warning("the Bot API budget cannot be read (%s); calls go ahead unthrottled", type(exc).__name__)
+    def _reserve_here(self, keys: list[str], args: list) -> float:
+        """The script's schedule in this process, for an in-process broker."""
+        nxt, held_key, chat_key = keys
+        cost, message, wait = args
+        with self._lock:
+            now = time.monotonic() * 1000
+            held = self._local.get(held_key)
+            if held is not None:
+                if held <= now:
+                    del self._local[held_key]
+                    return 0.0
+                return held - now
+            slot = max(now, self._local.get(nxt, 0.0), self._local.get(chat_key, 0.0) if chat_key else 0.0) if wait else now
+            self._local[nxt] = max(self._local.get(nxt, 0.0), slot) + cost
+            if chat_key:
+                self._local[chat_key] = max(self._local.get(chat_key, 0.0), slot) + message
+            if slot <= now:
+                return 0.0
+            self._local[held_key] = slot
+            return slot - now
 
 
 _budgets: dict[_Key, Budget] = {}
