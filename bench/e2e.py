@@ -28,22 +28,23 @@ HALF_SECONDS = config.size(20, 40)
 def _drain_rate(count_done, total: int, timeout: float, cpu: CpuMeter | None = None) -> tuple[float, float]:
     """(messages/s between the first and the last done, seconds to finish) by polling `count_done()`.
 
-    `cpu` is started at the first message done (the workers have booted by then) and stopped at the last;
-    its `units` is set to the messages done in between.
+    `cpu` (the workers booted already, so their start-up is not counted) runs from now to the last
+    done; its `units` is set to the messages done meanwhile.
     """
     started = time.monotonic()
     first_t = first_n = None
+    if cpu is not None:
+        cpu.__enter__()
+        cpu_from = count_done()
     while time.monotonic() - started < timeout:
         n = count_done()
         now = time.monotonic()
         if first_t is None and n > 0:
             first_t, first_n = now, n
-            if cpu is not None:
-                cpu.__enter__()
         if n >= total:
-            if cpu is not None and first_t is not None:
+            if cpu is not None:
                 cpu.__exit__(None, None, None)
-                cpu.units = total - first_n
+                cpu.units = total - cpu_from
             span = now - first_t if first_t else 0.0
             return ((total - first_n) / span if span > 0 else float("nan")), now - started
         time.sleep(0.05)
@@ -65,7 +66,7 @@ def noop_ceiling(stack) -> tuple[float, dict]:
     subprocess.run([config.PYTHON, "-m", "bench.noop", str(NOOP_MESSAGES)], cwd=config.ROOT, env=stack.env, check=True)
     r = redis.Redis.from_url(stack.broker_url)
     key = f"{stack.namespace}:bench:noop"
-    stack.start_workers("workers.main", "bench.noop", wait=False)
+    stack.start_workers("workers.main", "bench.noop")
     cpu = _worker_meter(stack)
     rate, _ = _drain_rate(lambda: int(r.get(key) or 0), NOOP_MESSAGES, timeout=600, cpu=cpu)
     stack.stop_workers()
@@ -118,7 +119,7 @@ def drain(stack, paid: list[payloads.Payment], *, webhook_url: str | None = None
     items = [p.request for p in paid]
     client.load(stack.url, client.write_requests(items), concurrency=config.CONCURRENCY, duration=600, retry_5xx=60)
     users = [p.user for p in paid]
-    stack.start_workers("workers.main", wait=False)
+    stack.start_workers("workers.main")
     cpu = _worker_meter(stack)
     rate, _ = _drain_rate(lambda: _granted_count(stack, users), len(users), timeout=600, cpu=cpu)
     return rate, cpu.per_unit_ms(cpu.units)
