@@ -109,6 +109,10 @@ chat_access = Bounded(
     }),
     result=frozenset({"ok", "skipped", "admin", "failed", "retry", "not_configured"}),
 )
+subscription_changes = Bounded(
+    Counter("subscription_changes", "Subscription state changes, by provider and the state entered.", ["provider", "state"]),
+    provider=frozenset({"telegram", "stripe"}), state=frozenset({"active", "canceled", "past_due", "ended"}),
+)
 # What reconciliation found in a provider's ledger that the inbox lacked: Stars payments and refunds, Stripe event types.
 RECONCILE_KINDS = frozenset({"payment", "refund"}) | (STRIPE_EVENT_TYPES - {"unverified"})
 reconcile_found = Bounded(

@@ -146,6 +146,15 @@ def _api_key_limits() -> None:
     database.create_tables([ApiKeyUsage], safe=True)
 
 
+def _subscriptions() -> None:
+    from app.models import SUBSCRIPTION_MODELS
+    from app.subscriptions import backfill
+
+    database.create_tables(SUBSCRIPTION_MODELS, safe=True)
+    # Subscriptions granted before they had records get one from their latest grant.
+    backfill()
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial),
     Migration(2, "event lease", _event_lease),
@@ -160,6 +169,7 @@ MIGRATIONS: list[Migration] = [
     Migration(12, "event subject", _event_subject),
     Migration(13, "read-only api keys and their rate", _api_key_limits),
     Migration(14, "outgoing webhooks looked up per endpoint", _webhook_endpoint_index),
+    Migration(19, "subscriptions and their state changes", _subscriptions),
     Migration(21, "chat join requests decided at the door", _join_queries),
     Migration(22, "emoji status access", _emoji_status_access),
     Migration(25, "free trials", _trials),

@@ -390,3 +390,40 @@ class Gift(BaseModel):
 
 
 ALL_MODELS += [Trial, PromoCode, PromoRedemption, Gift]
+
+
+class Subscription(BaseModel):
+    """A payer's provider subscription (a Star subscription by its first invoice payload, a Stripe one by its id) and its state."""
+
+    user = peewee.ForeignKeyField(User, backref="subscriptions", on_delete="CASCADE")
+    provider = peewee.CharField(max_length=32)
+    key = peewee.CharField(max_length=255, unique=True)  # the `subscription_id` its grants carry
+    plan = peewee.CharField(max_length=64)
+    entitlement = peewee.CharField(max_length=64)
+    state = peewee.CharField(max_length=16, default="active")  # active | canceled | past_due | ended
+    period_end = peewee.DateTimeField(null=True)  # the end of the last paid period
+    grace_until = peewee.DateTimeField(null=True)  # while past_due: when the grace grant ends
+    charge_id = peewee.CharField(max_length=255, null=True)  # Stars: the latest charge, which editUserStarSubscription names
+    canceled_by = peewee.CharField(max_length=32, null=True)  # who canceled it: `payer` (in Telegram or Stripe) or `service`
+    end_reason = peewee.CharField(max_length=32, null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    ended_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("state", "period_end"), False),)
+
+
+class SubscriptionChange(BaseModel):
+    """One change of a subscription's state, written with the change: from, to, who and why."""
+
+    subscription = peewee.ForeignKeyField(Subscription, backref="changes", on_delete="CASCADE")
+    at = peewee.DateTimeField(default=utcnow)
+    previous = peewee.CharField(max_length=16, null=True)
+    state = peewee.CharField(max_length=16)
+    actor = peewee.CharField(max_length=32)  # telegram | stripe | payer | operator | system
+    reason = peewee.CharField(max_length=64, null=True)
+
+
+SUBSCRIPTION_MODELS = [Subscription, SubscriptionChange]
+ALL_MODELS += SUBSCRIPTION_MODELS

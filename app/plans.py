@@ -21,6 +21,7 @@ _FIELDS = {
     "stripe_mode": str,
     "trial_days": int,
     "stripe_promotion_codes": bool,
+    "grace_days": (int, float),  # whole days in a real catalogue; a fraction is allowed
 }
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
@@ -44,6 +45,7 @@ class Plan:
     stripe_mode: str = "payment"
     trial_days: int | None = None  # a free trial, once per payer and entitlement
     stripe_promotion_codes: bool = False  # Stripe Checkout takes Stripe's own promotion codes
+    grace_days: float = 0  # days a failed renewal keeps access
 
     @property
     def sold_for_stars(self) -> bool:
@@ -73,8 +75,9 @@ def _check_plan(path: Path, key: str, raw: object) -> Plan:
         expected = _FIELDS.get(name)
         if expected is None:
             raise PlanError(f"{where}: unknown field {name!r} (known: {', '.join(sorted(_FIELDS))})")
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise PlanError(f"{where}: {name!r} must be {expected.__name__}")
+        if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
+            kind = "a number" if isinstance(expected, tuple) else expected.__name__
+            raise PlanError(f"{where}: {name!r} must be {kind}")
     for required in ("title", "entitlement"):
         if not raw.get(required):
             raise PlanError(f"{where}: {required!r} is required")
@@ -87,6 +90,8 @@ def _check_plan(path: Path, key: str, raw: object) -> Plan:
     for positive in ("days", "stars"):
         if positive in raw and raw[positive] <= 0:
             raise PlanError(f"{where}: {positive!r} must be greater than 0")
+    if "grace_days" in raw and not 0 <= raw["grace_days"] <= 60:
+        raise PlanError(f"{where}: 'grace_days' must be a number of days from 0 to 60")
     if "stars" in raw and raw["stars"] > 100000:
         raise PlanError(f"{where}: 'stars' must be at most 100000")
     if raw.get("stars_subscription"):

@@ -14,7 +14,7 @@ from cli.refunds import report_refund
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Payments arrive as messages (successful_payment, refunded_payment) and pre-checkout queries.
-ALLOWED_UPDATES = ["message", "pre_checkout_query"]
+ALLOWED_UPDATES = ["message", "pre_checkout_query", "callback_query", "subscription"]
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 NOT_RUN_YET = "not run yet: is a worker running?"
 

@@ -16,6 +16,7 @@ __all__ = [
     "new_charge_id",
     "pre_checkout_query_update",
     "refunded_payment_update",
+    "subscription_update",
     "successful_payment_update",
 ]
 
@@ -143,3 +144,12 @@ def join_request_update(user_id: int, chat_id: int, *, query_id: str | None = No
     if query_id is not None:
         request["query_id"] = query_id
     return {"update_id": next(_update_ids), "chat_join_request": request}
+
+
+def subscription_update(user_id: int, payload: str, state: str) -> dict[str, Any]:
+    """An Update with a `subscription` (BotSubscriptionUpdated): the user canceled (`canceled`), re-enabled (`active`)
+    a Star subscription, or its renewal could not be charged (`failed`)."""
+    return {
+        "update_id": next(_update_ids),
+        "subscription": {"user": _user(user_id), "invoice_payload": payload, "state": state},
+    }

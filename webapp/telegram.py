@@ -12,7 +12,7 @@ import peewee
 from app import inbox, metrics
 from app.access import join_queries
 from app.models import JoinQuery
-from app.telegram import SOURCE, commands, payments, shapes
+from app.telegram import SOURCE, commands, payments, shapes, subscriptions
 from app.telegram.client import NotConfigured, client_for, describe_error
 from webapp import paywall
 from webapp.body import json_object
@@ -105,7 +105,7 @@ def _accept(external_id: str, type_: str, data: dict):
 
 @bp.post(WEBHOOK_PATH)
 def webhook():
-    """Verify the secret token, check the update's shape, answer pre-checkout queries, record payments, refunds and commands.
+    """Verify the secret token, check the update's shape, answer pre-checkout queries, record payments, refunds, commands and subscription changes.
     ---
     post:
       summary: Telegram's updates (setWebhook)
@@ -160,6 +160,11 @@ def webhook():
         if request_.query_id:
             return _join_query(data, request_)
         return _accept(f"join:{request_.chat.id}:{request_.from_user.id}:{request_.date}", "chat_join_request", data)
+    if update.subscription is not None:
+        return _accept(f"subscription:{update.update_id}", "subscription", data)
+    query = update.callback_query
+    if query is not None and subscriptions.parse_callback(query.data) is not None:
+        return _accept(f"callback:{query.id}", "callback_query", data)
     message = update.message
     if message is not None:
         if message.successful_payment is not None:

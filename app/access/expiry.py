@@ -5,7 +5,7 @@ import logging
 from datetime import datetime
 from typing import Callable
 
-from app import inbox
+from app import inbox, subscriptions
 from app.access import transitions
 from app.access.transitions import PROVIDER
 from app.clock import iso, utcnow
@@ -54,12 +54,15 @@ def expire_due(now: datetime | None = None, *, hand_off: HandOff | None = None) 
     return ended
 
 
-def _auto_renews(user_id: int, entitlement: str, end: datetime) -> bool:
-    """True when the grant that makes the end is a subscription's, still standing: it renews by itself."""
+def auto_renews(user_id: int, entitlement: str, end: datetime) -> bool:
+    """True when the grant that makes the end is a subscription's that renews by itself (not canceled, not past due)."""
     last = Grant.get_or_none(
         (Grant.user == user_id) & (Grant.entitlement == entitlement) & Grant.revoked_at.is_null() & (Grant.ends_at == end)
     )
-    return last is not None and last.subscription_id is not None
+    if last is None or last.subscription_id is None:
+        return False
+    record = subscriptions.find(last.subscription_id)
+    return record is None or subscriptions.renews(record)
 
 
 def queue_due_reminders(now: datetime | None = None, *, hand_off: HandOff | None = None) -> int:
@@ -73,7 +76,7 @@ def queue_due_reminders(now: datetime | None = None, *, hand_off: HandOff | None
             if not Reminder.update(status="queued").where((Reminder.id == row.id) & (Reminder.status == "pending")).execute():
                 continue
             state = EntitlementState.get_or_none((EntitlementState.user == row.user_id) & (EntitlementState.entitlement == row.entitlement))
-            if state is None or not state.holding or state.ends_at != row.ends_at or _auto_renews(row.user_id, row.entitlement, row.ends_at):
+            if state is None or not state.holding or state.ends_at != row.ends_at or auto_renews(row.user_id, row.entitlement, row.ends_at):
                 Reminder.update(status="skipped").where(Reminder.id == row.id).execute()
                 continue
             user = User.get_by_id(row.user_id)
@@ -86,10 +89,15 @@ def queue_due_reminders(now: datetime | None = None, *, hand_off: HandOff | None
 
 
 def run_once(now: datetime | None = None, *, hand_off: HandOff | None = None) -> tuple[int, int]:
-    """One pass of the job: (expiries ended, reminders queued); the events it records go to `hand_off`."""
+    """One pass of the job: (expiries ended, reminders queued); the events it records go to `hand_off`.
+
+    Subscriptions whose paid period or grace ran out are marked ended after their entitlements.
+    """
     from app.access import join_queries
 
     now = now or utcnow()
-    ended, reminded = expire_due(now, hand_off=hand_off), queue_due_reminders(now, hand_off=hand_off)
+    ended = expire_due(now, hand_off=hand_off)
+    subscriptions.lapse_due(now)
+    reminded = queue_due_reminders(now, hand_off=hand_off)
     join_queries.queue_unpaid(now, hand_off)
     return ended, reminded

@@ -9,7 +9,7 @@ from telebot.apihelper import ApiException
 
 from app import inbox, metrics
 from app.inbox import Context
-from app.access import chats, emoji_status, join_queries, membership, transitions
+from app.access import chats, emoji_status, expiry, join_queries, membership, transitions
 from app.access.transitions import PROVIDER
 from app.clock import utcnow
 from app.models import EntitlementState, EntitlementTransition, Event, Grant, JoinQuery, Reminder, User
@@ -99,6 +99,9 @@ def reminder(event: Event, context: Context) -> None:
     if state is None or not state.holding or state.ends_at != row.ends_at:
         metrics.chat_access.labels(action="reminder", result="skipped").inc()
         raise inbox.Ignore("the end moved since the reminder was due; not sent")
+    if expiry.auto_renews(row.user_id, row.entitlement, row.ends_at):
+        metrics.chat_access.labels(action="reminder", result="skipped").inc()
+        raise inbox.Ignore("the subscription renews again; not sent")
     bot = chats.client(context.settings)
     user = User.get_by_id(row.user_id)
     chats.take_share(context.settings, "reminder", 1, user.telegram_id, f"event:{event.id}")

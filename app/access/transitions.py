@@ -44,6 +44,13 @@ def _held_end(user_id: int, entitlement: str, now: datetime) -> tuple[bool, date
     return True, (None if end == datetime.max else end)
 
 
+def _lapse_reason(user_id: int, entitlement: str, end: datetime | None) -> str:
+    """`canceled` when the run that lapsed was a canceled subscription's, else `expired`."""
+    from app.subscriptions import lapse_reason
+
+    return lapse_reason(user_id, entitlement, end)
+
+
 def _catalogue() -> Catalogue | None:
     """The catalogue of the unit of work (see `rules`); None when the caller set none."""
     return rules.current()
@@ -83,7 +90,8 @@ def sync(
         was_holding, previous_end = state.holding, state.ends_at
         if was_holding and previous_end is not None and previous_end <= now and (not holds or end != previous_end):
             # The run lapsed before the expiry job saw it: it ended then, whatever happens now.
-            written.append(_write(user, entitlement, ENDED, "expired", None, previous_end, now, sequence))
+            written.append(_write(user, entitlement, ENDED, _lapse_reason(user_id, entitlement, previous_end), None, previous_end, now,
+                                  sequence))
             was_holding = False
         if not was_holding and holds:
             written.append(_write(user, entitlement, STARTED, None, end, None, now, sequence))

@@ -96,9 +96,20 @@ def invoice_paid(event: Event, context: Context, paid: PaidInvoice) -> None:
         grant_paid_invoice(paid)
 
 
-def invoice_payment_failed(event: Event, context: Context) -> None:
-    """Note a failed renewal; nothing is granted, so the entitlement lapses at the end of the paid period."""
+def _failed_invoice_subscription(event: Event, context: Context) -> dict | None:
+    """The subscription of a failed invoice as Stripe has it now (None for an invoice that is not a subscription's)."""
+    subscription_id = invoice_subscription_id(_object(event))
+    if subscription_id is None:
+        return None
+    with outcomes():
+        return fetch_subscription(client_for(context.settings), subscription_id)
+
+
+def invoice_payment_failed(event: Event, context: Context, subscription: dict | None) -> None:
+    """Note a failed renewal, and apply the subscription's state at Stripe: past due, in the plan's grace, while Stripe retries."""
     invoice = _object(event)
+    if subscription is not None:
+        apply_subscription(subscription, catalogue=context.catalogue)
     entitlements.record(
         _payer(invoice),
         "payment_failed",
@@ -119,7 +130,7 @@ def _current_subscription(event: Event, context: Context) -> dict:
 
 def subscription_changed(event: Event, context: Context, subscription: dict) -> None:
     """Apply the subscription's current state."""
-    apply_subscription(subscription)
+    apply_subscription(subscription, catalogue=context.catalogue)
 
 
 def charge_refunded(event: Event, context: Context) -> None:
@@ -165,7 +176,7 @@ HANDLERS: inbox.Table = {
     "checkout.session.async_payment_succeeded": inbox.handler(checkout_paid, prepare=_paid_session),
     "checkout.session.async_payment_failed": inbox.handler(checkout_payment_failed),
     "invoice.paid": inbox.handler(invoice_paid, prepare=_paid_invoice),
-    "invoice.payment_failed": inbox.handler(invoice_payment_failed),
+    "invoice.payment_failed": inbox.handler(invoice_payment_failed, prepare=_failed_invoice_subscription),
     "customer.subscription.created": inbox.handler(subscription_changed, prepare=_current_subscription),
     "customer.subscription.updated": inbox.handler(subscription_changed, prepare=_current_subscription),
     "customer.subscription.deleted": inbox.handler(subscription_changed, prepare=_current_subscription),

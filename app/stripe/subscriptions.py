@@ -14,6 +14,8 @@ from typing import Any
 import stripe
 
 from app import entitlements, metrics
+from app import subscriptions as records
+from app.db import transaction
 from app.clock import from_timestamp
 from app.entitlements import GrantResult
 from app.models import Grant, User
@@ -125,29 +127,41 @@ def grant_paid_invoice(paid: PaidInvoice) -> GrantResult:
     A payment refunded or disputed before it was granted raises `entitlements.PaymentReversed`.
     """
     user = user_for_invoice(paid.invoice)
-    result = entitlements.grant(
-        user,
-        paid.plan.entitlement,
-        source=SOURCE,
-        reference=payment_reference(paid.invoice),
-        until=from_timestamp(paid.period_end),
-        plan=paid.plan.key,
-        subscription_id=paid.subscription["id"],
-        detail={"invoice": paid.invoice["id"]},
-    )
-    if result.created:
-        metrics.count_stripe_payment(paid.invoice.get("amount_paid"), paid.invoice.get("currency"))
-    apply_subscription(paid.subscription)
+    # The grant, the subscription's record and its state as Stripe has it, in one transaction.
+    with transaction():
+        result = entitlements.grant(
+            user,
+            paid.plan.entitlement,
+            source=SOURCE,
+            reference=payment_reference(paid.invoice),
+            until=from_timestamp(paid.period_end),
+            plan=paid.plan.key,
+            subscription_id=paid.subscription["id"],
+            detail={"invoice": paid.invoice["id"]},
+        )
+        if result.created:
+            metrics.count_stripe_payment(paid.invoice.get("amount_paid"), paid.invoice.get("currency"))
+        if not result.grant.revoked_at:
+            records.observe_payment(
+                user, paid.plan, provider=SOURCE, key=paid.subscription["id"], period_end=from_timestamp(paid.period_end),
+                actor="stripe",
+            )
+        apply_subscription(paid.subscription, plan=paid.plan)
     return result
 
 
-def apply_subscription(subscription: Mapping[str, Any]) -> list[Grant]:
-    """Revoke the grants of an ended subscription that reach past its end; an active one keeps its grants.
+def apply_subscription(subscription: Mapping[str, Any], *, plan: Plan | None = None, catalogue: Catalogue | None = None) -> list[Grant]:
+    """Bring the subscription's record to its state at Stripe, and revoke the grants of an ended one that reach past its end.
 
-    Grants of paid periods lapse on their own, so past-due, unpaid and paused subscriptions need
-    nothing here. Only an ended subscription is final, which keeps the outcome independent of order.
+    Grants of paid periods lapse on their own. Past due or unpaid: `past_due`, with the plan's
+    grace; set to cancel (`cancel_at_period_end` or `cancel_at`): `canceled`; active otherwise.
+    Only an ended subscription is final, which keeps the outcome independent of event order.
     """
-    if subscription.get("status") not in ENDED_STATUSES:
+    status = subscription.get("status")
+    record = records.find(subscription["id"])
+    if status not in ENDED_STATUSES:
+        if record is not None:
+            _apply_state(record, subscription, plan or (catalogue.get(record.plan) if catalogue is not None else None))
         return []
     ended = subscription.get("ended_at") or subscription.get("canceled_at") or subscription.get("created")
     cutoff = from_timestamp(ended)
@@ -159,4 +173,20 @@ def apply_subscription(subscription: Mapping[str, Any]) -> list[Grant]:
     revoked: list[Grant] = []
     for row in list(reaching_past):
         revoked += entitlements.revoke_reference(row.source, row.reference, reason=REVOKE_REASON)
+    if record is not None:
+        records.end(record, reason="canceled", actor="stripe")
     return revoked
+
+
+def _apply_state(record, subscription: Mapping[str, Any], plan: Plan | None) -> None:
+    status = subscription.get("status")
+    if status in ("past_due", "unpaid"):
+        records.fail_renewal(record, plan, actor="stripe", reason="payment_failed")
+    elif status in ("active", "trialing"):
+        if subscription.get("cancel_at_period_end") or subscription.get("cancel_at"):
+            # Canceled here (the Mini App, the bot, the CLI) or by the payer in Stripe's Customer Portal.
+            by = record.canceled_by or records.BY_PAYER
+            records.move(record, records.CANCELED, actor="stripe", reason="cancel_at_period_end", canceled_by=by)
+        elif record.state != records.PAST_DUE:
+            # A past-due one turns active with the renewal's `invoice.paid`, which also ends its grace.
+            records.move(record, records.ACTIVE, actor="stripe", reason="renewing", canceled_by=None)

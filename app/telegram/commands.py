@@ -1,4 +1,4 @@
-"""The bot's commands: /start, /buy, /status and /paysupport (Telegram requires it of bots that sell)."""
+"""The bot's commands: /start, /buy, /status, /cancel, /resume and /paysupport (Telegram requires it of bots that sell)."""
 from __future__ import annotations
 
 import re
@@ -10,9 +10,9 @@ from app.clock import iso
 from app.config import Settings
 from app.models import Grant, User
 from app.plans import Catalogue, Plan
-from app.telegram import SOURCE, payments
+from app.telegram import SOURCE, payments, subscriptions
 
-COMMANDS = ("start", "buy", "status", "paysupport", "trial", "redeem", "gift")
+COMMANDS = ("start", "buy", "status", "cancel", "resume", "paysupport", "trial", "redeem", "gift")
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?$", re.DOTALL)
 
@@ -37,7 +37,7 @@ def start(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, messag
         return _open_gift(bot, catalogue, message, arg[len("gift_"):])
     name = message.from_user.first_name or "there"
     lines = [f"Hello, {name}!", "", "/buy — see the plans and pay with Telegram Stars", "/status — what you have now",
-             "/paysupport — help with a payment"]
+             "/cancel · /resume — stop or restart a subscription's renewals", "/paysupport — help with a payment"]
     app_url = f"{settings.public_url}/app"
     markup = None
     # Telegram accepts Mini App buttons only for https pages.
@@ -190,8 +190,19 @@ def _open_gift(bot: telebot.TeleBot, catalogue: Catalogue, message: types.Messag
         pass
 
 
+def cancel(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Cancel the payer's subscription at its period end (a button per subscription when there are several)."""
+    subscriptions.command(bot, settings, catalogue, message, "cancel")
+
+
+def resume(bot: telebot.TeleBot, settings: Settings, catalogue: Catalogue, message: types.Message, arg: str) -> None:
+    """Let the payer's canceled subscription renew again (a button per subscription when there are several)."""
+    subscriptions.command(bot, settings, catalogue, message, "resume")
+
+
 _ANSWERS = {
-    "start": start, "buy": buy, "status": status, "paysupport": paysupport, "trial": trial, "redeem": redeem, "gift": gift,
+    "start": start, "buy": buy, "status": status, "cancel": cancel, "resume": resume, "paysupport": paysupport,
+    "trial": trial, "redeem": redeem, "gift": gift,
 }
 
 

@@ -17,7 +17,7 @@ from app.clock import from_timestamp
 from app.db import for_update
 from app.inbox import Context
 from app.models import Event, Gift
-from app.telegram import SOURCE, budget, commands, payments, refunds
+from app.telegram import SOURCE, budget, commands, payments, refunds, subscriptions
 from app.ways import gifts
 from app.telegram.client import NotConfigured, bot_username, client_for, describe_error
 
@@ -150,6 +150,16 @@ def command(event: Event, context: Context) -> None:
         raise inbox.Ignore("not a command of this bot")
 
 
+def callback_query(event: Event, context: Context) -> None:
+    """Answer a press of one of the bot's inline buttons (the /cancel and /resume choices)."""
+    settings = context.settings
+    query = types.Update.de_json(event.payload).callback_query
+    if query is None:
+        raise inbox.PermanentError("the update carries no callback_query")
+    with outcomes():
+        subscriptions.callback(client_for(settings), settings, context.catalogue, query)
+
+
 def send_message(event: Event, context: Context) -> None:
     """Send a message the service wrote (a payment's thank-you), and keep it in the payer's timeline."""
     chat_id, text = event.payload["chat_id"], event.payload["text"]
@@ -166,6 +176,9 @@ HANDLERS: inbox.Table = {
     "command": inbox.handler(command, queue=SESSIONS, transactional=False),
     "send_message": inbox.handler(send_message, queue=SESSIONS, transactional=False),
     "gift_link": inbox.handler(gift_link, queue=SESSIONS, transactional=False),
+    "callback_query": inbox.handler(callback_query, queue=SESSIONS, transactional=False),
+    # A payer canceled, re-enabled or failed to renew a Star subscription: a state change, beside payments.
+    "subscription": inbox.handler(subscriptions.subscription_updated),
 }
 """Telegram's event types and how the inbox runs each (payments on `payments`, replies on `sessions`); chat join
 requests are added from `app.access.handlers` where the tables are composed (on `access`)."""

@@ -1,6 +1,7 @@
 """Telegram Stars payments: invoice payloads, invoices, the pre-checkout decision and fulfilment."""
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -9,10 +10,10 @@ from datetime import datetime, timedelta
 import telebot
 from telebot import types
 
-from app import entitlements, metrics, users
+from app import entitlements, metrics, subscriptions, users
 from app.entitlements import Fulfilment
 from app.clock import from_timestamp, iso, utcnow
-from app.db import database
+from app.db import database, transaction
 from app.models import Grant, LedgerEntry, User
 from app.plans import STAR_SUBSCRIPTION_PERIOD, Catalogue, Plan
 from app.telegram import SOURCE
@@ -233,17 +234,24 @@ def fulfil(catalogue: Catalogue, payer: types.User, payment: types.SuccessfulPay
         user = users.ensure_user(payer.id, **profile)
     detail = {"charge_id": charge_id, "amount": payment.total_amount, "currency": payment.currency, "renewal": renewal}
     if until is not None:
-        result = entitlements.grant(
-            user,
-            plan.entitlement,
-            source=SOURCE,
-            reference=charge_id,
-            until=until,
-            plan=plan.key,
-            subscription_id=subscription_id(payment),
-            detail=detail,
-            locked=locked,
-        )
+        # The subscription's record changes in the grant's transaction.
+        with transaction() if not locked else contextlib.nullcontext():
+            result = entitlements.grant(
+                user,
+                plan.entitlement,
+                source=SOURCE,
+                reference=charge_id,
+                until=until,
+                plan=plan.key,
+                subscription_id=subscription_id(payment),
+                detail=detail,
+                locked=locked,
+            )
+            if result.created:
+                subscriptions.observe_payment(
+                    user, plan, provider=SOURCE, key=subscription_id(payment), period_end=until, charge_id=charge_id,
+                    actor="telegram",
+                )
     else:
         result = entitlements.grant(
             user, plan.entitlement, source=SOURCE, reference=charge_id, days=plan.days, plan=plan.key, detail=detail,

@@ -179,6 +179,31 @@ def _chat_join_request(update: dict) -> None:
     _string(chat, "title", f"{where}.chat", max_len=256)
 
 
+SUBSCRIPTION_STATES = ("canceled", "active", "failed")
+
+
+def _subscription(update: dict) -> None:
+    change = _object(update, "subscription")
+    if change is None:
+        return
+    where = "subscription"
+    _user(change, "user", where, required=True)
+    _payload(change, where, required=True)
+    state = _get(change, "state", where, True)
+    if not isinstance(state, str) or not state or len(state) > 32:
+        raise MalformedUpdate(f"{where}.state", f"a string such as {', '.join(SUBSCRIPTION_STATES)}")
+
+
+def _callback_query(update: dict) -> None:
+    query = _object(update, "callback_query")
+    if query is None:
+        return
+    where = "callback_query"
+    _string(query, "id", where, max_len=MAX_SHORT_TEXT, required=True, non_empty=True)
+    _user(query, "from", where, required=True)
+    _string(query, "data", where, max_len=64)
+
+
 def check_update(update: Any) -> None:
     """Raise MalformedUpdate, naming the field, unless the parts of `update` this service reads have Telegram's shapes."""
     if not isinstance(update, dict):
@@ -187,6 +212,8 @@ def check_update(update: Any) -> None:
     _pre_checkout_query(update)
     _message(update)
     _chat_join_request(update)
+    _subscription(update)
+    _callback_query(update)
 
 
 def admit_update(update: Any) -> dict:
@@ -201,10 +228,10 @@ def admit_update(update: Any) -> dict:
 
 
 def subject_of(update: dict) -> int | None:
-    """The Telegram user an update is about: the sender of its message, query or join request."""
-    for key in ("message", "pre_checkout_query", "chat_join_request", "callback_query"):
+    """The Telegram user an update is about: the sender of its message, query or join request, the subscriber."""
+    for key in ("message", "pre_checkout_query", "chat_join_request", "callback_query", "subscription"):
         part = update.get(key)
-        sender = part.get("from") if isinstance(part, dict) else None
+        sender = part.get("user" if key == "subscription" else "from") if isinstance(part, dict) else None
         user_id = sender.get("id") if isinstance(sender, dict) else None
         if isinstance(user_id, int) and not isinstance(user_id, bool) and 0 < user_id <= MAX_ID:
             return user_id

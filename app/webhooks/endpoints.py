@@ -16,6 +16,7 @@ from app.webhooks.signing import new_secret
 EVENT_TYPES = (
     "entitlement.started", "entitlement.extended", "entitlement.ended", "payment.succeeded", "payment.refunded",
     "promo.redeemed", "gift.redeemed", "ping",
+    "subscription.canceled", "subscription.resumed", "subscription.past_due", "subscription.ended",
 )
 
 
