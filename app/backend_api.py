@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from app import entitlements, text, users
+from app import entitlements, subscriptions, text, users
 from app.clock import MAX_DAYS, iso, utcnow
 from app.models import ApiKey, Grant, LedgerEntry, User
 
@@ -54,7 +54,11 @@ def user_summary(user_id: int) -> dict:
     user = users.find_user(user_id)
     if user is None:
         raise Refused(404, "unknown_user", f"no user with Telegram id {user_id} is known here")
-    return {"user": users.user_to_dict(user), "entitlements": entitlements.summary(user), "ways_in": ways_in(user)}
+    owned = [subscriptions.to_dict(row) for row in subscriptions.of_user(user)]
+    return {
+        "user": users.user_to_dict(user), "entitlements": entitlements.summary(user), "ways_in": ways_in(user),
+        "subscriptions": owned,
+    }
 
 
 def ways_in(user) -> dict:

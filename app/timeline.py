@@ -68,7 +68,7 @@ def customer_timeline(telegram_id: int) -> Timeline | None:
     if user is None:
         return None
     rows = LedgerEntry.select().where(LedgerEntry.user == user.id).order_by(LedgerEntry.at, LedgerEntry.id)
-    lines = [_line(row) for row in rows] + _webhook_lines(user) + _event_lines(user) + _join_lines(user)
+    lines = [_line(row) for row in rows] + _webhook_lines(user) + _event_lines(user) + _join_lines(user) + _subscription_lines(user)
     return Timeline(user, sorted(lines, key=lambda line: line.at))  # stable: the ledger's own order holds
 
 

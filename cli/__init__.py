@@ -6,7 +6,7 @@ from cli.metrics_dir import METRICS_DIR  # noqa: F401  (first: before anything i
 import typer  # noqa: E402
 
 from cli import access, apikeys, customer, db, entitlements, events, initdata, plans, sandbox, service, stripe, telegram  # noqa: E402
-from cli import promo, webhooks  # noqa: E402
+from cli import promo, subscriptions, webhooks  # noqa: E402
 from cli.metrics import metrics  # noqa: E402
 from cli.reconcile import app as reconcile_app  # noqa: E402
 
@@ -34,6 +34,7 @@ app.add_typer(promo.app, name="promo")
 app.add_typer(access.app, name="access")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(subscriptions.app, name="subscriptions")
 
 # Provider command modules add their commands to the top level, `refund` and `simulate`.
 for _module in (telegram, stripe, initdata):

@@ -381,3 +381,45 @@ def simulate_refund(
     # A refund the service already had (ignored: the grant was revoked before) still ends refunded.
     if context.did_not_end_well(data["outcome"], ignored_is_fine=True):
         fail(f"the refund of {charge_id} did not go through: {data['outcome']}")
+
+
+@simulate_app.command("subscription")
+def simulate_subscription(
+    user_id: int = typer.Option(..., "--user-id", min=1, help="The subscriber's Telegram id."),
+    state: str = typer.Option(..., "--state", help="canceled (the payer canceled), active (re-enabled) or failed (a renewal failed)."),
+    payload: Optional[str] = typer.Option(None, "--payload", help="The subscription's first invoice payload (default: the user's newest Star subscription)."),
+    url: Optional[str] = typer.Option(None, "--url", help="The service's base address (default: PUBLIC_URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Report a change of a Star subscription as Telegram does, with a `subscription` update."""
+    from app.telegram.shapes import SUBSCRIPTION_STATES
+    from simulate import telegram_updates as updates
+
+    if state not in SUBSCRIPTION_STATES:
+        fail(f"--state must be one of {', '.join(SUBSCRIPTION_STATES)}, not {state!r}", code=2)
+    if payload is None:
+        payload = _newest_star_subscription(user_id)
+    update = updates.subscription_update(user_id, payload, state)
+    recorded = _post(_endpoint(url), update)
+    data = {"user": user_id, "payload": payload, "state": state, "event": recorded.get("event"), "status": recorded.get("status"),
+            "outcome": context.outcome_of("telegram", f"subscription:{update['update_id']}")}
+    if as_json:
+        print_json(data)
+        return
+    outcome = data["outcome"] or "not run yet"
+    console.print(f"subscription of user {user_id} reported {state} (event {data['event']}, {data['status']}; {outcome})", highlight=False)
+    console.print(f"see it: entitle subscriptions list --user {user_id}", highlight=False)
+
+
+def _newest_star_subscription(user_id: int) -> str:
+    """The first invoice payload of the user's newest Star subscription, from the database."""
+    from app import subscriptions
+    from app.users import find_user
+
+    context.ready_database()
+    user = find_user(user_id)
+    rows = [row for row in subscriptions.of_user(user) if row.provider == "telegram"] if user else []
+    if not rows:
+        fail(f"user {user_id} has no Star subscription in the database; pass --payload to send the update anyway")
+    return rows[0].key.split(":", 1)[1]
+

@@ -9,7 +9,8 @@ makes up payments, so that the service finds them when it asks:
 - `POST /_sandbox/stripe/checkout_sessions` with `Authorization: Bearer <key>`
   `{"sessions": [{"session", "prices", "payment_intent", "charge"}]}`: paid Checkout Sessions with
   the prices their line items bill, and their PaymentIntent and charge, for retrieval and refunds;
-- `GET /_sandbox`: what it holds.
+- `GET /_sandbox`: what it holds, with the Star subscriptions canceled or re-allowed through
+  `editUserStarSubscription`.
 
 Everything is kept in memory and lost when the sandbox stops.
 """
@@ -133,10 +134,12 @@ class Sandbox(Served):
         """How much each stand-in holds."""
         with self.telegram._lock:
             charges = len(self.telegram._charges)
+        edits = self.telegram.subscription_edits
         with self.stripe._lock:
             stripe_counts = {name: len(getattr(self.stripe, name)) for name in (
                 "checkout_sessions", "payment_intents", "charges", "refunds", "customers", "subscriptions", "invoices")}
-        return {"telegram": {"charges": charges, "webhook": self.telegram.webhook.get("url", "")}, "stripe": stripe_counts}
+        telegram = {"charges": charges, "webhook": self.telegram.webhook.get("url", ""), "subscription_edits": edits}
+        return {"telegram": telegram, "stripe": stripe_counts}
 
     # -- HTTP ----------------------------------------------------------------------------
 

@@ -142,6 +142,7 @@ class FakeTelegramAPI(Served):
         self.star_ledger_newest_first = False  # the order getStarTransactions pages in
         self._limits: tuple[int, int] | None = None  # (per second, per chat per second) once `enforce_limits` is called
         self.refused_for_rate = 0
+        self._subscription_edits: list[dict[str, Any]] = []  # editUserStarSubscription calls it accepted, in order
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -257,6 +258,7 @@ class FakeTelegramAPI(Served):
             self._star_transactions.clear()
             self._answered_queries.clear()
             self.star_ledger_newest_first = False
+            self._subscription_edits.clear()
             self.token_seen = None
 
     # -- the Star ledger -----------------------------------------------------------------
@@ -442,7 +444,21 @@ class FakeTelegramAPI(Served):
             self.star_refund(charge_id)
         return True
 
+    @property
+    def subscription_edits(self) -> list[dict[str, Any]]:
+        """The Star subscriptions canceled or re-allowed with editUserStarSubscription: user, charge and `is_canceled`, in order."""
+        with self._lock:
+            return [dict(edit) for edit in self._subscription_edits]
+
     def _result_editUserStarSubscription(self, token: str, params: dict[str, str]) -> bool:
+        charge_id = params["telegram_payment_charge_id"]
+        with self._lock:
+            charge = self._charges.get(charge_id)
+            if (charge is None and self.known_charges_only) or (charge is not None and str(charge["user_id"]) != params["user_id"]):
+                raise _APIError(400, "Bad Request: CHARGE_NOT_FOUND")
+            self._subscription_edits.append(
+                {"user_id": int(params["user_id"]), "telegram_payment_charge_id": charge_id, "is_canceled": _truthy(params["is_canceled"])}
+            )
         return True
 
     def _result_answerCallbackQuery(self, token: str, params: dict[str, str]) -> bool:

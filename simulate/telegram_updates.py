@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 __all__ = [
+    "callback_query_update",
     "command_update",
     "new_charge_id",
     "pre_checkout_query_update",
@@ -152,4 +153,24 @@ def subscription_update(user_id: int, payload: str, state: str) -> dict[str, Any
     return {
         "update_id": next(_update_ids),
         "subscription": {"user": _user(user_id), "invoice_payload": payload, "state": state},
+    }
+
+
+def callback_query_update(user_id: int, data: str) -> dict[str, Any]:
+    """An Update with a `callback_query`: the user pressed an inline button (carrying `data`) under a bot's message."""
+    return {
+        "update_id": next(_update_ids),
+        "callback_query": {
+            "id": str(_random.randrange(10**18, 10**19)),
+            "from": _user(user_id),
+            "message": {
+                "message_id": next(_message_ids),
+                "from": {"id": 7000000001, "is_bot": True, "first_name": "entitle"},
+                "chat": _private_chat(user_id),
+                "date": int(time.time()),
+                "text": "Which subscription?",
+            },
+            "chat_instance": str(_random.randrange(10**18, 10**19)),
+            "data": data,
+        },
     }

@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
 def blueprints() -> list:
     """Every blueprint of the application, in the order they are registered."""
-    from webapp import backend_api, health, miniapp, openapi, paywall, plans, purchase, session, stripe, telegram, ways
+    from webapp import backend_api, health, miniapp, openapi, paywall, plans, purchase, session, stripe, subscriptions, telegram, ways
 
-    return [module.bp for module in (health, plans, telegram, stripe, session, miniapp, purchase, paywall, ways, backend_api, openapi)]
+    modules = (health, plans, telegram, stripe, session, miniapp, purchase, paywall, ways, subscriptions, backend_api, openapi)
+    return [module.bp for module in modules]

@@ -81,6 +81,7 @@ SCHEMAS: dict[str, dict] = {
             "stars_subscription": {"type": "boolean"},
             "stripe_price": {**NULLABLE_STRING, "description": "Stripe Price id; null: not sold by card"},
             "stripe_mode": {"type": "string", "enum": ["payment", "subscription"]},
+            "grace_days": {"type": "number", "minimum": 0, "description": "days a failed renewal keeps access"},
             "sold_for_stars": {"type": "boolean"},
             "sold_by_card": {"type": "boolean"},
             "trial_days": {"type": ["integer", "null"], "description": "a free trial of this many days, once per payer"},
@@ -135,7 +136,7 @@ SCHEMAS: dict[str, dict] = {
     },
     "UserSummary": {
         "type": "object",
-        "required": ["user", "entitlements"],
+        "required": ["user", "entitlements", "subscriptions"],
         "properties": {
             "user": {"$ref": "#/components/schemas/User"}, "entitlements": {"$ref": "#/components/schemas/Entitlements"},
             "ways_in": {
@@ -147,7 +148,42 @@ SCHEMAS: dict[str, dict] = {
                     "gifts": {"type": "array", "items": {"type": "object"}},
                 },
             },
+            "subscriptions": {"type": "array", "items": {"$ref": "#/components/schemas/Subscription"}},
         },
+    },
+    "Subscription": {
+        "type": "object",
+        "required": ["id", "user", "provider", "plan", "entitlement", "state", "period_end", "grace_until", "renews",
+                     "canceled_by", "end_reason", "created_at", "ended_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "user": {"type": "integer", "description": "the Telegram user id"},
+            "provider": {"type": "string", "enum": ["telegram", "stripe"]},
+            "plan": {"type": "string"},
+            "entitlement": {"type": "string"},
+            "state": {"type": "string", "enum": ["active", "canceled", "past_due", "ended"],
+                      "description": "`active` renews; `canceled` is paid to `period_end` and will not renew; "
+                                     "`past_due`: a renewal failed, held until `grace_until`"},
+            "period_end": {**TIMESTAMP, "description": "the end of the last paid period: the next renewal, or the end"},
+            "grace_until": {**TIMESTAMP, "description": "while `past_due`: when the grace ends"},
+            "renews": {"type": "boolean"},
+            "canceled_by": {"type": ["string", "null"], "enum": ["payer", "service", None],
+                            "description": "while `canceled`: canceled by the payer at the provider, or through this service"},
+            "end_reason": NULLABLE_STRING,
+            "created_at": TIMESTAMP,
+            "ended_at": TIMESTAMP,
+        },
+    },
+    "PayerSubscription": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Subscription"},
+            {"type": "object", "required": ["title"], "properties": {"title": {"type": "string", "description": "the plan's title"}}},
+        ],
+    },
+    "SubscriptionAction": {
+        "type": "object",
+        "required": ["subscription", "changed"],
+        "properties": {"subscription": {"$ref": "#/components/schemas/PayerSubscription"}, "changed": {"type": "boolean"}},
     },
     "Health": {
         "type": "object",

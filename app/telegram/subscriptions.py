@@ -101,8 +101,7 @@ def command(bot: telebot.TeleBot, settings, catalogue, message: types.Message, a
     rows = _candidates(user, action)
     titles = {row.id: (catalogue.get(row.plan).title if catalogue.get(row.plan) else row.plan) for row in rows}
     if not rows:
-        text = "You have no subscription to cancel." if action == "cancel" else "You have no canceled subscription to resume."
-        bot.send_message(message.chat.id, text)
+        bot.send_message(message.chat.id, _nothing_to_do(user, action, catalogue))
         return
     if len(rows) == 1:
         bot.send_message(message.chat.id, act(settings, rows[0], action, titles[rows[0].id]))
@@ -113,6 +112,19 @@ def command(bot: telebot.TeleBot, settings, catalogue, message: types.Message, a
         markup.add(types.InlineKeyboardButton(label, callback_data=f"{CALLBACK_PREFIX}:{action}:{row.id}"))
     lines = [f"Which subscription do you want to {action}?"] + [f"• {describe(row, titles[row.id])}" for row in rows]
     bot.send_message(message.chat.id, "\n".join(lines), reply_markup=markup)
+
+
+def _nothing_to_do(user, action: str, catalogue) -> str:
+    """What /cancel or /resume says when no subscription can take the action: the ones already so, or that there are none."""
+    already = subscriptions.CANCELED if action == "cancel" else subscriptions.ACTIVE
+    rows = [row for row in subscriptions.of_user(user) if row.state == already] if user else []
+    if not rows:
+        return "You have no subscription to cancel." if action == "cancel" else "You have no canceled subscription to resume."
+    head = "Already canceled, nothing changed:" if action == "cancel" else "Already renewing, nothing changed:"
+    lines = [head] + [f"• {describe(row, catalogue.get(row.plan).title if catalogue.get(row.plan) else row.plan)}" for row in rows]
+    if action == "cancel":
+        lines.append("/resume to keep it.")
+    return "\n".join(lines)
 
 
 def act(settings, row: Subscription, action: str, title: str) -> str:

@@ -68,7 +68,7 @@ def test_set_webhook_asks_for_join_requests_when_an_entitlement_has_chats(cli, t
     result = cli("telegram", "set-webhook", "--json")
 
     assert result.exit_code == 0, result.output
-    assert telegram_api.webhook["allowed_updates"] == ["message", "pre_checkout_query", "chat_join_request"]
+    assert telegram_api.webhook["allowed_updates"] == ["message", "pre_checkout_query", "callback_query", "subscription", "chat_join_request"]
 
 
 def test_a_positive_chat_id_stops_the_cli_naming_the_file_key_and_id(cli, env, tmp_path):

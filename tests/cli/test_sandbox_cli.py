@@ -129,3 +129,27 @@ def test_a_second_sandbox_on_a_taken_port_says_so(sandbox, tmp_path):
     taken = subprocess.run(entitle("sandbox", "--port", port), cwd=tmp_path, env=clean_env(tmp_path),
                            capture_output=True, text=True, timeout=30)
     assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+
+
+def test_a_star_subscription_is_canceled_and_resumed_through_the_sandbox(service, tmp_path, sandbox):
+    paid = run(service, tmp_path, "simulate", "telegram", "payment", "--user-id", "44", "--plan", "premium_month", "--json")
+    assert paid.returncode == 0, paid.stderr
+    charge = json.loads(paid.stdout)["charge_id"]
+    wait_for(lambda: run(service, tmp_path, "subscriptions", "list", "--user", "44", "--json").stdout.startswith("[\n"),
+             message="the subscription's record")
+    [subscription] = json.loads(run(service, tmp_path, "subscriptions", "list", "--user", "44", "--json").stdout)
+
+    canceled = run(service, tmp_path, "subscriptions", "cancel", str(subscription["id"]))
+    resumed = run(service, tmp_path, "subscriptions", "resume", str(subscription["id"]))
+    in_telegram = run(service, tmp_path, "simulate", "telegram", "subscription", "--user-id", "44", "--state", "canceled", "--json")
+
+    assert canceled.returncode == 0 and "will not renew" in canceled.stdout, canceled.stderr
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout, resumed.stderr
+    assert in_telegram.returncode == 0 and json.loads(in_telegram.stdout)["outcome"] == "processed", in_telegram.stdout
+    held = requests.get(f"{sandbox['TELEGRAM_API_URL']}/_sandbox", timeout=5).json()
+    assert held["telegram"]["subscription_edits"] == [
+        {"user_id": 44, "telegram_payment_charge_id": charge, "is_canceled": True},
+        {"user_id": 44, "telegram_payment_charge_id": charge, "is_canceled": False},
+    ]
+    [now] = json.loads(run(service, tmp_path, "subscriptions", "list", "--user", "44", "--json").stdout)
+    assert (now["state"], now["canceled_by"]) == ("canceled", "payer")

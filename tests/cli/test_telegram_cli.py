@@ -144,10 +144,10 @@ def test_set_webhook_registers_the_public_url_with_the_secret_and_update_types(c
     (call,) = telegram_api.calls_to("setWebhook")
     assert call.params["url"] == f"{PUBLIC_URL}/webhooks/telegram"
     assert call.params["secret_token"] == SECRET
-    assert call.json("allowed_updates") == ["message", "pre_checkout_query"]
+    assert call.json("allowed_updates") == ["message", "pre_checkout_query", "callback_query", "subscription"]
     shown = json.loads(result.stdout)
     assert shown["url"] == f"{PUBLIC_URL}/webhooks/telegram"
-    assert shown["allowed_updates"] == ["message", "pre_checkout_query"]
+    assert shown["allowed_updates"] == ["message", "pre_checkout_query", "callback_query", "subscription"]
     assert_no_secrets(result)
 
 

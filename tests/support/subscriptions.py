@@ -68,3 +68,46 @@ class StarSubscription:
 def in_seconds(seconds: float) -> float:
     """A Unix time `seconds` from now."""
     return time.time() + seconds
+
+
+class CardSubscription:
+    """One payer's Stripe subscription to `premium_month`, kept in the Stripe stand-in, and the events Stripe sends about it."""
+
+    PRICE = "price_premium_month"
+
+    def __init__(self, stripe_api, telegram_id: int):
+        from simulate import stripe_events as events
+
+        self.events = events
+        self.stripe_api = stripe_api
+        self.telegram_id = telegram_id
+        self.metadata = {"telegram_user_id": str(telegram_id), "plan": "premium_month"}
+        self.customer = stripe_api.put_customer(metadata=self.metadata)["id"]
+        self.id = events.new_id("sub")
+
+    def state(self, start: float, end: float, **fields) -> dict:
+        """The subscription as Stripe has it from now on (with this period and status), and the object its events carry."""
+        sub = self.events.subscription(
+            subscription_id=self.id, customer=self.customer, price=self.events.price(price_id=self.PRICE, interval="month"),
+            metadata=self.metadata, current_period_start=int(start), current_period_end=int(end), created=int(start), **fields,
+        )
+        self.stripe_api.put_subscription(sub)
+        return sub
+
+    def invoice(self, sub: dict, start: float, end: float, *, paid: bool = True) -> dict:
+        """An invoice of the subscription for one period, kept in the stand-in (paid unless told otherwise); as events carry it."""
+        invoice = self.events.invoice(
+            customer=self.customer, subscription=self.id, subscription_item=sub["items"]["data"][0]["id"],
+            subscription_metadata=self.metadata, price=self.events.price(price_id=self.PRICE, interval="month"),
+            billing_reason="subscription_cycle", period_start=int(start), period_end=int(end),
+            payment_intent=self.events.new_id("pi"), created=int(start),
+            **({} if paid else {"status": "open"}),
+        )
+        self.stripe_api.put_invoice(invoice)
+        invoice = dict(invoice)
+        invoice.pop("payments", None)  # webhook payloads carry no payments; the handler reads them back
+        return invoice
+
+    def event(self, type_: str, obj: dict, **fields) -> dict:
+        """A Stripe event about `obj`."""
+        return self.events.event(type_, obj, **fields)
