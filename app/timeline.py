@@ -126,6 +126,25 @@ def _join_lines(user: User) -> list[Line]:
     return lines
 
 
+def _subscription_lines(user: User) -> list[Line]:
+    """Each of the user's subscriptions' state changes (kind `subscription`)."""
+    from app.models import Subscription, SubscriptionChange
+
+    lines = []
+    changes = (
+        SubscriptionChange.select(SubscriptionChange, Subscription).join(Subscription)
+        .where(Subscription.user == user).order_by(SubscriptionChange.id)
+    )
+    for change in changes:
+        row = change.subscription
+        moved = f"{change.previous} → {change.state}" if change.previous else f"started {change.state}"
+        summary = f"subscription {row.id} ({row.provider} {row.plan}) {moved} by {change.actor}" + (
+            f" ({change.reason})" if change.reason else "")
+        detail = {"subscription": row.id, "from": change.previous, "to": change.state, "actor": change.actor, "reason": change.reason}
+        lines.append(Line(change.at, "subscription", row.provider, row.key, row.entitlement, summary, detail))
+    return lines
+
+
 def _webhook_lines(user: User) -> list[Line]:
     """The user's outgoing webhook deliveries (kind `webhook`), without the endpoints' secrets."""
     from app.webhooks import delivery

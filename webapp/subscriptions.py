@@ -10,7 +10,7 @@ from app import subscription_actions, subscriptions
 from app.models import Subscription
 from webapp.context import catalogue, settings
 from webapp.errors import ApiError
-from webapp.purchase import _signed_in_user
+from webapp.purchase import signed_in_user
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ MAX_ID = 2**53 - 1  # larger numbers name no row, and some databases cannot even
 
 
 def _own(subscription_id: int) -> Subscription:
-    user = _signed_in_user()
+    user = signed_in_user()
     row = subscriptions.owned_by(user, subscription_id) if subscription_id <= MAX_ID else None
     if row is None:
         raise ApiError(404, "subscription_unknown", "you have no subscription with this id")
@@ -68,7 +68,7 @@ def listing():
                   subscriptions: {type: array, items: {$ref: "#/components/schemas/PayerSubscription"}}
         "401": {$ref: "#/components/responses/SessionRefused"}
     """
-    user = _signed_in_user()
+    user = signed_in_user()
     return jsonify({"subscriptions": [_as_json(row) for row in subscriptions.of_user(user)]})
 
 

@@ -83,7 +83,10 @@ def test_a_failed_renewal_gives_grace_and_a_renewal_in_grace_takes_over_with_no_
     grace = Grant.get(Grant.source == "grace")
     assert grace.ends_at == from_timestamp(int(period_end)) + timedelta(days=0.0001)
     assert entitlements.end_for(5103, "premium") == grace.ends_at
-    told = [c.params["text"] for c in telegram_api.calls_to("sendMessage") if "could not charge" in c.params["text"]]
+    def told():
+        return [c.params["text"] for c in telegram_api.calls_to("sendMessage") if "could not charge" in c.params["text"]]
+
+    told = wait_for(told, message="the payer told of the failed renewal")
     assert len(told) == 1 and "/buy" in told[0] and "Premium — 30 days" in told[0]
     time.sleep(max(0.0, period_end + 1 - time.time()))  # past the paid period, inside the grace
 
