@@ -400,15 +400,18 @@ def simulate_subscription(
     if payload is None:
         payload = _newest_star_subscription(user_id)
     update = updates.subscription_update(user_id, payload, state)
-    recorded = _post(_endpoint(url), update)
+    recorded = _post(_endpoint(url), update, bool(url))
     data = {"user": user_id, "payload": payload, "state": state, "event": recorded.get("event"), "status": recorded.get("status"),
             "outcome": context.outcome_of("telegram", f"subscription:{update['update_id']}")}
     if as_json:
         print_json(data)
-        return
-    outcome = data["outcome"] or "not run yet"
-    console.print(f"subscription of user {user_id} reported {state} (event {data['event']}, {data['status']}; {outcome})", highlight=False)
-    console.print(f"see it: entitle subscriptions list --user {user_id}", highlight=False)
+    else:
+        outcome = data["outcome"] or NOT_RUN_YET
+        console.print(f"subscription of user {user_id} reported {state} (event {data['event']}, {data['status']}; {outcome})",
+                      highlight=False)
+        console.print(f"see it: entitle subscriptions list --user {user_id}", highlight=False)
+    if context.did_not_end_well(data["outcome"]):
+        fail(f"the service did not apply the {state} subscription update: {data['outcome']}")
 
 
 def _newest_star_subscription(user_id: int) -> str:
