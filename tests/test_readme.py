@@ -33,6 +33,7 @@ TELEGRAM = _blocks(_section("Try it locally without Telegram"))
 STRIPE = _blocks(_section("Try it without a Stripe account"))
 DOOR = _blocks(_section("Try the paywall locally"))
 WAYS_IN = _blocks(_section("Try them locally, with the sandbox"))
+SUBSCRIPTIONS = _blocks(_section("Try a cancel and a resume locally"))
 
 
 def _listening(port: int) -> bool:
@@ -135,6 +136,13 @@ def test_the_readme_try_it_locally_commands_work_as_written(newcomer_dir, newcom
             summaries[user] = " ".join(line["summary"] for line in json.loads(shown.stdout)["timeline"])
         assert "free trial of starter" in summaries[3] and "from promo code WELCOME" in summaries[3]
         assert "premium received as a gift" in summaries[5]
+
+        subscribed = subprocess.run(["bash", "-e", "-c", f"{exports}\n{SUBSCRIPTIONS[0]}"], cwd=newcomer_dir, env=env,
+                                    capture_output=True, text=True, timeout=120)
+        assert subscribed.returncode == 0, subscribed.stdout + subscribed.stderr
+        said = " ".join(subscribed.stdout.split())
+        assert "will not renew" in said and "resumed" in said and "reported canceled" in said and "processed" in said
+        assert said.count('"telegram_payment_charge_id"') == 2 and "canceled" in said.rsplit("reported canceled", 1)[1]
     finally:
         for proc in (service, sandbox):
             if proc is not None:

@@ -6,6 +6,7 @@
   var session = null; // {token, expiresAt, payments}
   var plans = [];
   var entitlements = [];
+  var subscriptions = []; // the payer's subscriptions, from /api/subscriptions
   var user = null;
   var noCardAccount = false; // the server said this payer has no card payments to manage
   var awaitingCheckout = false;
@@ -133,6 +134,7 @@
 
   var SECTIONS = [
     { id: "entitlements", title: "Your access", rows: entitlementRows },
+    { id: "subscriptions", title: "Subscriptions", rows: subscriptionRows, footer: subscriptionsFooter },
     { id: "plans", title: plansTitle, rows: planRows, footer: plansFooter },
     { id: "billing", title: "Card payments", rows: billingRows, footer: billingFooter },
     { id: "code", title: "Have a code?", rows: codeRows, footer: codeFooter },
@@ -171,6 +173,73 @@
       li.appendChild(element("p", "hint until", item.expires_at ? "until " + formatDate(item.expires_at) : "lifetime"));
       return li;
     });
+  }
+
+  // --- Subscriptions ---------------------------------------------------------------------
+
+  var SUBSCRIPTION_STATES = { active: "Renews", canceled: "Canceled", past_due: "Payment failed", ended: "Ended" };
+
+  function subscriptionTerms(item) {
+    if (item.state === "active") return "Renews on " + formatDate(item.period_end);
+    if (item.state === "canceled") return "Yours until " + formatDate(item.period_end) + "; it will not renew";
+    if (item.state === "past_due") {
+      return "The renewal could not be charged; yours until " + formatDate(item.grace_until || item.period_end);
+    }
+    return "Ended" + (item.ended_at ? " on " + formatDate(item.ended_at) : "");
+  }
+
+  function subscriptionRows() {
+    return subscriptions.filter(function (item) { return item.state !== "ended"; }).map(function (item) {
+      var li = element("li", "subscription");
+      li.dataset.subscription = item.id;
+      li.dataset.state = item.state;
+      var row = element("div", "row");
+      row.appendChild(element("span", "name", item.title));
+      row.appendChild(element("span", item.state === "active" ? "badge" : "badge inactive", SUBSCRIPTION_STATES[item.state]));
+      li.appendChild(row);
+      li.appendChild(element("p", "hint terms", subscriptionTerms(item)));
+      var action = item.state === "canceled" ? "resume" : "cancel";
+      var label = action === "resume" ? "Resume" : "Cancel renewal";
+      var button = element("button", "button secondary subscription-" + action, label);
+      button.type = "button";
+      button.addEventListener("click", function () { changeSubscription(item, action, button); });
+      var actions = element("div", "actions");
+      actions.appendChild(button);
+      li.appendChild(actions);
+      return li;
+    });
+  }
+
+  function subscriptionsFooter() {
+    return "Canceling stops the next renewal; you keep what you paid for until the date shown.";
+  }
+
+  function loadSubscriptions() {
+    return authed("GET", "/api/subscriptions").then(function (data) {
+      subscriptions = data.subscriptions || [];
+      renderSections();
+    }, function () { /* the rest of the page works without them */ });
+  }
+
+  function changeSubscription(item, action, button) {
+    button.disabled = true;
+    notify("");
+    authed("POST", "/api/subscriptions/" + item.id + "/" + action)
+      .then(function (data) {
+        var now = data.subscription;
+        subscriptions = subscriptions.map(function (s) { return s.id === now.id ? now : s; });
+        if (action === "cancel") {
+          notify(now.state === "ended" ? now.title + " has ended." :
+            now.title + " is canceled. It stays yours until " + formatDate(now.period_end) + ".");
+        } else {
+          notify(now.title + " renews again on " + formatDate(now.period_end) + ".");
+        }
+        renderSections();
+      })
+      .catch(function (error) {
+        button.disabled = false;
+        notify(error.message, true);
+      });
   }
 
   function payments() {
@@ -447,6 +516,7 @@
       return refresh().then(function (data) {
         if (JSON.stringify(data.entitlements) !== before) {
           notify("Your access is updated.");
+          loadSubscriptions();
           if (joinToken) return sleep(1500).then(loadPaywall).then(renderPlans);
           return;
         }
@@ -513,7 +583,7 @@
         plans = results[1].plans || [];
         renderUser(results[0].user);
         renderEntitlements(results[0].entitlements);
-        return joinToken ? loadPaywall() : null;
+        return Promise.all([joinToken ? loadPaywall() : null, loadSubscriptions()]);
       })
       .then(function () {
         renderPlans();
