@@ -5,14 +5,16 @@ Keeps docs/screenshots/{light,dark}-subscriptions.png up to date.
 """
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from app import entitlements, subscriptions, users
 from app.db import transaction
 from app.plans import Catalogue
-from tests.webapp.test_miniapp_browser import SCREENSHOTS, USER, MiniApp, browser, fresh_init_data  # noqa: F401 - browser is a fixture
+from tests.webapp.test_miniapp_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, TOKEN, USER, MiniApp, fresh_init_data
 
 pytestmark = pytest.mark.browser
 
@@ -23,10 +25,22 @@ CHARGE = "stxBrowserSubscriptionCharge0001"
 @pytest.fixture
 def env(env, telegram_api):
     """The test bot's token, with the Bot API stand-in answering editUserStarSubscription."""
-    from tests.webapp.test_miniapp_browser import TOKEN
-
     env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram_api.url)
     return env
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, or a skip saying what is missing (a failure in CI, which installs it)."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs it")
+        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
 
 
 def _star_subscription(settings) -> None:
@@ -42,7 +56,7 @@ def _star_subscription(settings) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_the_subscriptions_section_cancels_and_resumes_a_star_subscription(browser, live_server, settings, telegram_api, scheme):  # noqa: F811
+def test_the_subscriptions_section_cancels_and_resumes_a_star_subscription(browser, live_server, settings, telegram_api, scheme):
     _star_subscription(settings)
     mini_app = MiniApp(browser, live_server, fresh_init_data(), scheme=scheme)
     try:

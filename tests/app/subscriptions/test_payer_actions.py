@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from app.models import Subscription
+from app.models import Event, Subscription
 from simulate import telegram_updates as updates
 from tests.support.delivery import deliver
 from tests.support.stripe import stripe_env, stripe_webhook, token_for
@@ -32,6 +32,8 @@ def _said(telegram_api, user_id: int) -> list[str]:
 
 
 def _command(client, telegram_api, user_id: int, text: str) -> str:
+    # Messages written earlier (a payment's thank-you) are sent first, so the last one said is the answer.
+    wait_for(lambda: not Event.select().where(Event.status == "pending").exists(), message="earlier messages sent")
     before = len(_said(telegram_api, user_id))
     deliver(client, telegram_webhook(updates.command_update(user_id, text)))
     wait_for(lambda: len(_said(telegram_api, user_id)) > before, message=f"the answer to {text}")
@@ -104,7 +106,8 @@ def test_with_two_subscriptions_cancel_offers_a_button_each_and_the_pressed_one_
     second.pay(in_seconds(25 * DAY))
 
     question = _command(client, telegram_api, 5206, "/cancel")
-    markup = telegram_api.calls_to("sendMessage")[-1].params["reply_markup"]
+    [asked] = [c for c in telegram_api.calls_to("sendMessage") if c.params["text"] == question]
+    markup = asked.params["reply_markup"]
     data = f"sub:cancel:{second.record.id}"
     assert "Which subscription" in question and data in markup and f"sub:cancel:{first.record.id}" in markup
     row = deliver(client, telegram_webhook(updates.callback_query_update(5206, data)))
