@@ -54,15 +54,20 @@ def expire_due(now: datetime | None = None, *, hand_off: HandOff | None = None) 
     return ended
 
 
-def auto_renews(user_id: int, entitlement: str, end: datetime) -> bool:
-    """True when the grant that makes the end is a subscription's that renews by itself (not canceled, not past due)."""
+def ending_subscription(user_id: int, entitlement: str, end: datetime) -> tuple[bool, object | None]:
+    """(whether a subscription's grant makes the end, that subscription's record if it has one)."""
     last = Grant.get_or_none(
         (Grant.user == user_id) & (Grant.entitlement == entitlement) & Grant.revoked_at.is_null() & (Grant.ends_at == end)
     )
     if last is None or last.subscription_id is None:
-        return False
-    record = subscriptions.find(last.subscription_id)
-    return record is None or subscriptions.renews(record)
+        return False, None
+    return True, subscriptions.find(last.subscription_id)
+
+
+def auto_renews(user_id: int, entitlement: str, end: datetime) -> bool:
+    """True when the grant that makes the end is a subscription's that renews by itself (not canceled, not past due)."""
+    by_subscription, record = ending_subscription(user_id, entitlement, end)
+    return by_subscription and (record is None or subscriptions.renews(record))
 
 
 def queue_due_reminders(now: datetime | None = None, *, hand_off: HandOff | None = None) -> int:

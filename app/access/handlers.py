@@ -99,7 +99,8 @@ def reminder(event: Event, context: Context) -> None:
     if state is None or not state.holding or state.ends_at != row.ends_at:
         metrics.chat_access.labels(action="reminder", result="skipped").inc()
         raise inbox.Ignore("the end moved since the reminder was due; not sent")
-    if expiry.auto_renews(row.user_id, row.entitlement, row.ends_at):
+    by_subscription, record = expiry.ending_subscription(row.user_id, row.entitlement, row.ends_at)
+    if by_subscription and (record is None or record.state == "active"):
         metrics.chat_access.labels(action="reminder", result="skipped").inc()
         raise inbox.Ignore("the subscription renews again; not sent")
     bot = chats.client(context.settings)
@@ -109,6 +110,8 @@ def reminder(event: Event, context: Context) -> None:
     days = f"{row.days} day{'s' if row.days != 1 else ''}, on {chats.until_text(row.ends_at)}"
     if _ending_grant_source(row) == "trial":
         text = f"Your free trial of {plan} ends in {days}. Keep it with /buy, or in the Mini App."
+    elif record is not None and record.state == "canceled":
+        text = f"Your {plan} ends in {days}. Its subscription is canceled; /resume keeps it renewing."
     else:
         text = f"Your {plan} ends in {days}. Renew with /buy, or in the Mini App."
     if chats.tell(bot, user.telegram_id, text, "reminder"):

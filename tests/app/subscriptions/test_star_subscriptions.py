@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from prometheus_client import REGISTRY
+
 from app import entitlements, users
 from app.clock import from_timestamp
 from app.models import EntitlementTransition, Event, Grant, SubscriptionChange
@@ -22,6 +24,10 @@ def _transitions(user_id: int) -> list[tuple[str, str | None]]:
     return [(t.kind, t.reason) for t in rows]
 
 
+def _changes(state: str) -> float:
+    return REGISTRY.get_sample_value("subscription_changes_total", {"provider": "telegram", "state": state}) or 0.0
+
+
 def _received(receiver, type_: str) -> list[dict]:
     return [m["data"] for m in receiver.accepted if m["type"] == type_]
 
@@ -33,11 +39,13 @@ def test_a_canceled_star_subscription_keeps_its_period_and_then_ends_once(client
         telegram_api.set_member(chat, 5101, "member")
     period_end = in_seconds(10)
     assert subscription.pay(period_end).status == "processed"
+    counted = _changes("canceled")
 
     assert subscription.update("canceled").status == "processed"
 
     record = subscription.record
     assert (record.state, record.canceled_by) == ("canceled", "payer")
+    assert _changes("canceled") == counted + 1
     assert entitlements.end_for(5101, "premium") == from_timestamp(int(period_end))  # the paid period is kept
     wait_for(lambda: len(telegram_api.calls_to("unbanChatMember")) >= 2, timeout=40, message="removal from both chats")
     wait_for(lambda: subscription.record.state == "ended", timeout=20, message="the subscription ended")
@@ -140,3 +148,23 @@ def test_a_malformed_subscription_update_is_refused_naming_the_field_and_nothing
     assert response.status_code == 400
     assert response.get_json()["error"] == {"code": "malformed_update", "message": "subscription.state must be present"}
     assert Event.select().count() == 0
+
+
+def _reminders(telegram_api, user_id: int) -> list[str]:
+    return [c.params["text"] for c in telegram_api.calls_to("sendMessage")
+            if c.params["chat_id"] == str(user_id) and "ends in" in c.params["text"]]
+
+
+def test_a_canceled_subscription_gets_the_ending_reminder_and_a_renewing_one_does_not(client, worker, settings, telegram_api):
+    renewing, canceled = StarSubscription(client, settings, 5107), StarSubscription(client, settings, 5108)
+    three_days_and_a_bit = 3 * 86400 + 6  # the 3-day reminders fall due in six seconds
+    renewing.pay(in_seconds(three_days_and_a_bit))
+    canceled.pay(in_seconds(three_days_and_a_bit))
+    canceled.update("canceled")
+
+    wait_for(lambda: _reminders(telegram_api, 5108), timeout=40, message="the canceled subscription's reminder")
+    time.sleep(3)  # the renewing one's fell due at the same moment
+
+    [said] = _reminders(telegram_api, 5108)
+    assert "ends in 3 days" in said and "canceled" in said and "/resume" in said
+    assert _reminders(telegram_api, 5107) == []
