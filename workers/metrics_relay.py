@@ -115,14 +115,13 @@ _started_lock = threading.Lock()
 
 def publish_from_this_process(settings: Settings) -> HostMetricsStore | None:
     """Start this process's publisher for these settings once (web processes call it for each app they build)."""
-    store = store_for(settings)
-    if store is None:
+    if not settings.redis_url:
         return None
     key = (settings.redis_url, settings.broker_namespace, settings.metrics_host, settings.metrics_host_ttl)
     with _started_lock:
-        if key not in _started:
-            _started[key] = Publisher(store).start()
-    return store
+        if key not in _started:  # one publisher and one Redis connection pool per process, however many apps it builds
+            _started[key] = Publisher(store_for(settings)).start()
+        return _started[key].store
 
 
 class PublishHostMetrics(Middleware):
