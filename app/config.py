@@ -146,6 +146,8 @@ class Settings:
                     shown[name] = mask(value)
             elif name in ("DATABASE_URL", "BROKER_URL", "REDIS_URL"):
                 shown[name] = mask_url(value) if value else "(embedded)"
+            elif name == "WEBHOOK_RETRY_SCHEDULE":
+                shown[name] = ", ".join(f"{delay:g}" for delay in value) + " (seconds)"
             elif name == "WORKER_QUEUES":
                 shown[name] = ", ".join(value) or "(all)"
             else:

@@ -193,7 +193,8 @@ def _summary(action: str, kind: str, row: LedgerEntry, detail: dict) -> str:
         paid = _amount(detail)
         return f"bought a gift of {detail.get('plan')}{' for ' + paid if paid else ''} via {row.source}"
     if kind == "message":
-        return f"bot sent ({row.reference}): {detail.get('text', '')[:80]}"
+        text = " ".join(str(detail.get("text", "")).split())
+        return f"bot sent ({row.reference}): {text if len(text) <= 80 else text[:79] + '…'}"
     return f"{action} via {row.source}"
 
 

@@ -89,6 +89,8 @@ def audit(
     held = _held_join_requests(specs)
     if as_json:
         print_json(rows + held)
+    elif not specs:
+        console.print(f"no entitlement lists a chat in {context.settings().plans_file}", highlight=False)
     elif not rows:
         console.print("no known users in any configured chat")
     else:

@@ -14,6 +14,7 @@ app = typer.Typer(help="API keys for /api/v1 (the operator's backend).", no_args
 def create(
     name: str = typer.Argument(..., help="What the key is for, e.g. backend-prod."),
     read_only: bool = typer.Option(False, "--read-only", help="The key may check users and entitlements, never grant or revoke."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the key (for `KEY=$(…)`)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Make a key and print it once; only its hash is kept."""
@@ -23,6 +24,9 @@ def create(
     created = apikeys.create(name, read_only=read_only)
     if as_json:
         print_json({"id": created.row.id, "name": name, "key": created.key, "read_only": read_only})
+        return
+    if quiet:
+        console.print(created.key, highlight=False, soft_wrap=True)
         return
     access = "read-only " if read_only else ""
     console.print(plain(f"{access}API key {created.row.id} ({name}); shown only now, store it safely:"), highlight=False)

@@ -9,6 +9,8 @@ import secrets
 SECRET_PREFIX = "whsec_"
 _KEY_BYTES = 32  # the specification asks for 24 to 64 random bytes
 
+USER_AGENT = "entitle-webhooks/1"  # who sends, in place of python-requests
+
 
 def new_secret() -> str:
     """A fresh signing secret: `whsec_` and the base64 of random key bytes."""
@@ -34,4 +36,5 @@ def headers(secret: str, message_id: str, timestamp: int, body: str) -> dict[str
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature(secret, message_id, timestamp, body),
         "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
     }

@@ -79,3 +79,13 @@ def test_a_positive_chat_id_stops_the_cli_naming_the_file_key_and_id(cli, env, t
 
     assert result.exit_code == 1
     assert f"{bad}: entitlement 'premium': chat id 12345 must be a negative integer" in result.output
+
+
+def test_audit_without_chats_in_the_catalogue_says_no_entitlement_lists_a_chat(cli, env, tmp_path):
+    plans = tmp_path / "no-chats.toml"
+    plans.write_text('[plans.week]\ntitle = "Week"\nentitlement = "premium"\ndays = 7\nstars = 75\n')
+
+    result = cli("access", "audit", PLANS_FILE=str(plans))
+
+    assert result.exit_code == 0, result.output
+    assert "no entitlement lists a chat" in " ".join(result.stdout.split())

@@ -98,3 +98,15 @@ def test_event_errors_from_providers_are_printed_as_text(cli, database):
     for result in (listing, shown):
         assert result.exit_code == 0, result.output
         assert "[link=https://evil.example]" in result.stdout and "\x1b" not in result.stdout
+
+
+def test_a_long_message_in_the_timeline_is_cut_with_an_ellipsis(cli, database):
+    from app import timeline
+
+    assert cli("entitlements", "grant", "4343", "premium").exit_code == 0
+    timeline.note_message(4343, "Thank you! " * 20, "confirmation")
+
+    shown = json.loads(cli("customer", "show", "4343", "--json").stdout)
+
+    [message] = [line for line in shown["timeline"] if line["kind"] == "message"]
+    assert message["summary"].endswith("…") and len(message["summary"]) <= len("bot sent (confirmation): ") + 80

@@ -54,6 +54,9 @@ def test_status_masks_secrets_and_reports_health(cli, worker):
         for part in secret.split(","):
             assert part not in result.stdout and part not in human.stdout
     assert "JWT_SECRET_KEY" in human.stdout
+    # Piped, the configuration is one setting per line; the retry schedule reads as seconds, not a Python tuple.
+    [schedule] = [line for line in human.stdout.splitlines() if line.startswith("WEBHOOK_RETRY_SCHEDULE")]
+    assert schedule.split("\t")[1].startswith("5, 60, 300, 1800") and "(" + "5.0" not in schedule
 
 
 def test_status_exits_1_when_a_broker_is_configured_and_no_worker_is_alive(cli, broker):

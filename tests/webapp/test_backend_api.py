@@ -254,3 +254,11 @@ def test_past_the_per_key_rate_the_api_answers_429_with_retry_after_and_other_ke
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert first.get("/api/v1/users/42/entitlements/premium", headers=auth(other)).status_code == 200
     assert first.get("/api/v1/users/42/entitlements/premium", headers=auth("ek_wrong")).status_code == 401
+
+
+def test_apikeys_create_quiet_prints_only_the_key_which_the_api_accepts(cli, client):
+    created = cli("apikeys", "create", "backend-prod", "--quiet")
+
+    assert created.exit_code == 0, created.output
+    [key] = created.stdout.splitlines()
+    assert client.get("/api/v1/users/42/entitlements/premium", headers=auth(key.strip())).status_code == 200

@@ -56,6 +56,7 @@ def test_an_endpoint_down_for_a_while_gets_every_message_once_in_order_with_the_
     wait_for(lambda: _statuses() and all(s == "delivered" for s in _statuses()), message="every delivery delivered")
 
     assert all(r.verified for r in receiver.requests), "the reference library accepts every attempt"
+    assert {r.headers["user-agent"] for r in receiver.requests} == {"entitle-webhooks/1"}, "entitle says who sends, not python-requests"
     by_user = defaultdict(list)
     for message in receiver.accepted:
         by_user[message["data"]["user"]].append(message)
