@@ -19,10 +19,18 @@ _started: list[subprocess.Popen] = []
 
 def start(args, *, stop_signal: int = signal.SIGINT, **popen_kwargs) -> subprocess.Popen:
     """Start `args` in a new session, remembered so it is ended after the test; `stop_signal` is what `end` sends first."""
+    popen_kwargs.setdefault("preexec_fn", _default_stop_signals)
     proc = subprocess.Popen(args, start_new_session=True, **popen_kwargs)
     proc.stop_signal = stop_signal
     _started.append(proc)
     return proc
+
+
+def _default_stop_signals() -> None:
+    # A suite started in the background of a non-interactive shell inherits SIGINT ignored, and Python
+    # then never turns SIGINT into KeyboardInterrupt: the child must stop on its stop signal all the same.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _signal_group(proc: subprocess.Popen, signum: int) -> None:
