@@ -407,6 +407,12 @@ class FakeTelegramAPI(Served):
         }
 
     def _result_sendMessage(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        # 1-4096 characters, which Telegram counts in UTF-16 code units.
+        length = len(params["text"].encode("utf-16-le", "surrogatepass")) // 2
+        if not params["text"].strip():
+            raise _APIError(400, "Bad Request: message text is empty")
+        if length > 4096:
+            raise _APIError(400, "Bad Request: message is too long")
         return self._message(token, params, text=params["text"])
 
     def _result_sendInvoice(self, token: str, params: dict[str, str]) -> dict[str, Any]:

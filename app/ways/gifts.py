@@ -15,7 +15,7 @@ from app.clock import iso, utcnow
 from app.db import for_update, transaction
 from app.models import Gift, LedgerEntry, User
 from app.plans import Catalogue, Plan
-from app.ways.refusals import Refused
+from app.ways.refusals import Refused, plan_named, unknown_plan
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,9 @@ def giftable(catalogue: Catalogue, key: str | None) -> Plan:
     plans = [plan for plan in catalogue if not plan.stars_subscription and plan.stripe_mode != "subscription"]
     if not key:
         raise Refused("plan_required", "Which plan would you like to give? " + ", ".join(p.key for p in plans), 400)
-    plan = catalogue.get(key.strip().lower())
+    plan = plan_named(catalogue, key)
     if plan is None:
-        raise Refused("unknown_plan", f"There is no plan called {key!r}.", 400)
+        raise unknown_plan(key)
     if plan not in plans:
         raise Refused("not_giftable", f"{plan.title} renews by itself, so it cannot be a gift. Gifts: "
                       + ", ".join(p.key for p in plans), 400)

@@ -28,8 +28,10 @@ def normalize(raw: object) -> str | None:
     """The code as stored (upper case, trimmed), or None when it cannot be a code at all."""
     if not isinstance(raw, str):
         return None
-    code = raw.strip().upper()
-    return code if _CODE.match(code) else None
+    code = raw.strip()
+    # Only ASCII is read: `str.upper()` turns `ſ` into S and `ﬀ` into FF, which would match a code never given out.
+    code = code.upper() if code.isascii() else ""
+    return code if _CODE.fullmatch(code) else None
 
 
 class CodeError(Exception):

@@ -14,3 +14,15 @@ class Refused(Exception):
         self.retry_after = retry_after
         if status is not None:
             self.status = status
+
+
+def plan_named(catalogue, key: str):
+    """The plan a payer named (any case, spaces around), or None; only ASCII is read, so `premium_weeK` (Kelvin sign) names nothing."""
+    key = key.strip()
+    return catalogue.get(key.lower()) if key.isascii() else None
+
+
+def unknown_plan(key: str) -> Refused:
+    """No plan has this name: said with the name cut short, so the answer stays within a Telegram message."""
+    shown = key if len(key) <= 40 else key[:40] + "…"
+    return Refused("unknown_plan", f"There is no plan called {shown!r}.", 400)

@@ -8,7 +8,7 @@ from app.db import for_update, transaction
 from app.entitlements import GrantResult
 from app.models import Grant, Trial, User
 from app.plans import Catalogue, Plan
-from app.ways.refusals import Refused
+from app.ways.refusals import Refused, plan_named, unknown_plan
 
 SOURCE = "trial"
 
@@ -22,9 +22,9 @@ def choose_plan(catalogue: Catalogue, key: str | None) -> Plan:
     """The plan named (or the only one with a trial); Refused naming the choices otherwise."""
     offered = trial_plans(catalogue)
     if key:
-        plan = catalogue.get(key.strip().lower())
+        plan = plan_named(catalogue, key)
         if plan is None:
-            raise Refused("unknown_plan", f"There is no plan called {key!r}.", 400)
+            raise unknown_plan(key)
         if not plan.trial_days:
             raise Refused("no_trial", f"{plan.title} has no free trial.", 400)
         return plan

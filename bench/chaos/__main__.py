@@ -75,7 +75,7 @@ def _bad_row(name: str, f: dict) -> list:
         grants_cell, ended = "—", "—"
         ok = not f["violations"] and not rows
     elif f["kind"] == "stored":  # stored rows must all reach their handlers' own checks
-        rows_cell, grants_cell = f"{f['unreadable']} a handler cannot read", "—"
+        rows_cell, grants_cell = f"{f['unreadable']} a handler cannot read", f.get("grants", "—")
         ended = ", ".join(f"{s}×{n}" for s, n in sorted(f["outcomes"].items())) or "none"
         ok = not f["violations"]
     else:
@@ -89,7 +89,7 @@ def render_bad(result: dict, machine_line: str) -> str:
     """The bad-input table, one row per family, with the machine it ran on."""
     rows = [_bad_row(name, f) for name, f in result["families"].items()]
     text = machine_line + "\n\n" + report.table(
-        ["family", "requests", "answers", "5xx", "rows created by rejected input", "grants from mismatched payments",
+        ["family", "requests", "answers", "5xx", "rows created by rejected input", "grants from mismatched payments or odd codes",
          "events ended", "violations", "verdict"], rows)
     text += (f"\n\nRows created by all the rejected input, 2 s after its last request: {_counts(result['rows_created'])}. "
              f"Grants in the database after the whole run: {result['grants_total']}.")

@@ -578,6 +578,7 @@ MISMATCHED = (
 
 
 POISON_FAMILY = "every door and both ledgers: NUL, lone surrogates, non-ASCII digits"
+WAYS_FAMILY = "promo codes, gift links, plan names at the Mini App and the bot"
 
 
 def _rows(stack) -> dict[str, int]:
@@ -684,5 +685,8 @@ def run(stack) -> dict:
     from bench.chaos import poison  # it builds on this module's Checker
 
     families[POISON_FAMILY] = poison.run(stack, first_user)
+    from bench.chaos import ways
+
+    families[WAYS_FAMILY] = ways.run(stack, first_user + USERS_PER_FAMILY)
     ok = (all(not f["violations"] for f in families.values()) and not any(rejected_rows.values()) and not grants_total)
     return {"families": families, "rows_created": rejected_rows, "grants_total": grants_total, "ok": ok}
