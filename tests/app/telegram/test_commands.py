@@ -7,7 +7,7 @@ from app.plans import STAR_SUBSCRIPTION_PERIOD
 from app.telegram import commands, payments
 from simulate import telegram_updates as updates
 from tests.support.delivery import deliver
-from tests.support.telegram import PUBLIC_URL, payment_update, telegram_webhook
+from tests.support.telegram import PUBLIC_URL, payment_update, telegram_webhook, wait_until_done
 
 
 @pytest.fixture
@@ -93,6 +93,7 @@ def test_status_lists_what_the_user_holds(client, worker, telegram_api, plans):
     assert "nothing active" in telegram_api.calls_to("sendMessage")[-1].params["text"]
 
     assert deliver(client, telegram_webhook(payment_update(42, plans.get("supporter_lifetime"), charge_id="stx-status"))).status == "processed"
+    wait_until_done("confirm:stx-status")  # the thank-you, sent after the grant, is not the reply read below
     run_command(client, 42, "/status")
 
     assert "• supporter for good" in telegram_api.calls_to("sendMessage")[-1].params["text"]
@@ -100,6 +101,7 @@ def test_status_lists_what_the_user_holds(client, worker, telegram_api, plans):
 
 def test_paysupport_answers_with_the_payment_references(client, worker, telegram_api, plans):
     assert deliver(client, telegram_webhook(payment_update(42, plans.get("premium_week"), charge_id="stx-support"))).status == "processed"
+    wait_until_done("confirm:stx-support")  # the thank-you, sent after the grant, is not the reply read below
 
     run_command(client, 42, "/paysupport")
 
