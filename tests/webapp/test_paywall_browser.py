@@ -9,28 +9,12 @@ import pytest
 import requests
 
 from tests.support.telegram import telegram_env
-from tests.webapp.test_miniapp_browser import CHROMIUM, CHROMIUM_ARGS, TOKEN, USER, MiniApp, fresh_init_data
+from tests.webapp.test_miniapp_browser import TOKEN, USER, MiniApp, fresh_init_data
 
 pytestmark = pytest.mark.browser
 
 CHAT = -1001000000055
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """Debian's Chromium driven by Playwright (as the Mini App's browser test drives it)."""
-    import os
-
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs it")
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture
