@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app import entitlements, inbox
+from app import entitlements, inbox, subscription_actions
 from app.access import transitions
 from app.holdings import Known
 from app.models import Grant, User
@@ -36,10 +36,26 @@ def _payment_reversed(user: User, data: dict, entitlement: str | None) -> None:
     gifts.payment_reversed(data["source"], data["reference"])
 
 
+def _edit_star_subscription(settings, telegram_id: int, charge_id: str, canceled: bool) -> None:
+    import requests
+    from telebot.apihelper import ApiException
+
+    from app.telegram import client as telegram_client
+
+    try:
+        telegram_client.client_for(settings).edit_user_star_subscription(telegram_id, charge_id, is_canceled=canceled)
+    except telegram_client.NotConfigured as exc:
+        raise subscription_actions.ProviderFailed("telegram", str(exc), configured=False) from None
+    except (ApiException, requests.RequestException) as exc:
+        raise subscription_actions.ProviderFailed(
+            "telegram", f"editUserStarSubscription failed: {telegram_client.describe_error(exc)}") from None
+
+
 def wire() -> None:
     """Hang transitions and the outbox off the entitlements service, and teach the inbox the service's outcomes (idempotent)."""
     hooks = entitlements.hooks
     hooks.holding_changed = _holding_changed
     hooks.payment_granted = _payment_granted
     hooks.payment_reversed = _payment_reversed
+    subscription_actions.edit_star_subscription = _edit_star_subscription
     inbox.ignore_also(entitlements.PaymentReversed)

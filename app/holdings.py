@@ -7,7 +7,7 @@ from datetime import datetime
 
 from app.clock import iso, utcnow
 from app.db import database
-from app.models import EntitlementState, Grant, User
+from app.models import EntitlementState, Grant, Subscription, User
 
 
 def is_active(grant: Grant, now: datetime) -> bool:
@@ -157,3 +157,17 @@ def payment_facts(user_id: int, entitlement: str, source: str, reference: str, n
             last = n1 or 0
     reversal = min(reversals)[1] if reversals else None
     return PaymentFacts(grants, reversal, existing, state, last)
+
+
+def lapse_reason(user_id: int, entitlement: str, end: datetime | None) -> str:
+    """Why a run of grants that ended at `end` ended: `canceled` when it was a canceled subscription's, else `expired`."""
+    if end is None:
+        return "expired"
+    keys = Grant.select(Grant.subscription_id).where(
+        (Grant.user == user_id) & (Grant.entitlement == entitlement) & (Grant.ends_at == end) & Grant.subscription_id.is_null(False)
+    )
+    rows = Subscription.select(Subscription.state, Subscription.end_reason).where(Subscription.key.in_(keys))
+    for row in rows:
+        if row.state == "canceled" or (row.state == "ended" and row.end_reason == "canceled"):
+            return "canceled"
+    return "expired"

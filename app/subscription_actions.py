@@ -10,17 +10,15 @@ The provider is asked first; the record changes only when it agreed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
-import requests
 import stripe
-from telebot.apihelper import ApiException
 
 from app import entitlements, subscriptions
 from app.clock import utcnow
 from app.db import transaction
 from app.models import Grant, Subscription
 from app.stripe import client as stripe_client
-from app.telegram import client as telegram_client
 
 
 class Refused(Exception):
@@ -49,16 +47,17 @@ class Outcome:
     changed: bool
 
 
+# editUserStarSubscription as the Bot API client of the settings calls it: (settings, telegram_id, charge_id, canceled).
+# Wired by `app.composition`, so this module needs nothing of the Telegram package (which uses it for /cancel).
+edit_star_subscription: Callable[..., None] | None = None
+
+
 def _telegram_edit(settings, row: Subscription, *, canceled: bool) -> None:
     if not row.charge_id:
         raise ProviderFailed("telegram", f"subscription {row.id} has no recorded charge to name to Telegram")
-    try:
-        client = telegram_client.client_for(settings)
-        client.edit_user_star_subscription(row.user.telegram_id, row.charge_id, is_canceled=canceled)
-    except telegram_client.NotConfigured as exc:
-        raise ProviderFailed("telegram", str(exc), configured=False) from None
-    except (ApiException, requests.RequestException) as exc:
-        raise ProviderFailed("telegram", f"editUserStarSubscription failed: {telegram_client.describe_error(exc)}") from None
+    if edit_star_subscription is None:
+        raise RuntimeError("subscription actions are not wired: call app.composition.wire() first")
+    edit_star_subscription(settings, row.user.telegram_id, row.charge_id, canceled)
 
 
 def _stripe_call(settings, fn):

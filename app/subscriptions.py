@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from app import entitlements, metrics
+from app import entitlements, holdings, metrics
 from app.clock import iso, utcnow
 from app.db import for_update, transaction
 from app.models import Grant, Subscription, SubscriptionChange, User
@@ -244,16 +244,7 @@ def lapse_due(now: datetime | None = None, limit: int = 500) -> int:
 
 def lapse_reason(user_id: int, entitlement: str, end: datetime | None) -> str:
     """Why a run of grants that ended at `end` ended: `canceled` when it was a canceled subscription's, else `expired`."""
-    if end is None:
-        return "expired"
-    keys = Grant.select(Grant.subscription_id).where(
-        (Grant.user == user_id) & (Grant.entitlement == entitlement) & (Grant.ends_at == end) & Grant.subscription_id.is_null(False)
-    )
-    rows = Subscription.select(Subscription.state, Subscription.end_reason).where(Subscription.key.in_(keys))
-    for row in rows:
-        if row.state == CANCELED or (row.state == ENDED and row.end_reason == "canceled"):
-            return "canceled"
-    return "expired"
+    return holdings.lapse_reason(user_id, entitlement, end)
 
 
 def backfill() -> None:

@@ -20,6 +20,7 @@ from app.clock import iso, utcnow
 from app.db import database, for_update, transaction
 from app.access import rules
 from app.holdings import Known, current_end
+from app.holdings import lapse_reason as holdings_lapse_reason
 from app.models import EntitlementState, EntitlementTransition, Grant, Reminder, User
 from app.plans import Catalogue
 
@@ -46,9 +47,7 @@ def _held_end(user_id: int, entitlement: str, now: datetime) -> tuple[bool, date
 
 def _lapse_reason(user_id: int, entitlement: str, end: datetime | None) -> str:
     """`canceled` when the run that lapsed was a canceled subscription's, else `expired`."""
-    from app.subscriptions import lapse_reason
-
-    return lapse_reason(user_id, entitlement, end)
+    return holdings_lapse_reason(user_id, entitlement, end)
 
 
 def _catalogue() -> Catalogue | None:

@@ -44,7 +44,7 @@ def _title(context: Context, row: Subscription) -> str:
 
 def subscription_updated(event: Event, context: Context) -> None:
     """Apply Telegram's word on a Star subscription: canceled by the payer, re-enabled, or its renewal failed."""
-    from app.telegram.handlers import write_message
+    from app.telegram.messages import write_message
 
     change = event.payload["subscription"]
     payer_id, state = int(change["user"]["id"]), change["state"]
