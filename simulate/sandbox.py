@@ -5,10 +5,14 @@ Stripe one, and `/_sandbox/…` (a path neither API uses) to what the sandbox is
 makes up payments, so that the service finds them when it asks:
 
 - `POST /_sandbox/bot<token>/charges` `{"charges": [{"user_id", "telegram_payment_charge_id",
-  "total_amount"}]}`: Stars payments `refundStarPayment` may refund (once each);
+  "total_amount", "invoice_payload", "subscription_period"}]}`: Stars payments `refundStarPayment`
+  may refund (once each); with an `invoice_payload`, also an incoming transaction in the bot's Star
+  ledger (what `getStarTransactions` lists, and `entitle reconcile telegram` reads);
 - `POST /_sandbox/stripe/checkout_sessions` with `Authorization: Bearer <key>`
-  `{"sessions": [{"session", "prices", "payment_intent", "charge"}]}`: paid Checkout Sessions with
-  the prices their line items bill, and their PaymentIntent and charge, for retrieval and refunds;
+  `{"sessions": [{"session", "prices", "payment_intent", "charge", "events"}]}`: paid Checkout
+  Sessions with the prices their line items bill, and their PaymentIntent and charge, for retrieval
+  and refunds; `events` are the events Stripe made of the payment, kept in its event list (what
+  `GET /v1/events` lists, and `entitle reconcile stripe` reads) whether or not they were delivered;
 - `GET /_sandbox`: what it holds, with the Star subscriptions canceled or re-allowed through
   `editUserStarSubscription`.
 
@@ -106,18 +110,23 @@ class Sandbox(Served):
     # -- what it is told -----------------------------------------------------------------
 
     def add_checkout(self, entry: Mapping[str, Any]) -> None:
-        """Store one paid Checkout Session with the prices it bills, and its PaymentIntent and charge when given."""
+        """Store one paid Checkout Session with the prices it bills, its PaymentIntent and charge, and its events, when given."""
         session = entry.get("session")
         prices = entry.get("prices") or []
+        made = entry.get("events") or []
         if not isinstance(session, Mapping) or not isinstance(session.get("id"), str):
             raise SandboxError("each entry needs a session with an id")
         if not isinstance(prices, list) or not all(isinstance(p, str) for p in prices):
             raise SandboxError("prices must be a list of price ids")
+        if not isinstance(made, list) or not all(_is_event(e) for e in made):
+            raise SandboxError("events must be a list of Stripe events (each with an id, a type, a created time and data.object)")
         if isinstance(entry.get("charge"), Mapping):
             self.stripe.put_charge(entry["charge"])
         if isinstance(entry.get("payment_intent"), Mapping):
             self.stripe.put_payment_intent(entry["payment_intent"])
         self.stripe.put_checkout_session(session, prices=prices)
+        for made_event in made:
+            self.stripe.put_event(made_event)
 
     def add_plan_prices(self, plans: Iterable[Any]) -> int:
         """Give each card plan's `stripe_price` a USD Price of what `simulate stripe checkout` charges, unless it has one; how many were added."""
@@ -133,12 +142,14 @@ class Sandbox(Served):
     def summary(self) -> dict[str, Any]:
         """How much each stand-in holds."""
         with self.telegram._lock:
-            charges = len(self.telegram._charges)
+            charges, star_transactions = len(self.telegram._charges), len(self.telegram._star_transactions)
         edits = self.telegram.subscription_edits
         with self.stripe._lock:
             stripe_counts = {name: len(getattr(self.stripe, name)) for name in (
                 "checkout_sessions", "payment_intents", "charges", "refunds", "customers", "subscriptions", "invoices")}
-        telegram = {"charges": charges, "webhook": self.telegram.webhook.get("url", ""), "subscription_edits": edits}
+            stripe_counts["events"] = len(self.stripe.ledger_events)
+        telegram = {"charges": charges, "star_transactions": star_transactions, "webhook": self.telegram.webhook.get("url", ""),
+                    "subscription_edits": edits}
         return {"telegram": telegram, "stripe": stripe_counts}
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -190,6 +201,16 @@ class Sandbox(Served):
                 self.add_checkout(entry)
             return {"stored": len(entries)}
         raise SandboxError(f"no sandbox route {method} {path}", 404)
+
+
+def _is_event(event: object) -> bool:
+    """True for what Stripe's event list can hold: an event object with an id, a type, a Unix `created` and `data.object`."""
+    if not isinstance(event, Mapping):
+        return False
+    created, data = event.get("created"), event.get("data")
+    return (isinstance(event.get("id"), str) and bool(event["id"]) and isinstance(event.get("type"), str)
+            and isinstance(created, int) and not isinstance(created, bool)
+            and isinstance(data, Mapping) and isinstance(data.get("object"), Mapping))
 
 
 def _json_list(body: bytes, name: str) -> list:

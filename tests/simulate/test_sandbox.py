@@ -95,3 +95,19 @@ def test_an_unknown_stripe_session_stays_unknown(box):
     client = make_client(box.stripe_secret_key, box.url, max_network_retries=0)
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.checkout.sessions.retrieve("cs_test_unknown")
+
+
+def test_the_events_told_with_a_checkout_are_in_stripes_event_list_and_a_malformed_one_is_refused(box):
+    session = events.checkout_session(client_reference_id="9")
+    made = [events.event("charge.succeeded", events.charge()), events.event("checkout.session.completed", session)]
+    tell_stripe_checkouts(box.url, box.stripe_secret_key, [{"session": session, "prices": ["price_premium_week"], "events": made}])
+
+    client = make_client(box.stripe_secret_key, box.url, max_network_retries=0)
+    listed = client.v1.events.list(params={"types": ["checkout.session.completed"]})
+    assert [(e.id, e.data.object["id"]) for e in listed.data] == [(made[1]["id"], session["id"])]
+    assert requests.get(f"{box.url}/_sandbox", timeout=5).json()["stripe"]["events"] == 2
+
+    bad = {**made[1], "id": "evt_bad", "created": "today"}
+    with pytest.raises(SandboxError, match="events must be a list of Stripe events"):
+        tell_stripe_checkouts(box.url, box.stripe_secret_key, [{"session": events.checkout_session(), "events": [bad]}])
+    assert client.v1.events.list().data[0].id != "evt_bad"
