@@ -101,8 +101,9 @@ def checkout_events(payment: dict, livemode: bool) -> list[dict]:
     ]
 
 
-def _tell_sandbox(settings, payment: dict) -> bool:
-    """Store the payment at the sandbox STRIPE_API_BASE points at, so the service finds it; False without one."""
+def _tell_sandbox(settings, payment: dict, made: list[dict]) -> bool:
+    """Store the payment and the events Stripe made of it at the sandbox STRIPE_API_BASE points at, so the service finds
+    them (the session when it reads it back, the events when it reconciles); False without one."""
     from simulate.sandbox import SandboxError, tell_stripe_checkouts
 
     if not settings.stripe_api_base:
@@ -110,7 +111,7 @@ def _tell_sandbox(settings, payment: dict) -> bool:
     if not settings.stripe_secret_key:
         fail("STRIPE_SECRET_KEY is not set: the sandbox at STRIPE_API_BASE accepts only its own key")
     try:
-        tell_stripe_checkouts(settings.stripe_api_base, settings.stripe_secret_key, [payment])
+        tell_stripe_checkouts(settings.stripe_api_base, settings.stripe_secret_key, [{**payment, "events": made}])
     except SandboxError as exc:
         errors.print(f"[yellow]warning:[/] STRIPE_API_BASE: {exc}; the service will not find this checkout session", highlight=False, soft_wrap=True)
         return False
@@ -164,23 +165,33 @@ def simulate_checkout(
     plan_key: str = typer.Option(..., "--plan", help="A one-off plan sold by card."),
     url: Optional[str] = typer.Option(None, "--url", help="The service's base URL (default: PUBLIC_URL)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the PaymentIntent id (for `PI=$(…)`)."),
+    no_deliver: bool = typer.Option(False, "--no-deliver", help="Store the payment and its events at the sandbox only and send the "
+                                    "service nothing, as if the webhook were lost: `entitle reconcile stripe` finds it."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Send the signed webhooks of a completed Checkout payment to a running service (stored first at a sandbox's STRIPE_API_BASE)."""
     settings = context.settings()
-    if not settings.stripe_webhook_secrets:
+    if not settings.stripe_webhook_secrets and not no_deliver:
         fail("STRIPE_WEBHOOK_SECRET is not set: events are signed with the secret the service checks")
     plan = _plan_sold_by_card(settings, plan_key)
+    if no_deliver and not settings.stripe_api_base:
+        fail("--no-deliver needs a sandbox at STRIPE_API_BASE (`entitle sandbox`): without one the payment is kept nowhere")
     payment = checkout_payment(user_id, plan, settings)
-    in_sandbox = _tell_sandbox(settings, payment)
+    made = checkout_events(payment, livemode=payment["session"]["livemode"])
+    in_sandbox = _tell_sandbox(settings, payment, made)
+    intent_id, session_id = payment["payment_intent"]["id"], payment["session"]["id"]
+    if no_deliver:
+        if not in_sandbox:
+            fail("the sandbox at STRIPE_API_BASE did not keep the payment, so nothing was simulated")
+        _report_undelivered(user_id, plan.key, payment, made, quiet=quiet, as_json=as_json)
+        return
     target = context.service_url(url) + "/webhooks/stripe"
     sent = []
-    for event in checkout_events(payment, livemode=payment["session"]["livemode"]):
+    for event in made:
         sent.append(_send(target, event, settings.stripe_webhook_secrets[0], bool(url)))
         if sent[-1]["status"] is None:
             break
     ok = all(row["status"] == 200 for row in sent)
-    intent_id, session_id = payment["payment_intent"]["id"], payment["session"]["id"]
     completed = next((row["id"] for row in sent if row["type"] == "checkout.session.completed"), None)
     outcome = context.outcome_of("stripe", completed) if ok and completed else None
     if as_json:
@@ -211,3 +222,23 @@ def simulate_checkout(
         raise typer.Exit(1)
     if context.did_not_end_well(outcome):
         fail(f"the checkout of {intent_id} was not granted: {outcome}")
+
+
+def _report_undelivered(user_id: int, plan_key: str, payment: dict, made: list[dict], *, quiet: bool, as_json: bool) -> None:
+    """What `--no-deliver` did: the payment is at the sandbox's Stripe, its events in Stripe's event list, none sent."""
+    intent_id, session_id = payment["payment_intent"]["id"], payment["session"]["id"]
+    if as_json:
+        print_json({
+            "user": user_id, "plan": plan_key, "checkout_session": session_id, "payment_intent": intent_id,
+            "charge": payment["charge"]["id"], "sandbox": True, "delivered": False,
+            "events": [{"type": e["type"], "id": e["id"], "status": None, "answer": None} for e in made], "outcome": None,
+        })
+        return
+    if quiet:
+        console.print(intent_id, highlight=False, soft_wrap=True)
+        return
+    for made_event in made:
+        console.print(f"[yellow]not sent[/] {made_event['type']} {made_event['id']}", highlight=False)
+    console.print(f"user {user_id} paid for {plan_key} at the sandbox's Stripe (checkout session {session_id}); its events are in "
+                  "Stripe's event list, but no webhook was sent (--no-deliver)", highlight=False, soft_wrap=True)
+    console.print(f"payment intent: {intent_id}; find it: entitle reconcile stripe", highlight=False, soft_wrap=True)

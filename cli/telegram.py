@@ -213,7 +213,9 @@ def simulate_payment(
     plan: str = typer.Option(..., "--plan", help="The plan key (see `entitle plans list`)."),
     url: Optional[str] = typer.Option(None, "--url", help="The service's base address (default: PUBLIC_URL)."),
     gift: bool = typer.Option(False, "--gift", help="Buy the plan as a gift for someone else (a gift invoice)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the charge id, or with --gift the gift's code."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the charge id, or with --gift the gift's code (with --no-deliver, the charge id)."),
+    no_deliver: bool = typer.Option(False, "--no-deliver", help="Record the payment in the sandbox's Star ledger only and send the "
+                                    "service nothing, as if the webhook were lost: `entitle reconcile telegram` finds it."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Pay for a plan as Telegram would report it: a pre-checkout query, then a successful payment."""
@@ -227,8 +229,11 @@ def simulate_payment(
         fail(str(exc))
     if chosen is None or not chosen.sold_for_stars:
         fail(f"no plan {plan!r} sold for Telegram Stars (see `entitle plans list`)")
-    endpoint = _endpoint(url)
     payload = payments.encode_payload(chosen.key, user_id, gift=gift)
+    if no_deliver:
+        _pay_undelivered(user_id, chosen, payload, quiet=quiet, as_json=as_json)
+        return
+    endpoint = _endpoint(url)
     answer = _post(endpoint, updates.pre_checkout_query_update(user_id, payload, chosen.stars), bool(url))
     if answer.get("method") != "answerPreCheckoutQuery" or answer.get("ok") is not True:
         fail(f"the service declined the checkout: {answer.get('error_message') or answer}")
@@ -263,6 +268,32 @@ def simulate_payment(
         console.print(f"see it: entitle entitlements list --user {user_id}", highlight=False)
     if failed:
         fail(f"the payment {charge_id} was not granted: {data['outcome']}")
+
+
+def _pay_undelivered(user_id: int, chosen, payload: str, *, quiet: bool, as_json: bool) -> None:
+    """`--no-deliver`: the payment only in the sandbox's Star ledger (getStarTransactions); no update is sent to the service."""
+    from app.config import DEFAULT_TELEGRAM_API_URL
+    from app.plans import STAR_SUBSCRIPTION_PERIOD
+    from simulate import telegram_updates as updates
+
+    settings = context.settings()
+    if settings.telegram_api_url == DEFAULT_TELEGRAM_API_URL or not settings.telegram_bot_token:
+        fail("--no-deliver needs a sandbox at TELEGRAM_API_URL and its TELEGRAM_BOT_TOKEN (`entitle sandbox`): "
+             "without one the payment is kept nowhere")
+    charge_id = updates.new_charge_id()
+    period = STAR_SUBSCRIPTION_PERIOD if chosen.stars_subscription else None
+    if not _tell_sandbox(user_id, charge_id, chosen.stars, payload, period):
+        fail("the sandbox at TELEGRAM_API_URL did not keep the payment, so nothing was simulated")
+    data = {"charge_id": charge_id, "user": user_id, "plan": chosen.key, "stars": chosen.stars, "pre_checkout": None,
+            "event": None, "status": "not delivered", "sandbox": True, "delivered": False, "outcome": None}
+    if as_json:
+        print_json(data)
+    elif quiet:
+        console.print(charge_id, highlight=False, soft_wrap=True)
+    else:
+        console.print(f"paid {chosen.stars} ⭐ for {chosen.key} as user {user_id}: in the sandbox's Star ledger (getStarTransactions), "
+                      "but no update was sent to the service (--no-deliver)", highlight=False, soft_wrap=True)
+        console.print(f"charge id: {charge_id}; find it: entitle reconcile telegram", highlight=False, soft_wrap=True)
 
 
 def _gift_code(charge_id: str) -> str | None:
