@@ -4,6 +4,7 @@ from __future__ import annotations
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from app.clock import iso, utcnow
 from app.reconcile import runs, service
 from cli import context
 from cli.output import console, errors, fail, print_json, table
@@ -42,12 +43,17 @@ def _run(provider: str, days: int, dry_run: bool, as_json: bool) -> None:
             from app.inbox import describe_error
 
             fail(f"could not read the {provider} ledger: {describe_error(exc)}")
+    handed_off_at = utcnow()
     outcomes = {} if dry_run else _hand_off(report.recorded_ids)
     if not dry_run:
         runs.finish(provider, report=report)
     summary = {**report.summary(), "provider": provider, "dry_run": dry_run}
+    # Run here (no broker) and failed: said with its reason, and the command exits 1.
+    failed = [i for i, outcome in outcomes.items() if outcome == "failed"]
     if as_json:
         print_json({"summary": summary, "rows": report.rows, "processed": {str(k): v for k, v in outcomes.items()}})
+        if failed:
+            raise typer.Exit(1)
         return
     rows = [(r["at"], r["external_id"], r["kind"], r["summary"], r["action"]) for r in report.rows if r["action"] != runs.Action.KNOWN]
     if rows:
@@ -60,6 +66,40 @@ def _run(provider: str, days: int, dry_run: bool, as_json: bool) -> None:
         f"{summary['calls']} API call(s)" + (" — dry run, nothing changed" if dry_run else ""),
         highlight=False,
     )
+    for line in _what_became_of(outcomes, handed_off_at):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _what_became_of(outcomes: dict[int, str], since) -> list[str]:
+    """One line per recorded event: run here (what it granted or revoked, or why it failed), or left to the workers."""
+    from app.models import Event, Grant, User
+
+    lines = []
+    for event_id, outcome in outcomes.items():
+        event = Event.get_or_none(Event.id == event_id)
+        if event is None:
+            continue
+        what = f"event {event_id} ({event.type} {event.external_id}" + (f", user {event.subject})" if event.subject else ")")
+        if outcome in ("queued", "pending"):
+            lines.append(f"{what}: {'queued for the workers' if outcome == 'queued' else 'left for the sweeper (the broker is down)'}; "
+                         f"see `entitle events show {event_id}`")
+            continue
+        if outcome != "processed":
+            reason = f": {event.error}" if event.error else ""
+            lines.append(f"{what}: {outcome}{reason}; see `entitle events show {event_id}`")
+            continue
+        changed = []
+        if event.subject is not None:
+            mine = Grant.select().join(User).where(User.telegram_id == event.subject)
+            for grant in mine.where(Grant.created_at >= since).order_by(Grant.id):
+                changed.append(f"granted {grant.entitlement} to user {event.subject} "
+                               + (f"until {iso(grant.ends_at)}" if grant.ends_at else "for good"))
+            for grant in mine.where(Grant.revoked_at >= since).order_by(Grant.id):
+                changed.append(f"revoked {grant.entitlement} of user {event.subject} ({grant.revoke_reason or 'revoked'})")
+        lines.append(f"{what}: processed" + (f" — {'; '.join(changed)}" if changed else ""))
+    return lines
 
 
 @app.command("telegram")
