@@ -34,6 +34,7 @@ STRIPE = _blocks(_section("Try it without a Stripe account"))
 DOOR = _blocks(_section("Try the paywall locally"))
 WAYS_IN = _blocks(_section("Try them locally, with the sandbox"))
 SUBSCRIPTIONS = _blocks(_section("Try a cancel and a resume locally"))
+MISSED = _blocks(_section("Try a missed webhook locally"))
 
 
 def _listening(port: int) -> bool:
@@ -143,6 +144,20 @@ def test_the_readme_try_it_locally_commands_work_as_written(newcomer_dir, newcom
         said = " ".join(subscribed.stdout.split())
         assert "will not renew" in said and "resumed" in said and "reported canceled" in said and "processed" in said
         assert said.count('"telegram_payment_charge_id"') == 2 and "canceled" in said.rsplit("reported canceled", 1)[1]
+
+        missed = subprocess.run(["bash", "-e", "-c", f"{exports}\n{MISSED[0]}"], cwd=newcomer_dir, env=env,
+                                capture_output=True, text=True, timeout=180)
+        assert missed.returncode == 0, missed.stdout + missed.stderr
+        said = " ".join(missed.stdout.split())
+        # Before reconciling: nothing in the inbox, no access; then found, granted once, and known on the second run.
+        assert said.count("no events") == 1 and said.count("no grants for user 7") == 1 and said.count("no grants for user 8") == 1
+        assert said.index("no grants for user 7") < said.index("would be recorded") < said.index("granted premium to user 7 until")
+        assert re.findall(r"(\d+) recorded,", said) == ["1", "0", "1"], said
+        assert "granted premium to user 8 until" in said
+        for user, source in ((7, "telegram"), (8, "stripe")):
+            held = subprocess.run(["bash", "-e", "-c", f"{exports}\nentitle entitlements list --user {user} --json"], cwd=newcomer_dir,
+                                  env=env, capture_output=True, text=True, timeout=60)
+            assert [(g["source"], g["active"]) for g in json.loads(held.stdout)] == [(source, True)], held.stdout + held.stderr
     finally:
         for proc in (service, sandbox):
             if proc is not None:

@@ -153,3 +153,27 @@ def test_a_star_subscription_is_canceled_and_resumed_through_the_sandbox(service
     ]
     [now] = json.loads(run(service, tmp_path, "subscriptions", "list", "--user", "44", "--json").stdout)
     assert (now["state"], now["canceled_by"]) == ("canceled", "payer")
+
+
+def test_payments_whose_webhooks_were_never_sent_are_found_by_reconcile_and_granted_once(service, tmp_path, sandbox):
+    stars = run(service, tmp_path, "simulate", "telegram", "payment", "--user-id", "45", "--plan", "premium_week", "--no-deliver", "--quiet")
+    card = run(service, tmp_path, "simulate", "stripe", "checkout", "--user-id", "46", "--plan", "premium_week", "--no-deliver", "--quiet")
+    assert stars.returncode == 0 and card.returncode == 0, stars.stderr + card.stderr
+    charge, intent = stars.stdout.strip(), card.stdout.strip()
+    held = requests.get(f"{sandbox['TELEGRAM_API_URL']}/_sandbox", timeout=5).json()
+    assert held["telegram"]["star_transactions"] == 1 and held["stripe"]["events"] == 3 and held["stripe"]["checkout_sessions"] == 1
+    inbox = run(service, tmp_path, "events", "list", "--json")
+    assert inbox.returncode == 0 and json.loads(inbox.stdout) == [], "the service was sent nothing"
+    assert grants(service, tmp_path, 45) == [] and grants(service, tmp_path, 46) == []
+
+    for provider, user, reference in (("telegram", 45, charge), ("stripe", 46, intent)):
+        found = run(service, tmp_path, "reconcile", provider)
+        assert found.returncode == 0, found.stdout + found.stderr
+        said = " ".join(found.stdout.split())
+        assert "1 recorded," in said and f"user {user}): processed — granted premium to user {user} until" in said, said
+        [grant] = grants(service, tmp_path, user)
+        assert (grant["active"], grant["source"], grant["reference"]) == (True, provider, reference)
+
+        again = run(service, tmp_path, "reconcile", provider)
+        assert again.returncode == 0 and "0 recorded," in " ".join(again.stdout.split()), again.stdout + again.stderr
+        assert len(grants(service, tmp_path, user)) == 1
