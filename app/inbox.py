@@ -142,6 +142,10 @@ class Deferred(Exception):
         self.delay = max(0.0, float(delay))
 
 
+# How an ignored row whose type no handler takes begins its reason (`no handler for stripe charge.succeeded`):
+# an event the service does not handle, kept in `events list`, left out of a payer's timeline.
+NO_HANDLER = "no handler for"
+
 # What a handler may raise to say the event needs nothing done: the row is marked ignored. The
 # composition root adds the services' own (a payment refunded or disputed before it granted).
 IGNORED: tuple[type[Exception], ...] = (Ignore,)
@@ -577,7 +581,7 @@ def _run_claimed(event: Event, spec: HandlerSpec | None, context: Context) -> st
         if current.status != EventStatus.PENDING:
             return current.status
         if spec is None:
-            outcome = EventStatus.IGNORED, f"no handler for {event.provider} {event.type}"
+            outcome = EventStatus.IGNORED, f"{NO_HANDLER} {event.provider} {event.type}"
         elif outcome is None:
             spec.fn(event, context, *prepared)  # an IGNORED it raises rolls its writes back (see `process`)
             outcome = EventStatus.PROCESSED, None

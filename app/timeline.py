@@ -6,7 +6,9 @@ from datetime import datetime
 
 from app.clock import iso
 from app.db import transaction
+from app.inbox import NO_HANDLER
 from app.models import Event, EventStatus, JoinQuery, LedgerEntry, User
+from app.stripe.prices import operator_amount
 from app.users import find_user
 
 PAYMENT_SOURCES = ("telegram", "stripe")
@@ -16,8 +18,6 @@ WAYS_IN = {
     "promo": "{what} from promo code {code} (via {via})",
     "gift": "{what} received as a gift (code {code})",
 }
-# Currencies Stripe counts in whole units (https://docs.stripe.com/currencies#zero-decimal).
-ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
 
 # Ledger actions and the kind of timeline line each one is.
 KINDS = {
@@ -87,7 +87,8 @@ _OWN_LINES = ("chat_join_query",)
 
 
 def _event_lines(user: User) -> list[Line]:
-    """The user's chat access and every delivery that did not end processed (a payment that failed its checks, say)."""
+    """The user's chat access and every delivery that did not end processed (a payment that failed its checks, say),
+    but for those of a type the service does not handle."""
     lines = []
     for event in Event.select().where(Event.subject == user.telegram_id).order_by(Event.id):
         chat = ACCESS_TYPES.get(event.type)
@@ -95,6 +96,8 @@ def _event_lines(user: User) -> list[Line]:
             continue
         if chat is None and (event.status == EventStatus.PROCESSED or event.provider == "access"):
             continue  # its grant, refund or message has a line of its own; the rest of access is bookkeeping
+        if event.status == EventStatus.IGNORED and (event.error or "").startswith(NO_HANDLER):
+            continue  # a type the service does not handle (Stripe's `charge.succeeded` beside a checkout): `events list` has it
         if chat is not None:
             where = (event.payload or {}).get("chat") or ((event.payload or {}).get("chat_join_request") or {}).get("chat", {}).get("id")
             summary = f"chat {chat} {where}: {event.status}" + (f" ({event.error})" if event.error else "")
@@ -171,7 +174,7 @@ def _summary(action: str, kind: str, row: LedgerEntry, detail: dict) -> str:
     what = row.entitlement or "nothing yet"
     span = _span(detail)
     if kind == "payment":
-        paid = _amount(detail)
+        paid = _amount(detail, row.source)
         return f"paid {paid + ' ' if paid else ''}via {row.source} → {what} {span}".rstrip()
     if kind == "grant" and row.source in WAYS_IN:
         return f"{WAYS_IN[row.source].format(what=what, code=detail.get('code', ''), via=detail.get('actor', ''))} {span}".rstrip()
@@ -183,14 +186,14 @@ def _summary(action: str, kind: str, row: LedgerEntry, detail: dict) -> str:
         return f"{what} revoked ({detail.get('reason', 'no reason')}, by {detail.get('actor', row.source)})"
     if kind == "refund":
         share = "partial refund" if action == "partial_refund" else "refund"
-        amount = _amount(detail)
+        amount = _amount(detail, row.source, "amount_refunded" if "amount_refunded" in detail else "amount")
         return f"{share}{' of ' + amount if amount else ''} via {row.source}; {detail.get('revoked', 0)} grant(s) revoked"
     if kind == "dispute":
         return f"disputed via {row.source}; {detail.get('revoked', 0)} grant(s) revoked"
     if kind == "payment_failed":
         return f"payment failed via {row.source}"
     if kind == "gift":
-        paid = _amount(detail)
+        paid = _amount(detail, row.source)
         return f"bought a gift of {detail.get('plan')}{' for ' + paid if paid else ''} via {row.source}"
     if kind == "message":
         text = " ".join(str(detail.get("text", "")).split())
@@ -198,14 +201,17 @@ def _summary(action: str, kind: str, row: LedgerEntry, detail: dict) -> str:
     return f"{action} via {row.source}"
 
 
-def _amount(detail: dict) -> str:
-    amount = detail.get("amount", detail.get("amount_total"))
-    if amount is None:
+def _amount(detail: dict, source: str, key: str = "amount") -> str:
+    """An amount as the ledger keeps it, in the currency's major unit: `75 XTR`, `4.99 EUR`, `500 JPY`; empty when unknown."""
+    amount = detail.get(key)
+    if not isinstance(amount, int) or isinstance(amount, bool):
         return ""
-    currency = str(detail.get("currency") or "").upper()
-    if currency and currency != "XTR" and currency not in ZERO_DECIMAL:
-        return f"{int(amount) / 100:.2f} {currency}"  # Stripe amounts are in the currency's minor unit
-    return f"{amount} {currency or 'XTR'}"
+    currency = str(detail.get("currency") or ("XTR" if source == "telegram" else "")).upper()
+    if not currency:
+        return ""  # a card amount without its currency cannot be read (cents or yen?)
+    if currency == "XTR":
+        return f"{amount} XTR"  # Stars are whole
+    return operator_amount(amount, currency)  # Stripe's, in the currency's minor unit (cents; yen are whole)
 
 
 def _span(detail: dict) -> str:

@@ -9,6 +9,7 @@ import typer
 
 from app.plans import Catalogue, PlanError
 from app.stripe.client import NotConfigured, client_for, key_livemode
+from app.stripe.prices import operator_amount
 from simulate import stripe_events as events
 from app.stripe.checkout import app_url, success_url
 from app.stripe.customers import METADATA_KEY
@@ -66,7 +67,7 @@ def refund(
         return
     amount = None
     if result.refund_id:
-        amount = f"{result.amount / 100:.2f} {result.currency.upper()}" if result.amount is not None and result.currency else "in full"
+        amount = operator_amount(result.amount, result.currency) if result.amount is not None and result.currency else "in full"
         amount = f"{result.refund_id}, {amount}"
     report_refund(result.payment_intent, result.grant.user.telegram_id, refunded_now=amount, already_refunded=result.already_refunded,
                   revoked=result.revoked, renewal_canceled=result.renewal_canceled, problems=result.errors, provider="Stripe",

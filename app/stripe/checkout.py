@@ -18,7 +18,7 @@ from app.plans import Catalogue, Plan
 from app.stripe import SOURCE, CannotFulfil, NothingToDo
 from app.stripe.client import client_for, plain
 from app.stripe.customers import METADATA_KEY, ensure_customer, link_customer, user_for_customer
-from app.stripe.objects import expandable_id, payer_of
+from app.stripe.objects import charged, expandable_id, payer_of
 from app.stripe.subscriptions import PaidInvoice, fetch_paid_invoice, grant_paid_invoice
 from app.users import ensure_user, lock_user
 
@@ -196,7 +196,7 @@ def _open_gift(paid: PaidSession, user: User, reference: str) -> Fulfilment:
     session, plan = paid.session, paid.plan
     if entitlements.was_reversed(SOURCE, reference):
         raise entitlements.PaymentReversed(f"payment {reference} was refunded before the gift was opened")
-    detail = {"checkout_session": session["id"], "amount": session.get("amount_total"), "currency": session.get("currency")}
+    detail = {"checkout_session": session["id"], **charged(session, "amount_total")}
     gift, created = gifts.record_purchase(user, plan, SOURCE, reference, detail)
     if created:
         metrics.count_stripe_payment(session.get("amount_total"), session.get("currency"))
@@ -233,7 +233,7 @@ def apply_session(paid: PaidSession) -> Fulfilment:
                 reference=reference,
                 days=plan.days,
                 plan=plan.key,
-                detail={"checkout_session": session["id"]},
+                detail={"checkout_session": session["id"], **charged(session, "amount_total")},
                 locked=True,
             )
             if result.created:

@@ -137,7 +137,10 @@ def charge_refunded(event: Event, context: Context) -> None:
     """Revoke what a fully refunded payment granted, or keep it from ever granting; a partial refund keeps the grant."""
     charge = _object(event)
     reference = expandable_id(charge.get("payment_intent")) or charge["id"]
-    detail = {"charge": charge["id"], "amount": charge.get("amount"), "amount_refunded": charge.get("amount_refunded"), "event": event.external_id}
+    detail = {
+        "charge": charge["id"], "amount": charge.get("amount"), "amount_refunded": charge.get("amount_refunded"),
+        "currency": charge.get("currency"), "event": event.external_id,
+    }
     payer = _payer(charge)
     if not charge.get("refunded"):
         note_partial_refund(reference, detail, payer)

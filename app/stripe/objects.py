@@ -15,6 +15,7 @@ from app.text import ascii_int
 
 __all__ = [
     "METADATA_KEY",
+    "charged",
     "expandable_id",
     "invoice_payment_intent_id",
     "invoice_period_end",
@@ -145,3 +146,16 @@ def payer_of(obj: Any) -> int | None:
             value = ascii_int(text)
             return value if value is not None and 0 < value <= MAX_TELEGRAM_ID else None
     return None
+
+
+def charged(obj: Any, field: str) -> dict:
+    """`{"amount", "currency"}` an object charged: its integer `field` (`amount_total` of a Checkout Session,
+    `amount_paid` of an invoice) in the currency's minor unit, and its `currency` as Stripe writes it (`eur`);
+    empty when it names no such amount."""
+    obj = _plain(obj)
+    if not isinstance(obj, Mapping):
+        return {}
+    amount, currency = obj.get(field), obj.get("currency")
+    if not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(currency, str) or not currency:
+        return {}
+    return {"amount": amount, "currency": currency}

@@ -22,7 +22,7 @@ from babel.numbers import format_currency
 from app.config import Settings
 from app.stripe.client import describe_error, make_client, plain
 
-__all__ = ["CardPrice", "DEFAULT_LANGUAGE", "card_price", "language_tag_valid", "minor_units"]
+__all__ = ["CardPrice", "DEFAULT_LANGUAGE", "card_price", "language_tag_valid", "minor_units", "operator_amount"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ def minor_units(currency: str) -> int:
     if currency in ZERO_DECIMAL:
         return 0
     return 3 if currency in THREE_DECIMAL else 2
+
+
+def operator_amount(amount: int, currency: str) -> str:
+    """A Stripe amount (minor units) as the CLI shows it, in the currency's major unit: `4.99 EUR`, `500 JPY`, `1.250 KWD`."""
+    places = minor_units(currency)
+    return f"{Decimal(amount).scaleb(-places):.{places}f} {currency.upper()}"
 
 
 def language_tag_valid(tag: str) -> bool:

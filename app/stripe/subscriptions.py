@@ -24,6 +24,7 @@ from app.stripe import SOURCE, CannotFulfil, NothingToDo
 from app.stripe.client import plain
 from app.stripe.customers import link_customer, user_for_customer
 from app.stripe.objects import (
+    charged,
     expandable_id,
     invoice_payment_intent_id,
     invoice_period_end,
@@ -137,7 +138,7 @@ def grant_paid_invoice(paid: PaidInvoice) -> GrantResult:
             until=from_timestamp(paid.period_end),
             plan=paid.plan.key,
             subscription_id=paid.subscription["id"],
-            detail={"invoice": paid.invoice["id"]},
+            detail={"invoice": paid.invoice["id"], **charged(paid.invoice, "amount_paid")},
         )
         if result.created:
             metrics.count_stripe_payment(paid.invoice.get("amount_paid"), paid.invoice.get("currency"))

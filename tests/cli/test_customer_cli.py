@@ -3,7 +3,23 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app import entitlements, users
+from app.models import Event
+from simulate.sandbox import Sandbox
+from tests.support.waiting import wait_for
+
+
+@pytest.fixture
+def sandboxed(env):
+    """`entitle sandbox`'s stand-ins, served in this process, with the test's environment pointed at them.
+
+    Ask for it before the app, the CLI or the settings, which read the environment when they are made.
+    """
+    with Sandbox() as box:
+        env.update(box.environment())
+        yield box
 
 
 def test_customer_show_lists_payments_grants_refunds_and_revocations_oldest_first(cli, database):
@@ -110,3 +126,31 @@ def test_a_long_message_in_the_timeline_is_cut_with_an_ellipsis(cli, database):
 
     [message] = [line for line in shown["timeline"] if line["kind"] == "message"]
     assert message["summary"].endswith("…") and len(message["summary"]) <= len("bot sent (confirmation): ") + 80
+
+
+def test_a_simulated_card_payment_shows_what_it_charged_and_not_the_events_no_handler_takes(sandboxed, cli, live_server, worker):
+    paid = cli("simulate", "stripe", "checkout", "--user-id", "6060", "--plan", "premium_week", "--url", live_server, "--json")
+    assert paid.exit_code == 0, paid.output
+    sent = json.loads(paid.stdout)
+    assert sent["sandbox"] is True and [e["type"] for e in sent["events"]] == ["charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"]
+    done = Event.select().where((Event.provider == "stripe") & (Event.status != "pending"))
+    wait_for(lambda: done.count() == 3, message="the three Stripe events handled")
+
+    # The events the service has no handler for are still in the inbox, found by the payer's id.
+    listed = json.loads(cli("events", "list", "--user", "6060", "--json").stdout)
+    assert {row["type"]: row["status"] for row in listed if row["provider"] == "stripe"} == {
+        "charge.succeeded": "ignored", "payment_intent.succeeded": "ignored", "checkout.session.completed": "processed",
+    }
+
+    shown = json.loads(cli("customer", "show", "6060", "--json").stdout)
+    [payment] = [line for line in shown["timeline"] if line["kind"] == "payment"]
+    assert payment["reference"] == sent["payment_intent"]
+    assert payment["summary"].startswith("paid 5.00 USD via stripe → premium ")
+    assert (payment["detail"]["amount"], payment["detail"]["currency"]) == (500, "usd")
+    assert [line["summary"] for line in shown["timeline"] if line["kind"] == "event"] == []
+
+    human = cli("customer", "show", "6060")
+    assert human.exit_code == 0, human.output
+    text = " ".join(human.stdout.split())
+    assert "paid 5.00 USD via stripe → premium" in text
+    assert "no handler" not in text and "charge.succeeded" not in text and "payment_intent.succeeded" not in text

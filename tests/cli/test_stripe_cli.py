@@ -8,7 +8,7 @@ import pytest
 from app import users
 from app.models import Event, Grant, LedgerEntry
 from tests.support.metrics import sample
-from tests.support.stripe import SECRET_KEY, WEBHOOK_SECRET, buy, stripe_env
+from tests.support.stripe import PRICES, SECRET_KEY, WEBHOOK_SECRET, buy, stripe_env
 from tests.support.waiting import wait_for
 
 USER = 42
@@ -52,6 +52,42 @@ def test_refund_creates_the_refund_and_revokes_the_grant(cli, paid, stripe_api):
 
     [row] = json.loads(cli("entitlements", "list", "--user", str(USER), "--json").stdout)
     assert not row["active"] and row["revoked_at"]
+
+
+@pytest.mark.parametrize(
+    "amount, currency, shown",
+    [(499, "eur", "4.99 EUR"), (500, "jpy", "500 JPY"), (1250, "kwd", "1.250 KWD")],  # two decimals, zero-decimal, three
+)
+def test_customer_show_says_what_a_checkout_charged_in_the_currencys_unit_and_refund_says_it_too(
+    cli, client, app, stripe_api, amount, currency, shown
+):
+    stripe_api.put_price(price_id=PRICES["premium_week"], unit_amount=amount, currency=currency, interval=None)
+    users.ensure_user(USER)
+    session = buy(client, app, stripe_api, USER)
+    assert (session["amount_total"], session["currency"]) == (amount, currency)
+
+    timeline = json.loads(cli("customer", "show", str(USER), "--json").stdout)["timeline"]
+    [payment] = [line for line in timeline if line["kind"] == "payment"]
+    assert payment["summary"].startswith(f"paid {shown} via stripe → premium ")
+    assert (payment["detail"]["amount"], payment["detail"]["currency"]) == (amount, currency)
+
+    refunded = cli("refund", "stripe", session["payment_intent"])
+    assert refunded.exit_code == 0, refunded.output
+    assert shown in " ".join(refunded.stdout.split())
+    timeline = json.loads(cli("customer", "show", str(USER), "--json").stdout)["timeline"]
+    [refund] = [line for line in timeline if line["kind"] == "refund"]
+    assert refund["summary"].startswith(f"refund of {shown} via stripe")
+
+
+def test_customer_show_says_what_a_subscriptions_first_invoice_charged(cli, client, app, stripe_api):
+    stripe_api.put_price(price_id=PRICES["premium_month"], unit_amount=499, currency="eur", interval="month")
+    users.ensure_user(USER)
+    session = buy(client, app, stripe_api, USER, plan="premium_month")
+
+    timeline = json.loads(cli("customer", "show", str(USER), "--json").stdout)["timeline"]
+    [payment] = [line for line in timeline if line["kind"] == "payment"]
+    assert payment["summary"].startswith("paid 4.99 EUR via stripe → premium ")
+    assert payment["detail"]["invoice"] == session["invoice"]
 
 
 def test_refund_json_names_the_refund_and_what_was_revoked(cli, paid, stripe_api):
