@@ -24,7 +24,10 @@ def show(
         fail(f"no user with Telegram id {telegram_id} is known here")
     holds = entitlements.summary(found.user)
     if as_json:
-        user = {**user_to_dict(found.user), "stripe_customer": found.user.stripe_customer_id}
+        # `stripe_customer` means what it means in `/api/session` and `/api/me` (a card billing portal can be opened);
+        # the operator gets the customer's id beside it.
+        customer_id = found.user.stripe_customer_id
+        user = {**user_to_dict(found.user), "stripe_customer": bool(customer_id), "stripe_customer_id": customer_id}
         print_json({"user": user, "entitlements": holds, "timeline": [line.to_dict() for line in found.lines]})
         return
     user = found.user

@@ -46,6 +46,8 @@ def test_customer_show_lists_payments_grants_refunds_and_revocations_oldest_firs
     assert summaries[1].startswith("paid 4.99 EUR via stripe → premium")
     assert "revoked (refund, by operator)" in summaries[2]
     assert [e["entitlement"] for e in shown["entitlements"]] == ["premium", "supporter"]
+    # As in /api/session and /api/me: whether the payer has a Stripe customer (this one never paid through Checkout).
+    assert shown["user"]["stripe_customer"] is False and shown["user"]["stripe_customer_id"] is None
 
     human = cli("customer", "show", "5150")
     assert human.exit_code == 0

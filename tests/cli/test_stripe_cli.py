@@ -8,7 +8,7 @@ import pytest
 from app import users
 from app.models import Event, Grant, LedgerEntry
 from tests.support.metrics import sample
-from tests.support.stripe import PRICES, SECRET_KEY, WEBHOOK_SECRET, buy, stripe_env
+from tests.support.stripe import PRICES, SECRET_KEY, WEBHOOK_SECRET, buy, stripe_env, token_for
 from tests.support.waiting import wait_for
 
 USER = 42
@@ -88,6 +88,15 @@ def test_customer_show_says_what_a_subscriptions_first_invoice_charged(cli, clie
     [payment] = [line for line in timeline if line["kind"] == "payment"]
     assert payment["summary"].startswith("paid 4.99 EUR via stripe → premium ")
     assert payment["detail"]["invoice"] == session["invoice"]
+
+
+def test_stripe_customer_means_the_same_in_customer_show_as_in_the_mini_app(cli, paid, client, app):
+    me = client.get("/api/me", headers=token_for(app, USER)).get_json()["user"]
+
+    shown = json.loads(cli("customer", "show", str(USER), "--json").stdout)["user"]
+
+    assert me["stripe_customer"] is True and shown["stripe_customer"] is True
+    assert shown["stripe_customer_id"] == paid["customer"] and paid["customer"].startswith("cus_")
 
 
 def test_refund_json_names_the_refund_and_what_was_revoked(cli, paid, stripe_api):
