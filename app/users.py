@@ -17,9 +17,13 @@ def find_user(telegram_id: int) -> User | None:
 
 
 def ensure_user(telegram_id: int, **profile) -> User:
-    """The user with this Telegram id, created if new and updated with any profile fields given."""
+    """The user with this Telegram id, created if new and updated with any profile fields given.
+
+    A field given as None is cleared (Telegram omits `last_name` and `username` when the user has
+    none: see `profile_from_telegram`); a field not given is left as it is.
+    """
     telegram_id = int(telegram_id)
-    values = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v is not None}
+    values = {k: v for k, v in profile.items() if k in PROFILE_FIELDS}
     user = find_user(telegram_id)
     if user is None:
         try:
@@ -47,7 +51,7 @@ def lock_user(
     first one stored wins); the caller has checked that no other user holds it.
     """
     telegram_id = int(telegram_id)
-    values = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v is not None}
+    values = {k: v for k, v in profile.items() if k in PROFILE_FIELDS}
     if not is_postgres():
         user = ensure_user(telegram_id, **values)
         if stripe_customer_id and not user.stripe_customer_id:
@@ -76,14 +80,24 @@ def lock_user(
 
 
 def profile_from_telegram(data: dict) -> dict:
-    """Profile fields from a Telegram `User` object, its text cleaned so any database stores it (see `app.text`)."""
-    return {
+    """Profile fields from a Telegram `User` object (an update's `from`, a Mini App initData's `user`), its text
+    cleaned so any database stores it (see `app.text`), for `ensure_user` / `lock_user`.
+
+    Such an object always carries the user's whole name: Telegram leaves `last_name` and `username` out
+    when the user has none, so their absence (or an empty string) is None here, which clears a stored
+    one. `language_code` is left out when absent (Telegram does not send it everywhere; the last one
+    known stays), and `is_premium` absent is False.
+    """
+    profile = {
         "first_name": _words(data.get("first_name")) or "",
-        "last_name": _words(data.get("last_name")),
-        "username": _words(data.get("username")),
-        "language_code": _words(data.get("language_code")),
+        "last_name": _words(data.get("last_name")) or None,
+        "username": _words(data.get("username")) or None,
         "is_premium": bool(data.get("is_premium", False)),
     }
+    language = _words(data.get("language_code"))
+    if language:
+        profile["language_code"] = language
+    return profile
 
 
 def _words(value) -> str | None:

@@ -76,6 +76,25 @@ def test_sign_in_creates_then_updates_the_user(client):
     assert (user.first_name, user.username, user.is_premium) == ("Ada", "countess", False)
 
 
+def test_a_last_name_or_username_a_newer_sign_in_leaves_out_is_cleared_and_the_language_kept(client, cli):
+    sign_in(client, signed())
+    # Telegram leaves optional fields out when the user has none (the user removed their last name and username).
+    newer = {key: value for key, value in USER.items() if key not in ("last_name", "username", "language_code")}
+
+    body = sign_in(client, signed(user=newer)).get_json()
+
+    assert body["user"] == {**USER, "last_name": None, "username": None, "stripe_customer": False}
+    user = users.find_user(USER["id"])
+    assert (user.first_name, user.last_name, user.username, user.language_code) == ("Ada", None, None, "en")
+    assert users.user_to_dict(user) == {key: value for key, value in body["user"].items() if key != "stripe_customer"}
+
+    # Sources that never carry a profile (an operator's grant here; a card payment, the backend API) leave it alone.
+    sign_in(client, signed())
+    assert cli("entitlements", "grant", str(USER["id"]), "premium").exit_code == 0
+    user = users.find_user(USER["id"])
+    assert (user.last_name, user.username) == ("Lovelace", "ada")
+
+
 def test_a_signed_name_with_nul_or_a_lone_surrogate_signs_in_with_the_name_cleaned(client):
     from urllib.parse import urlencode
 

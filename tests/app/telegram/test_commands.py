@@ -126,3 +126,19 @@ def test_a_user_who_blocked_the_bot_is_not_retried(client, worker, telegram_api)
 
     assert event.attempts == 1
     assert event.error == "bot was blocked by the user (403)"
+
+
+def test_an_update_without_a_last_name_or_username_clears_them_and_keeps_the_language(client, worker):
+    from app import users
+
+    run_command(client, 42, "/start")
+    assert (users.find_user(42).last_name, users.find_user(42).username) == ("User 42", "user42")
+    update = updates.command_update(42, "/status")
+    for key in ("last_name", "username", "language_code"):
+        del update["message"]["from"][key]  # as Telegram sends a user who has none (and a client that sends no language)
+
+    row = deliver(client, telegram_webhook(update))
+
+    assert row.status == "processed", row.error
+    user = users.find_user(42)
+    assert (user.first_name, user.last_name, user.username, user.language_code) == ("Test", None, None, "en")

@@ -168,6 +168,23 @@ def test_the_ledger_names_the_charge_amount_and_payer(client, worker, plans):
     assert entry.user.telegram_id == 42 and entry.user.username == "user42"
 
 
+def test_a_payment_whose_payer_has_no_last_name_or_username_now_clears_the_stored_ones(client, worker, plans):
+    from app import users
+
+    week = plans.get("premium_week")
+    pay(client, 42, week, "stx-named-1")
+    assert (users.find_user(42).last_name, users.find_user(42).username) == ("User 42", "user42")
+    update = payment_update(42, week, charge_id="stx-unnamed-2")
+    for key in ("last_name", "username"):
+        del update["message"]["from"][key]
+
+    row = deliver(client, telegram_webhook(update))
+
+    assert row.status == "processed", row.error
+    user = users.find_user(42)
+    assert (user.first_name, user.last_name, user.username, user.language_code) == ("Test", None, None, "en")
+
+
 def test_renewals_are_counted_apart_from_first_payments(client, worker, plans):
     month = plans.get("premium_month")
     expiry = int(time.time()) + 30 * DAY
