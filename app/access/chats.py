@@ -58,7 +58,8 @@ def take_share(settings: Settings, action: str, calls: int, to_chat: int | None,
     """Before a handler's Bot API calls: reserve their slot in the bot's budget (`calls` in all, one message to `to_chat`), or defer the event until it.
 
     Reserved at once for every call the handler makes, so a handler never stops half-way for want
-    of budget; the event (`caller`) comes back at its slot, goes without asking again, and decides
+    of budget; the event (`caller`) comes back at its slot, goes without a new reservation (once the
+    calls actually made leave room in the second: see `app/telegram/budget.py`), and decides
     again from what holds then.
     """
     wait = budget.for_settings(settings).wait_for(caller, to_chat, calls)

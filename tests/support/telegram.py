@@ -55,3 +55,14 @@ def wait_until_done(external_id: str, status: str = "processed") -> Event:
     """Wait for the worker to bring an event to `status`; returns the row."""
     wait_for(lambda: status_of(external_id) == status, message=f"event {external_id} {status}")
     return Event.get((Event.provider == "telegram") & (Event.external_id == external_id))
+
+
+def most_in_one_second(times: list[float]) -> int:
+    """The most of these times (seconds) that fall in any one second, as the Bot API stand-in counts its limits."""
+    times = sorted(times)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while times[first] <= at - 1:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
