@@ -145,7 +145,7 @@ def grant(
         if source in PAYMENT_SOURCES:
             wired.payment_granted(user, row, _payment_data(row, detail))
         end = facts.run_end(now, (starts_at, ends_at))
-        known = Known(facts.state, end is not None, None if end in (None, datetime.max) else end, facts.last_sequence)
+        known = Known(facts.state, end is not None, None if end in (None, datetime.max) else end, facts.last_sequence, source)
         wired.holding_changed(user.id, entitlement, now=now, locked_user=user, revoke_reason=None, known=known)
     metrics.entitlements_granted.labels(source=source).inc()
     return GrantResult(row, True, end)

@@ -90,6 +90,7 @@ class Known:
     holds: bool
     end: datetime | None  # None with `holds`: for good
     last_sequence: int
+    source: str | None = None  # the source of the grant the change made, so of the grant that changed last
 
 
 @dataclass

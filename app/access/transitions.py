@@ -70,6 +70,7 @@ def sync(
         if known is not None and locked_user is not None and now is not None:
             state, (holds, end) = known.state, (known.holds, known.end)
             sequence = _Sequence(user_id, known.last_sequence)
+            source = known.source
             if state is None:
                 state = EntitlementState(user=user_id, entitlement=entitlement, holding=False, ends_at=None, version=0)
         else:
@@ -85,19 +86,20 @@ def sync(
                 state = _new_state(user_id, entitlement, now)
             holds, end = _held_end(user_id, entitlement, now)
             sequence = _Sequence(user_id)
+            source = None
         written = []
         was_holding, previous_end = state.holding, state.ends_at
         if was_holding and previous_end is not None and previous_end <= now and (not holds or end != previous_end):
             # The run lapsed before the expiry job saw it: it ended then, whatever happens now.
             written.append(_write(user, entitlement, ENDED, _lapse_reason(user_id, entitlement, previous_end), None, previous_end, now,
-                                  sequence))
+                                  sequence, source))
             was_holding = False
         if not was_holding and holds:
-            written.append(_write(user, entitlement, STARTED, None, end, None, now, sequence))
+            written.append(_write(user, entitlement, STARTED, None, end, None, now, sequence, source))
         elif was_holding and holds and end != previous_end:
-            written.append(_write(user, entitlement, EXTENDED, None, end, previous_end, now, sequence))
+            written.append(_write(user, entitlement, EXTENDED, None, end, previous_end, now, sequence, source))
         elif was_holding and not holds:
-            written.append(_write(user, entitlement, ENDED, reason, None, previous_end, now, sequence))
+            written.append(_write(user, entitlement, ENDED, reason, None, previous_end, now, sequence, source))
         if written or (state.holding, state.ends_at) != (holds, end):
             _save_state(state, holds, end, now)
     return written
@@ -147,14 +149,14 @@ class _Sequence:
 
 def _write(
     user: User, entitlement: str, kind: str, reason: str | None, end: datetime | None, previous_end: datetime | None,
-    now: datetime, sequence: _Sequence,
+    now: datetime, sequence: _Sequence, source: str | None = None,
 ) -> EntitlementTransition:
     row = EntitlementTransition.create(
         user=user.id, entitlement=entitlement, kind=kind, reason=reason, ends_at=end, previous_end=previous_end,
         sequence=sequence.next(), at=now,
     )
     metrics.entitlement_transitions.labels(kind=kind).inc()
-    _announce(row, user)
+    _announce(row, user, source)
     catalogue = _catalogue()
     spec = catalogue.entitlement(entitlement) if catalogue is not None else None
     if catalogue is None or (spec is not None and spec.remind_days):
@@ -167,11 +169,15 @@ def _write(
     return row
 
 
-def _announce(row: EntitlementTransition, user: User) -> None:
-    """The operator's backend hears of the transition in this same transaction (`entitlement.started|extended|ended`)."""
+def _announce(row: EntitlementTransition, user: User, source: str | None = None) -> None:
+    """The operator's backend hears of the transition in this same transaction (`entitlement.started|extended|ended`).
+
+    `source`: the source of the grant that changed last, when the change knows it (a grant's own); else it is read.
+    """
     from app.webhooks import outbox
 
-    data = {"transition": row.id, "previous_expires_at": iso(row.previous_end), "source": _latest_source(user.id, row.entitlement)}
+    source = source if source is not None else _latest_source(user.id, row.entitlement)
+    data = {"transition": row.id, "previous_expires_at": iso(row.previous_end), "source": source}
     if row.kind == ENDED:
         data["reason"] = row.reason
     outbox.emit(f"entitlement.{row.kind}", user, data, entitlement=row.entitlement)
