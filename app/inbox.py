@@ -106,6 +106,12 @@ class Handlers:
             if spec.queue == queue and spec.transactional and spec.prepare is None
         )
 
+    def in_claim(self) -> frozenset[tuple[str, str]]:
+        """The (provider, type) kinds whose handler runs inside its claim's transaction (transactional, no `prepare`)."""
+        return frozenset(
+            (p, t) for p, table in self.tables.items() for t, spec in table.items() if spec.transactional and spec.prepare is None
+        )
+
     def on_queue(self, queue: str) -> tuple[frozenset[tuple[str, str]], bool]:
         """The (provider, type) kinds that select a queue's rows, and whether a row is inside them or outside.
 
@@ -355,25 +361,63 @@ def _claim(handlers: Handlers, event_id: int, generation: int | None, max_attemp
         return _Claim(event=event)
 
 
-def _claim_runnable(event_id: int, generation: int | None, max_attempts: int | None) -> Event | None:
-    """Inside the caller's transaction: count an attempt of a row this message may run and mark it started; None otherwise.
-
-    One `UPDATE … RETURNING` on PostgreSQL, which also takes the row's lock; SQLite's IMMEDIATE
-    transaction already holds the write lock, so there it is a read and an update.
-    """
+def _runnable(event_id: int, generation: int | None, max_attempts: int | None):
+    """SQL for "this row is one this message may run": pending, not started, of the message's generation, attempts left."""
     condition = (Event.id == event_id) & (Event.status == EventStatus.PENDING) & Event.started_at.is_null()
     if generation is not None:
         condition &= Event.dispatch == generation
     if max_attempts is not None:
         condition &= Event.attempts < max_attempts
+    return condition
+
+
+_in_claim_sql: dict[frozenset, peewee.Node] = {}
+
+
+def _in_claim(handlers: Handlers) -> peewee.Node:
+    """SQL for "the row is of a kind whose handler runs in its claim's transaction", built once per set of tables."""
+    kinds = handlers.in_claim()
+    found = _in_claim_sql.get(kinds)
+    if found is None:
+        by_provider: dict[str, list[str]] = {}
+        for provider, type_ in sorted(kinds):
+            by_provider.setdefault(provider, []).append(type_)
+        terms = [(Event.provider == provider) & Event.type.in_(types) for provider, types in by_provider.items()]
+        found = _in_claim_sql.setdefault(kinds, functools.reduce(operator.or_, terms) if terms else peewee.SQL("1 = 0"))
+    return found
+
+
+def _claim_runnable(event_id: int, generation: int | None, max_attempts: int | None, handlers: Handlers | None = None) -> Event | None:
+    """Inside the caller's transaction: count an attempt of a row this message may run and mark it started; None otherwise.
+
+    One `UPDATE … RETURNING` on PostgreSQL, which also takes the row's lock; SQLite's IMMEDIATE
+    transaction already holds the write lock, so there it is a read and an update. With `handlers`,
+    a row whose handler runs in this transaction (`Handlers.in_claim`) has its outcome written up
+    front, `processed`, so a handler that succeeds needs no statement after it: a failure or an
+    ignore rolls back to the savepoint taken after the claim and writes the row's outcome again
+    (`_failed`, `_finish`), before anyone else can see it. The row returned is as claimed (pending, started).
+    """
+    condition = _runnable(event_id, generation, max_attempts)
     now = utcnow()
     changes = {"attempts": Event.attempts + 1, "started_at": now}
+    if handlers is not None:
+        done, stamp = _in_claim(handlers), Event.processed_at.db_value(now)
+        changes.update(
+            status=peewee.Case(None, [(done, EventStatus.PROCESSED)], Event.status),
+            started_at=peewee.Case(None, [(done, None)], Event.started_at.db_value(now)),
+            processed_at=peewee.Case(None, [(done, stamp)], Event.processed_at),
+            updated_at=peewee.Case(None, [(done, stamp)], Event.updated_at),
+            error=peewee.Case(None, [(done, None)], Event.error),
+        )
     if is_postgres():
-        return next(iter(Event.update(**changes).where(condition).returning(*Event._meta.sorted_fields).objects(Event)), None)
-    event = Event.select().where(condition).first()
+        event = next(iter(Event.update(**changes).where(condition).returning(*Event._meta.sorted_fields).objects(Event)), None)
+    else:
+        event = Event.select().where(condition).first()
+        if event is not None:
+            Event.update(**changes).where(Event.id == event_id).execute()
+            event.attempts += 1
     if event is not None:
-        Event.update(**changes).where(Event.id == event_id).execute()
-        event.attempts, event.started_at = event.attempts + 1, now
+        event.status, event.started_at, event.processed_at = EventStatus.PENDING, now, None
     return event
 
 
@@ -406,7 +450,7 @@ def process(
     try:
         try:
             with transaction():
-                event = _claim_runnable(event_id, generation, max_attempts)
+                event = _claim_runnable(event_id, generation, max_attempts, handlers)
                 spec = handlers.spec(event.provider, event.type) if event is not None else None
                 if event is not None:
                     provider, attempts = event.provider, event.attempts
@@ -529,8 +573,10 @@ ATTEMPT = "entitle_attempt"
 def _run_in_claim(event: Event, spec: HandlerSpec, context: Context, last: bool) -> tuple[str, Exception | None]:
     """Run a transactional handler inside its claim's transaction; (the row's status, the exception to raise after the commit).
 
-    A handler that fails is rolled back to the savepoint taken after the claim, so its attempt stays
-    counted and the row stays locked while the failure is recorded: no copy runs it in between.
+    The claim wrote the row's outcome, `processed`, up front (`_claim_runnable`), so a handler that
+    succeeds needs no statement after it. A handler that fails is rolled back to the savepoint taken
+    after the claim, so its attempt stays counted and the row stays locked while the failure (or the
+    ignore) is written over that outcome: no copy runs it in between, and no one saw the outcome before.
     """
     database.execute_sql(f"SAVEPOINT {ATTEMPT}")
     mark = len(_effects.pending)
@@ -546,8 +592,7 @@ def _run_in_claim(event: Event, spec: HandlerSpec, context: Context, last: bool)
         del _effects.pending[mark:]
         status, failure = _failed(event.id, exc, last)
         return status, failure
-    _finish(event.id, EventStatus.PROCESSED, None)
-    return EventStatus.PROCESSED, None
+    return EventStatus.PROCESSED, None  # the claim wrote it (`_claim_runnable`)
 
 
 def _failed(event_id: int, exc: Exception, last: bool) -> tuple[str, Exception]:
@@ -555,7 +600,7 @@ def _failed(event_id: int, exc: Exception, last: bool) -> tuple[str, Exception]:
     permanent = isinstance(exc, PermanentError)
     status = EventStatus.FAILED if (last or permanent) else EventStatus.PENDING
     Event.update(
-        status=status, error=describe_error(exc), updated_at=utcnow(), lease_until=None, started_at=None
+        status=status, error=describe_error(exc), updated_at=utcnow(), lease_until=None, started_at=None, processed_at=None
     ).where(Event.id == event_id).execute()
     _log(event_id, "failed" if status == EventStatus.FAILED else "attempt_failed", describe_error(exc))
     if status == EventStatus.FAILED and not permanent:

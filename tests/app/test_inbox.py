@@ -258,6 +258,26 @@ def test_prepare_reads_outside_the_transaction_and_the_handler_writes_inside(dat
     assert Event.get(Event.external_id == "evt-prep-2").error == "nothing upstream"
 
 
+def test_an_in_claim_handler_that_fails_leaves_no_outcome_the_claim_wrote_up_front(database):
+    """The claim of a handler that runs in its transaction writes the row `processed` up front; a failure or an ignore
+    writes over it under the same lock, so no one ever sees a failed attempt as processed."""
+    outcomes = iter([RuntimeError("not yet"), inbox.Ignore("nothing to do")])
+
+    def paid(event, context):
+        raise next(outcomes)
+
+    table = {"paid": inbox.handler(paid)}
+    inbox.record(PROVIDER, "evt-up-front", "paid", {"user": 7})
+    row = Event.get(Event.external_id == "evt-up-front")
+    with pytest.raises(RuntimeError):
+        process(table, row.id, max_attempts=5)
+    after = Event.get_by_id(row.id)
+    assert (after.status, after.attempts, after.processed_at, after.started_at) == ("pending", 1, None, None)
+    assert process(table, row.id, max_attempts=5) == "ignored"
+    after = Event.get_by_id(row.id)
+    assert (after.status, after.attempts, after.error) == ("ignored", 2, "nothing to do") and after.processed_at is not None
+
+
 def test_the_sweeper_finds_failed_handoffs_killed_attempts_and_lost_messages_but_not_a_waiting_backlog(database):
     from datetime import timedelta
 

@@ -22,15 +22,16 @@ AGGRESSIVE_SWEEPER = {"SWEEP_INTERVAL": "0.02", "SWEEP_AFTER": "0.01", "SWEEP_LO
 
 @pytest.fixture
 def runs():
-    """A `testpay` `doomed` handler that always fails, and a `testpay` `paid` one that succeeds; each run recorded."""
-    seen: list[tuple[str, str]] = []
+    """A `testpay` `doomed` handler that always fails, and a `testpay` `paid` one that succeeds; each run recorded
+    with the attempt its claim counted (read from the row in the run's own transaction)."""
+    seen: list[tuple[str, int]] = []
 
     def doomed(event, context):
-        seen.append((event.external_id, Event.get_by_id(event.id).status))
+        seen.append((event.external_id, Event.get_by_id(event.id).attempts))
         raise RuntimeError("can never succeed")
 
     def paid(event, context):
-        seen.append((event.external_id, Event.get_by_id(event.id).status))
+        seen.append((event.external_id, Event.get_by_id(event.id).attempts))
 
     return seen, {"doomed": inbox.handler(doomed), "paid": inbox.handler(paid)}
 
@@ -69,6 +70,7 @@ def test_copies_and_an_aggressive_sweeper_never_push_attempts_past_the_limit(agg
     worker = start_worker(aggressive_broker)
     try:
         wait_for(lambda: Event.get_by_id(event_id).status == "failed", timeout=30, message="the row failed")
+        ran_before_it_failed = len(runs)
         for _ in range(5):
             actor.send(event_id, Event.get_by_id(event_id).dispatch)  # copies arriving after it failed
         worker.join()
@@ -78,7 +80,9 @@ def test_copies_and_an_aggressive_sweeper_never_push_attempts_past_the_limit(agg
     event = Event.get_by_id(event_id)
     assert event.status == "failed" and "can never succeed" in event.error
     assert 1 <= len(runs) <= event.attempts <= 4, "every run is a counted attempt, and there are at most 4"
-    assert all(status == "pending" for _, status in runs), "no copy ran the row once it was failed"
+    counted = [attempt for _, attempt in runs]
+    assert counted == sorted(set(counted)) and max(counted) <= event.attempts, "each run counted an attempt of its own, in turn"
+    assert len(runs) == ran_before_it_failed, "no copy ran the row once it was failed"
 
 
 def test_a_message_of_an_older_generation_is_dropped_without_running_the_handler(broker, database, runs):
@@ -98,7 +102,7 @@ def test_a_message_of_an_older_generation_is_dropped_without_running_the_handler
         wait_for(lambda: Event.get_by_id(row.id).status == "processed", message="the current message processed")
     finally:
         worker.stop(timeout=5000)
-    assert runs == [("paid-1", "pending")] and Event.get_by_id(row.id).attempts == 1
+    assert runs == [("paid-1", 1)] and Event.get_by_id(row.id).attempts == 1
 
 
 def test_a_message_queued_before_the_upgrade_still_runs_its_row(broker, database, runs):
@@ -111,4 +115,4 @@ def test_a_message_queued_before_the_upgrade_still_runs_its_row(broker, database
         wait_for(lambda: Event.get_by_id(row.id).status == "processed", message="the old message processed")
     finally:
         worker.stop(timeout=5000)
-    assert runs == [("paid-2", "pending")]
+    assert runs == [("paid-2", 1)]
