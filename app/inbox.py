@@ -429,6 +429,7 @@ def process(
     final_attempt: bool = False,
     generation: int | None = None,
     max_attempts: int | None = None,
+    prepare_first: bool = False,
 ) -> str:
     """Run an event's handler (looked up in `handlers`, called with `context`) and record the outcome; returns the event's status afterwards.
 
@@ -442,7 +443,18 @@ def process(
     failure rolls the handler's writes back and is recorded (error, attempts) and re-raised so
     the broker retries, unless it was the last attempt or the handler says retrying cannot
     help, when the row is `failed`.
+
+    `prepare_first` (the message of a kind with `prepare` says so, see `Runtime.message_options`):
+    `prepare` runs before the claim, so the claim, the handler's writes and the row's outcome
+    commit in one transaction (`_process_prepared_first`).
     """
+    if prepare_first:
+        done = _process_prepared_first(
+            event_id, handlers=handlers, context=context, final_attempt=final_attempt, generation=generation,
+            max_attempts=max_attempts,
+        )
+        if done is not None:
+            return done
     started = time.perf_counter()
     _effects.pending = []
     _effects.context = context
@@ -507,6 +519,94 @@ def process(
     for other in batched:
         metrics.events_processed.labels(provider=other, result=EventStatus.PROCESSED).inc()
     return status
+
+
+def _process_prepared_first(
+    event_id: int, *, handlers: Handlers, context: Context, final_attempt: bool, generation: int | None,
+    max_attempts: int | None,
+) -> str | None:
+    """Run a row whose handler has a `prepare` (a read from another service) in one transaction; its status after.
+
+    The row is read, outside any transaction; when this message may run it, `prepare` runs (no
+    transaction is open while another service answers), then one transaction claims the row (the
+    attempt counted and the outcome written, under the row's lock, only if it is still pending, not
+    started, of this generation, with attempts left), runs the handler and commits. A `prepare` or
+    handler that fails leaves nothing of its transaction: the attempt is counted and the failure
+    recorded in a transaction of its own (`_claim_and_record`), which a copy that ran the row
+    meanwhile leaves alone. None: this path does not take the row (missing, running, stale, no
+    attempts left, moved on while `prepare` ran); `process` then decides as for any message.
+    """
+    event = Event.get_or_none(Event.id == event_id)
+    if event is not None and event.status in EventStatus.DONE:
+        return event.status  # a copy handled this row: the message is acknowledged as it is
+    spec = handlers.spec(event.provider, event.type) if event is not None else None
+    if not (
+        spec is not None and spec.transactional and spec.prepare is not None and event.status == EventStatus.PENDING
+        and event.started_at is None and (generation is None or generation == event.dispatch)
+        and (max_attempts is None or event.attempts < max_attempts)
+    ):
+        return None
+    started = time.perf_counter()
+    provider = event.provider
+    _effects.pending, _effects.context = [], context
+    try:
+        try:
+            prepared, outcome = spec.prepare(event, context), None
+        except IGNORED as reason:
+            prepared, outcome = None, (EventStatus.IGNORED, str(reason) or None)
+        with transaction():
+            status, detail = outcome or (EventStatus.PROCESSED, None)
+            now = utcnow()
+            claimed = Event.update(
+                attempts=Event.attempts + 1, status=status, processed_at=now, updated_at=now, lease_until=None,
+                started_at=None, error=detail,
+            ).where(_runnable(event_id, generation, max_attempts)).execute()
+            if not claimed:
+                _effects.pending = []
+                return None  # the row moved on while `prepare` ran
+            if outcome is None:
+                event.attempts += 1
+                spec.fn(event, context, prepared)  # its writes commit with the outcome written above
+    except Deferred as deferred:
+        _effects.pending = []
+        _defer(event_id, deferred, counted=False)
+        metrics.events_processed.labels(provider=provider, result="deferred").inc()
+        raise
+    except IGNORED as reason:
+        _effects.pending = []  # the handler's writes and the claim were rolled back
+        status = _claim_and_record(event_id, generation, max_attempts, final_attempt, reason)[0]
+    except Exception as exc:
+        _effects.pending = []
+        status, failure = _claim_and_record(event_id, generation, max_attempts, final_attempt, exc)
+        if failure is not None:
+            metrics.events_processed.labels(provider=provider, result=status).inc()
+            metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
+            raise failure
+    finally:
+        effects, _effects.pending, _effects.context = _effects.pending, None, None
+    _run_effects(effects)
+    metrics.events_processed.labels(provider=provider, result=status).inc()
+    metrics.event_processing_seconds.labels(provider=provider).observe(time.perf_counter() - started)
+    return status
+
+
+def _claim_and_record(
+    event_id: int, generation: int | None, max_attempts: int | None, final_attempt: bool, exc: Exception
+) -> tuple[str, Exception | None]:
+    """A prepared-first attempt failed (or was ignored) with nothing committed: count the attempt and record why.
+
+    (the row's status, the exception for the broker, None when there is nothing to retry). A row
+    that moved on meanwhile (a copy ran it) keeps its outcome.
+    """
+    with transaction():
+        event = _claim_runnable(event_id, generation, max_attempts)
+        if event is None:
+            return Event.select(Event.status).where(Event.id == event_id).scalar() or "missing", None
+        if isinstance(exc, IGNORED):
+            _finish(event_id, EventStatus.IGNORED, str(exc) or None)
+            return EventStatus.IGNORED, None
+        last = final_attempt or (max_attempts is not None and event.attempts >= max_attempts)
+        return _failed(event_id, exc, last)
 
 
 BACKLOG_AFTER = timedelta(milliseconds=100)
@@ -671,12 +771,12 @@ def _record_failure(event_id: int, provider: str, exc: Exception, last: bool, st
     return exc
 
 
-def _defer(event_id: int, deferred: Deferred) -> None:
-    """Give back the attempt a deferral took and mark the row due in `delay` seconds (the sweeper leaves it until then)."""
+def _defer(event_id: int, deferred: Deferred, *, counted: bool = True) -> None:
+    """Give back the attempt a deferral took (`counted`) and mark the row due in `delay` seconds (the sweeper leaves it until then)."""
     now = utcnow()
     with transaction():
         Event.update(
-            attempts=Event.attempts - 1, started_at=None, lease_until=None, updated_at=now,
+            attempts=Event.attempts - (1 if counted else 0), started_at=None, lease_until=None, updated_at=now,
             dispatched_at=now + timedelta(seconds=deferred.delay),
         ).where((Event.id == event_id) & (Event.status == EventStatus.PENDING)).execute()
         _log(event_id, "deferred", str(deferred))

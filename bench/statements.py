@@ -148,10 +148,12 @@ def _measure(client, runtime, counter, paid, sql, Event) -> dict:
     after, calls_after = counter.snapshot(), _calls(sql) if sql else 0
     webhook = _per(before, after, len(paid)) | ({"pg_stat_statements": (calls_after - calls_before) / len(paid)} if sql else {})
     # This phase's payments only (not the thank-you messages an earlier phase wrote).
-    rows = [(e.id, e.dispatch) for e in Event.select(Event.id, Event.dispatch)
+    # Each with what its message carries (`Runtime.message_options`), as the actor is handed it.
+    rows = [(e.id, e.dispatch, runtime.message_options(e.provider, e.type))
+            for e in Event.select(Event.id, Event.dispatch, Event.provider, Event.type)
             .where((Event.status == "pending") & (Event.provider == paid[0].provider)).order_by(Event.id)]
     before, calls_before = counter.snapshot(), _calls(sql) if sql else 0
-    outcomes = [runtime.process(event_id, generation) for event_id, generation in rows]
+    outcomes = [runtime.process(event_id, generation, **options) for event_id, generation, options in rows]
     after, calls_after = counter.snapshot(), _calls(sql) if sql else 0
     assert outcomes == ["processed"] * len(rows), set(outcomes)
     payment = _per(before, after, len(rows)) | ({"pg_stat_statements": (calls_after - calls_before) / len(rows)} if sql else {})

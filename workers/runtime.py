@@ -143,11 +143,20 @@ class Runtime:
         self._send(event, generation)
         return True
 
+    def message_options(self, provider: str, type_: str) -> dict:
+        """What a row's message carries besides its id and generation: `prepare_first` for a kind with `prepare`.
+
+        Its worker then runs `prepare` before claiming the row, so claim and grant are one transaction
+        (`inbox.process`); a message without it (an older one, a deferred one) takes the row the usual way.
+        """
+        spec = self.handlers.spec(provider, type_)
+        return {"prepare_first": True} if spec is not None and spec.transactional and spec.prepare is not None else {}
+
     def _send(self, event: Event, generation: int) -> None:
         """Send a handed-off row's message to the actor of its queue; a failed send leaves the row to the sweeper (and raises)."""
         queue = self.handlers.queue_for(event.provider, event.type)
         try:
-            self.broker.get_actor(actor_name(queue)).send(event.id, generation)
+            self.broker.get_actor(actor_name(queue)).send(event.id, generation, **self.message_options(event.provider, event.type))
         except Exception as exc:
             inbox.dispatch_failed(event.id, generation, type(exc).__name__)
             raise
@@ -159,12 +168,12 @@ class Runtime:
         except Exception as exc:
             inbox.dispatch_failed(event_id, generation, type(exc).__name__)
 
-    def process(self, event_id: int, generation: int = 0) -> str:
-        """Run one attempt of an event, as an actor does for a message of this generation."""
+    def process(self, event_id: int, generation: int = 0, *, prepare_first: bool = False) -> str:
+        """Run one attempt of an event, as an actor does for a message of this generation (and `message_options`)."""
         with access_rules.using(self.catalogue_if_readable()):
             return inbox.process(
                 event_id, handlers=self.handlers, context=self.context, generation=generation,
-                max_attempts=self.settings.event_max_retries + 1,
+                max_attempts=self.settings.event_max_retries + 1, prepare_first=prepare_first,
             )
 
     def run_inline(self, event_id: int) -> str:
@@ -184,10 +193,10 @@ def declare_actors(runtime: Runtime) -> list[dramatiq.Actor]:
     settings = runtime.settings
 
     def consumer(queue: str):
-        def run(event_id: int, generation: int = 0) -> None:
+        def run(event_id: int, generation: int = 0, prepare_first: bool = False) -> None:
             # A message from before generations existed carries only the id: it is generation 0.
             try:
-                runtime.process(event_id, generation)
+                runtime.process(event_id, generation, prepare_first=prepare_first)
             except inbox.Deferred as deferred:
                 runtime.send_later(queue, event_id, generation, deferred.delay)
 

@@ -258,6 +258,55 @@ def test_prepare_reads_outside_the_transaction_and_the_handler_writes_inside(dat
     assert Event.get(Event.external_id == "evt-prep-2").error == "nothing upstream"
 
 
+def test_prepared_first_claims_and_writes_in_one_transaction_and_a_failure_is_retried_without_a_grant(database):
+    """A message that says its kind has `prepare` (`prepare_first`): the read runs before the claim, outside any transaction,
+    and the claim, the handler's writes and the row's outcome are one transaction. A read or a handler that fails leaves
+    nothing of that transaction but a counted attempt and its error; the row stays pending for the retry, and a copy of the
+    message after the grant changes nothing."""
+    from app.db import database as db
+
+    seen, failing = [], {"prepare": 1, "handler": 1}
+
+    def fetch(event, context):
+        seen.append(("prepare", db.in_transaction()))
+        if failing["prepare"]:
+            failing["prepare"] -= 1
+            raise RuntimeError("upstream down")
+        return {"user": event.payload["user"]}
+
+    def apply(event, context, fetched):
+        row = Event.get_by_id(event.id)  # inside this transaction the attempt is already counted
+        seen.append(("handler", db.in_transaction(), row.attempts))
+        user = users.ensure_user(fetched["user"])
+        entitlements.grant(user, "premium", source=PROVIDER, reference=event.external_id, days=3)
+        if failing["handler"]:
+            failing["handler"] -= 1
+            raise RuntimeError("the write failed after the grant")
+
+    table = {"prepared": inbox.handler(apply, prepare=fetch)}
+    inbox.record(PROVIDER, "evt-first", "prepared", {"user": 6})
+    row = Event.get(Event.external_id == "evt-first")
+
+    def left() -> Event:
+        return Event.get_by_id(row.id)
+
+    with pytest.raises(RuntimeError, match="upstream down"):
+        process(table, row.id, prepare_first=True, max_attempts=5)
+    assert (left().status, left().attempts, left().started_at, left().processed_at) == ("pending", 1, None, None)
+    assert "upstream down" in left().error and Grant.select().count() == 0
+
+    with pytest.raises(RuntimeError, match="after the grant"):
+        process(table, row.id, prepare_first=True, max_attempts=5)
+    assert (left().status, left().attempts, left().started_at) == ("pending", 2, None)
+    assert "after the grant" in left().error and Grant.select().count() == 0  # rolled back with its claim
+
+    assert process(table, row.id, prepare_first=True, max_attempts=5) == "processed"
+    assert process(table, row.id, prepare_first=True, max_attempts=5) == "processed"  # a copy of the message
+    assert seen == [("prepare", False), ("prepare", False), ("handler", True, 2), ("prepare", False), ("handler", True, 3)]
+    assert (left().status, left().attempts, left().error, left().started_at) == ("processed", 3, None, None)
+    assert Grant.select().where(Grant.reference == "evt-first").count() == 1
+
+
 def test_an_in_claim_handler_that_fails_leaves_no_outcome_the_claim_wrote_up_front(database):
     """The claim of a handler that runs in its transaction writes the row `processed` up front; a failure or an ignore
     writes over it under the same lock, so no one ever sees a failed attempt as processed."""
