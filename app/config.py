@@ -103,7 +103,7 @@ class Settings:
     api_rate_limit: int = 600  # requests per API key per minute on /api/v1; 0: no limit
     worker_queues: tuple[str, ...] = ()  # empty: every queue
     broker_timeout: float = 2.0
-    bot_api_rate: int = 25
+    bot_api_rate: int = 20
     bot_api_chat_rate: int = 1
 
     @property
@@ -251,7 +251,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         reconcile_interval=_number(env, "RECONCILE_INTERVAL", 900.0, float, 0),
         api_rate_limit=_number(env, "API_RATE_LIMIT", 600, minimum=0),
         broker_timeout=_number(env, "BROKER_TIMEOUT", 2.0, float, 0.05),
-        bot_api_rate=_number(env, "BOT_API_RATE", 25),
+        bot_api_rate=_number(env, "BOT_API_RATE", 20),
         bot_api_chat_rate=_number(env, "BOT_API_CHAT_RATE", 1),
         worker_queues=tuple(q.strip() for q in (get("WORKER_QUEUES") or "").split(",") if q.strip()),
     )

@@ -2,7 +2,9 @@
 
 Telegram's published limits (Bots FAQ, "My bot is hitting limits, how do I avoid this?"):
 no more than one message per second to one chat, about 30 messages per second in bulk, and
-20 a minute to one group. `BOT_API_RATE` (default 25, under the 30) paces every call that
+20 a minute to one group. `BOT_API_RATE` (default 20, a third under the 30: a call reaches Telegram
+some time after the budget lets it go, later under load, so calls let go a second apart can arrive
+closer together) paces every call that
 messages users or changes chat membership; `BOT_API_CHAT_RATE` (default 1) paces the messages
 to one chat. Bulk work (chat access, reminders) reserves its calls' slot before calling: the
 first in line goes at once, the rest are deferred exactly until their slot and, when they come
